@@ -1,0 +1,1 @@
+"""The edge controller: store, domain rules, runtime and CLI."""

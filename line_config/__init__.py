@@ -1,0 +1,1 @@
+"""Site and line configuration: pydantic models, YAML loading, example configs."""

@@ -1,0 +1,1 @@
+"""Hand-over to the cloud: manifests, signing, EPCIS export, outbox and push."""
