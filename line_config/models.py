@@ -101,6 +101,9 @@ class RandomCodeFormat(Strict):
     def _qr_has_a_url(self) -> RandomCodeFormat:
         if self.symbology == "qr" and self.url_base is None and self.resolver is None:
             raise ValueError("a QR code needs url_base (plain URL) or resolver (Digital Link)")
+        total = self.serial.length + (1 if self.serial.check_character else 0)
+        if (self.symbology == "datamatrix" or self.resolver is not None) and total > 20:
+            raise ValueError(f"a GS1 serial (AI 21) holds at most 20 characters, this one {total}")
         return self
 
 

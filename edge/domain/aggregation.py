@@ -1,0 +1,321 @@
+"""Aggregation: items into cases, cases onto pallets (invariant 3).
+
+A code has at most one parent, exactly one level above it; only COMMISSIONED codes are
+packed, only into an open container of the same batch, never past its capacity. A closed
+container changes only through rework (unpack, replace, reopen), each with a reason in the
+audit log, and never once it is in a shipment.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from edge.domain import audit, batches, events
+from edge.domain.errors import (
+    AggregationError,
+    AlreadyPacked,
+    ContainerClosed,
+    ContainerFull,
+    MixedBatch,
+    NotCommissioned,
+    ReasonRequired,
+    ShipmentError,
+    UnknownCode,
+    WrongLevel,
+)
+from edge.domain.lifecycle import LEVEL_NAME, State, transition
+from edge.store.database import Store, now_ms
+
+
+@dataclass(frozen=True)
+class CodeRow:
+    """The fields of a code the rules look at."""
+
+    id: int
+    serial: str
+    level: int
+    state: State
+    batch_id: int | None
+    parent_id: int | None
+
+    @property
+    def level_name(self) -> str:
+        return LEVEL_NAME[self.level]
+
+
+def code(conn: sqlite3.Connection, serial: str) -> CodeRow:
+    """The code with ``serial``, or :class:`UnknownCode`."""
+    row = conn.execute(
+        "SELECT id, serial, level, state, batch_id, parent_id FROM codes WHERE serial = ?",
+        (serial,),
+    ).fetchone()
+    if row is None:
+        raise UnknownCode(f"{serial[:60]!r} is not a code of this site")
+    return CodeRow(row[0], row[1], row[2], State(row[3]), row[4], row[5])
+
+
+def code_by_id(conn: sqlite3.Connection, code_id: int) -> CodeRow:
+    row = conn.execute(
+        "SELECT id, serial, level, state, batch_id, parent_id FROM codes WHERE id = ?",
+        (code_id,),
+    ).fetchone()
+    if row is None:
+        raise UnknownCode(f"no code #{code_id}")
+    return CodeRow(row[0], row[1], row[2], State(row[3]), row[4], row[5])
+
+
+@dataclass(frozen=True)
+class Container:
+    """A case or pallet code in its role as a container."""
+
+    code: CodeRow
+    capacity: int
+    child_count: int
+    status: str
+    partial_reason: str | None
+
+
+def container(conn: sqlite3.Connection, serial: str) -> Container | None:
+    """The container of ``serial``, or None if nothing was ever packed into it."""
+    c = code(conn, serial)
+    row = conn.execute(
+        "SELECT capacity, child_count, status, partial_reason FROM containers WHERE code_id = ?",
+        (c.id,),
+    ).fetchone()
+    return Container(c, row[0], row[1], row[2], row[3]) if row else None
+
+
+def _open_container(conn: sqlite3.Connection, parent: CodeRow) -> Container:
+    if parent.level == 0:
+        raise WrongLevel(f"{parent.serial} is an item code; items hold nothing")
+    if parent.state is not State.COMMISSIONED:
+        raise NotCommissioned(
+            f"{parent.level_name} {parent.serial} is {parent.state.name}; a container's own "
+            "code must be COMMISSIONED (printed and verified) before anything is packed in it"
+        )
+    row = conn.execute(
+        "SELECT capacity, child_count, status, partial_reason FROM containers WHERE code_id = ?",
+        (parent.id,),
+    ).fetchone()
+    if row is None:
+        if parent.batch_id is None:
+            raise AggregationError(f"{parent.serial} belongs to no batch")
+        batch = batches.get(conn, parent.batch_id)
+        capacity = batch.capacity(parent.level_name)  # type: ignore[arg-type]
+        conn.execute(
+            "INSERT INTO containers (code_id, level, capacity, child_count, status, opened_at) "
+            "VALUES (?, ?, ?, 0, 'open', ?)",
+            (parent.id, parent.level, capacity, now_ms()),
+        )
+        return Container(parent, capacity, 0, "open", None)
+    return Container(parent, row[0], row[1], row[2], row[3])
+
+
+def _not_shipping(conn: sqlite3.Connection, top: CodeRow) -> None:
+    """Refuse rework on anything shipped or waiting on a dock."""
+    node: CodeRow | None = top
+    while node is not None:
+        if node.state is State.ACTIVE:
+            raise ShipmentError(f"{node.serial} is shipped (ACTIVE); cancel the shipment first")
+        row = conn.execute(
+            "SELECT s.id FROM shipment_containers sc JOIN shipments s ON s.id = sc.shipment_id "
+            "WHERE sc.code_id = ? AND s.status = 'open'",
+            (node.id,),
+        ).fetchone()
+        if row is not None:
+            raise ShipmentError(
+                f"{node.serial} is on open shipment {row[0]}; remove it from the shipment first"
+            )
+        node = code_by_id(conn, node.parent_id) if node.parent_id is not None else None
+
+
+def pack(store: Store, container_serial: str, child_serials: list[str], *, operator: str,
+         close: bool = False) -> Container:
+    """Pack children into an open container; with ``close``, close it when it is full."""
+    if not child_serials:
+        raise AggregationError("nothing to pack")
+    if len(set(child_serials)) != len(child_serials):
+        raise AggregationError("the same code appears twice in one pack request")
+    with store.transaction() as conn:
+        parent = code(conn, container_serial)
+        box = _open_container(conn, parent)
+        if box.status != "open":
+            raise ContainerClosed(
+                f"{parent.level_name} {parent.serial} is closed; reopen it with a reason first"
+            )
+        if box.child_count + len(child_serials) > box.capacity:
+            raise ContainerFull(
+                f"{parent.level_name} {parent.serial} holds {box.child_count} of {box.capacity}; "
+                f"{len(child_serials)} more do not fit"
+            )
+        ids: list[int] = []
+        for serial in child_serials:
+            child = code(conn, serial)
+            if child.level != parent.level - 1:
+                raise WrongLevel(
+                    f"{child.level_name} {child.serial} cannot go into a {parent.level_name}: "
+                    "a child is exactly one level below its parent"
+                )
+            if child.state is not State.COMMISSIONED:
+                raise NotCommissioned(
+                    f"{child.level_name} {child.serial} is {child.state.name}; only COMMISSIONED "
+                    "codes are packed"
+                )
+            if child.parent_id is not None:
+                holder = code_by_id(conn, child.parent_id)
+                raise AlreadyPacked(f"{child.serial} is already in {holder.serial}")
+            if child.batch_id != parent.batch_id:
+                raise MixedBatch(
+                    f"{child.serial} is of batch {child.batch_id}, {parent.serial} of batch "
+                    f"{parent.batch_id}"
+                )
+            if child.level > 0:
+                inner = conn.execute(
+                    "SELECT status FROM containers WHERE code_id = ?", (child.id,)
+                ).fetchone()
+                if inner is None or inner[0] != "closed":
+                    raise AggregationError(f"case {child.serial} is not closed; close it first")
+            ids.append(child.id)
+        before = conn.total_changes
+        conn.executemany(
+            "UPDATE codes SET parent_id = ? WHERE id = ? AND parent_id IS NULL AND state = ?",
+            ((parent.id, i, int(State.COMMISSIONED)) for i in ids),
+        )
+        if conn.total_changes - before != len(ids):  # pragma: no cover - guarded above
+            raise AggregationError("a child changed while packing; nothing was packed")
+        count = box.child_count + len(ids)
+        status = "closed" if close and count == box.capacity else "open"
+        conn.execute(
+            "UPDATE containers SET child_count = ?, status = ?, closed_at = ? WHERE code_id = ?",
+            (count, status, now_ms() if status == "closed" else None, parent.id),
+        )
+        events.append(conn, "agg.pack", batch_id=parent.batch_id, code_id=parent.id,
+                      count=len(ids), closed=status == "closed")
+        audit.record(conn, operator, "agg.pack", parent.serial, count=len(ids),
+                     closed=status == "closed")
+        return Container(parent, box.capacity, count, status, None)
+
+
+def close(store: Store, container_serial: str, *, operator: str,
+          reason: str | None = None) -> Container:
+    """Close a container: full, or partial with a reason (e.g. end of batch)."""
+    with store.transaction() as conn:
+        box = container(conn, container_serial)
+        if box is None or box.child_count == 0:
+            raise AggregationError(f"{container_serial} holds nothing; an empty container "
+                                   "is not closed")
+        if box.status == "closed":
+            raise ContainerClosed(f"{container_serial} is already closed")
+        partial = box.child_count < box.capacity
+        if partial and not (reason and reason.strip()):
+            raise ReasonRequired(
+                f"{container_serial} holds {box.child_count} of {box.capacity}: closing it "
+                "partial needs a reason"
+            )
+        conn.execute(
+            "UPDATE containers SET status = 'closed', closed_at = ?, partial_reason = ? "
+            "WHERE code_id = ?",
+            (now_ms(), reason if partial else None, box.code.id),
+        )
+        events.append(conn, "agg.close", batch_id=box.code.batch_id, code_id=box.code.id,
+                      count=box.child_count, partial=partial)
+        audit.record(conn, operator, "agg.close", container_serial,
+                     reason=reason if partial else None, children=box.child_count)
+        return Container(box.code, box.capacity, box.child_count, "closed",
+                         reason if partial else None)
+
+
+def _reason(reason: str | None, what: str) -> str:
+    if not (reason and reason.strip()):
+        raise ReasonRequired(f"{what} is rework and needs a reason")
+    return reason.strip()
+
+
+def reopen(store: Store, container_serial: str, *, operator: str, reason: str | None) -> None:
+    """Reopen a closed container for rework."""
+    why = _reason(reason, "reopening a container")
+    with store.transaction() as conn:
+        box = container(conn, container_serial)
+        if box is None or box.status != "closed":
+            raise AggregationError(f"{container_serial} is not a closed container")
+        _not_shipping(conn, box.code)
+        conn.execute(
+            "UPDATE containers SET status = 'open', closed_at = NULL, partial_reason = NULL "
+            "WHERE code_id = ?",
+            (box.code.id,),
+        )
+        events.append(conn, "agg.reopen", batch_id=box.code.batch_id, code_id=box.code.id,
+                      reason=why)
+        audit.record(conn, operator, "agg.reopen", container_serial, reason=why)
+
+
+def unpack(store: Store, child_serial: str, *, operator: str, reason: str | None) -> str:
+    """Take a code out of its container (rework); a closed container is reopened by it."""
+    why = _reason(reason, "unpacking")
+    with store.transaction() as conn:
+        child = code(conn, child_serial)
+        if child.parent_id is None:
+            raise AggregationError(f"{child_serial} is not packed in anything")
+        parent = code_by_id(conn, child.parent_id)
+        _not_shipping(conn, parent)
+        conn.execute("UPDATE codes SET parent_id = NULL WHERE id = ?", (child.id,))
+        conn.execute(
+            "UPDATE containers SET child_count = child_count - 1, status = 'open', "
+            "closed_at = NULL, partial_reason = NULL WHERE code_id = ?",
+            (parent.id,),
+        )
+        events.append(conn, "agg.unpack", batch_id=parent.batch_id, code_id=child.id,
+                      container=parent.serial, reason=why)
+        audit.record(conn, operator, "agg.unpack", child_serial, reason=why,
+                     container=parent.serial)
+        return parent.serial
+
+
+def replace(store: Store, old_serial: str, new_serial: str, *, operator: str,
+            reason: str | None) -> str:
+    """Put ``new_serial`` in the place of ``old_serial`` in its container (rework)."""
+    why = _reason(reason, "replacing")
+    with store.transaction() as conn:
+        old = code(conn, old_serial)
+        new = code(conn, new_serial)
+        if old.parent_id is None:
+            raise AggregationError(f"{old_serial} is not packed in anything")
+        parent = code_by_id(conn, old.parent_id)
+        _not_shipping(conn, parent)
+        if new.level != old.level:
+            raise WrongLevel(f"{new_serial} is a {new.level_name}, {old_serial} a {old.level_name}")
+        if new.state is not State.COMMISSIONED:
+            raise NotCommissioned(f"{new_serial} is {new.state.name}; only COMMISSIONED codes "
+                                  "are packed")
+        if new.parent_id is not None:
+            raise AlreadyPacked(f"{new_serial} is already in {code_by_id(conn, new.parent_id).serial}")
+        if new.batch_id != parent.batch_id:
+            raise MixedBatch(f"{new_serial} is of batch {new.batch_id}, the container of batch "
+                             f"{parent.batch_id}")
+        conn.execute("UPDATE codes SET parent_id = NULL WHERE id = ?", (old.id,))
+        conn.execute("UPDATE codes SET parent_id = ? WHERE id = ?", (parent.id, new.id))
+        events.append(conn, "agg.replace", batch_id=parent.batch_id, code_id=new.id,
+                      old=old_serial, container=parent.serial, reason=why)
+        audit.record(conn, operator, "agg.replace", parent.serial, reason=why, old=old_serial,
+                     new=new_serial)
+        return parent.serial
+
+
+def decommission(store: Store, serial: str, *, operator: str, reason: str | None) -> None:
+    """Take a commissioned code out of circulation (sample, damage): DECOMMISSIONED."""
+    why = _reason(reason, "decommissioning")
+    with store.transaction() as conn:
+        c = code(conn, serial)
+        if c.parent_id is not None:
+            raise AggregationError(
+                f"{serial} is in {code_by_id(conn, c.parent_id).serial}; unpack it first"
+            )
+        row = conn.execute("SELECT child_count FROM containers WHERE code_id = ?",
+                           (c.id,)).fetchone()
+        if row is not None and row[0] > 0:
+            raise AggregationError(f"{serial} still holds {row[0]} codes; unpack them first")
+        _not_shipping(conn, c)
+        transition(conn, [c.id], State.COMMISSIONED, State.DECOMMISSIONED)
+        events.append(conn, "code.decommission", batch_id=c.batch_id, code_id=c.id, reason=why)
+        audit.record(conn, operator, "code.decommission", serial, reason=why)

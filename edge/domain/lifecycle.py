@@ -1,0 +1,179 @@
+"""The life of a code: its states and the only transitions allowed between them.
+
+Every change of a code's state goes through :func:`transition` (invariant 1's "never
+printed twice" and invariant 4's "only a shipment activates" are both statements about this
+table). A transition that finds a code in another state than expected refuses the whole
+operation, so the caller's transaction rolls back untouched.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from enum import IntEnum
+
+from edge.domain.errors import CodeAlreadyUsed, InvalidTransition, NotCommissioned
+from line_config.models import LEVELS, Level
+
+
+class State(IntEnum):
+    """A code's state; the integers are what the database stores."""
+
+    AVAILABLE = 0
+    RESERVED = 1
+    PRINTED = 2
+    COMMISSIONED = 3
+    ACTIVE = 4
+    REJECTED = 5
+    VOID = 6
+    DECOMMISSIONED = 7
+    REVOKED = 8
+
+
+class Reason(IntEnum):
+    """Why a code was rejected or voided; stored with the code."""
+
+    NO_READ = 1
+    MISREAD = 2
+    DUPLICATE = 3
+    UNKNOWN = 4
+    GRADE = 5
+    NO_VERDICT = 6
+    UNCONFIRMED = 10
+    PRINTER_RESET = 11
+    BATCH_FORCE_CLOSED = 12
+    OPERATOR = 13
+
+    @property
+    def label(self) -> str:
+        return self.name.lower().replace("_", "-")
+
+
+REJECT_REASONS = frozenset(
+    {Reason.NO_READ, Reason.MISREAD, Reason.DUPLICATE, Reason.UNKNOWN, Reason.GRADE,
+     Reason.NO_VERDICT, Reason.BATCH_FORCE_CLOSED}
+)
+VOID_REASONS = frozenset(
+    {Reason.UNCONFIRMED, Reason.PRINTER_RESET, Reason.BATCH_FORCE_CLOSED, Reason.OPERATOR}
+)
+
+ALLOWED: dict[State, frozenset[State]] = {
+    State.AVAILABLE: frozenset({State.RESERVED, State.REVOKED}),
+    State.RESERVED: frozenset({State.PRINTED, State.VOID}),
+    State.PRINTED: frozenset({State.COMMISSIONED, State.REJECTED}),
+    State.COMMISSIONED: frozenset({State.ACTIVE, State.DECOMMISSIONED}),
+    State.ACTIVE: frozenset({State.COMMISSIONED}),
+    State.REJECTED: frozenset(),
+    State.VOID: frozenset(),
+    State.DECOMMISSIONED: frozenset(),
+    State.REVOKED: frozenset(),
+}
+
+LEVEL_NUMBER: dict[Level, int] = {level: i for i, level in enumerate(LEVELS)}
+LEVEL_NAME: dict[int, Level] = dict(enumerate(LEVELS))
+
+
+def transition(
+    conn: sqlite3.Connection,
+    code_ids: Sequence[int],
+    source: State,
+    target: State,
+    *,
+    reason: Reason | None = None,
+    stamp: str | None = None,
+    at: int | None = None,
+    batch_id: int | None = None,
+    assign: dict[str, int] | None = None,
+) -> None:
+    """Move every code in ``code_ids`` from ``source`` to ``target``, or refuse them all.
+
+    ``stamp`` names a timestamp column (``printed_at`` or ``verified_at``) set to ``at``;
+    ``batch_id`` refuses codes of another batch; ``assign`` sets ``batch_id`` and
+    ``reservation_id`` on reservation. Must run inside a transaction; on refusal it raises
+    and the caller rolls back.
+    """
+    if target not in ALLOWED[source]:
+        raise InvalidTransition(f"a code cannot go from {source.name} to {target.name}")
+    if not code_ids:
+        return
+    sets = "state = ?"
+    if reason is not None:
+        sets += ", reason = ?"
+    if stamp is not None:
+        if stamp not in ("printed_at", "verified_at"):
+            raise ValueError(stamp)
+        sets += f", {stamp} = ?"
+    values: list[int] = [int(target)]
+    if reason is not None:
+        values.append(int(reason))
+    if stamp is not None:
+        values.append(int(at or 0))
+    for column, value in (assign or {}).items():
+        if column not in ("batch_id", "reservation_id"):
+            raise ValueError(column)
+        sets += f", {column} = ?"
+        values.append(value)
+    where = "id = ? AND state = ?"
+    guard: tuple[int, ...] = (int(source),)
+    if batch_id is not None:
+        where += " AND batch_id = ?"
+        guard = (int(source), batch_id)
+    before = conn.total_changes
+    conn.executemany(
+        f"UPDATE codes SET {sets} WHERE {where}",
+        ((*values, code_id, *guard) for code_id in code_ids),
+    )
+    changed = conn.total_changes - before
+    if changed != len(code_ids):
+        raise _refusal(conn, code_ids, source, target)
+
+
+def transition_tree(
+    conn: sqlite3.Connection, table: str, source: State, target: State
+) -> int:
+    """Move every code whose id is in temp table ``table`` from ``source`` to ``target``.
+
+    All or nothing, like :func:`transition`; returns how many codes moved.
+    """
+    if target not in ALLOWED[source]:
+        raise InvalidTransition(f"a code cannot go from {source.name} to {target.name}")
+    total = int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    conn.execute(
+        f"UPDATE codes SET state = ? WHERE id IN (SELECT id FROM {table}) AND state = ?",
+        (int(target), int(source)),
+    )
+    changed = int(conn.execute("SELECT changes()").fetchone()[0])
+    if changed != total:
+        ids = [
+            row[0]
+            for row in conn.execute(
+                f"SELECT c.id FROM codes c JOIN {table} t ON c.id = t.id WHERE c.state != ? "
+                "LIMIT 5",
+                (int(target),),
+            )
+        ]
+        raise _refusal(conn, ids, source, target)
+    return total
+
+
+def _refusal(
+    conn: sqlite3.Connection, code_ids: Sequence[int], source: State, target: State
+) -> InvalidTransition:
+    wrong: list[str] = []
+    for code_id in code_ids:
+        row = conn.execute("SELECT serial, state FROM codes WHERE id = ?", (code_id,)).fetchone()
+        if row is None:
+            wrong.append(f"#{code_id} (no such code)")
+        elif row[1] != source:
+            wrong.append(f"{row[0]} is {State(row[1]).name}")
+        if len(wrong) >= 5:
+            break
+    if not wrong:
+        wrong.append("a code appears twice in the request")
+    detail = "; ".join(wrong)
+    message = f"cannot make codes {target.name} (need {source.name}): {detail}"
+    if target is State.PRINTED or source is State.AVAILABLE:
+        return CodeAlreadyUsed(message)
+    if source is State.COMMISSIONED:
+        return NotCommissioned(message)
+    return InvalidTransition(message)

@@ -1,0 +1,175 @@
+"""Payloads: what is printed for a code at each level, and reading a scan back to its serial.
+
+Printed: a URL for QR (a GS1 Digital Link when the product has a GTIN for that level), a GS1
+element string for DataMatrix (AIs 01, 17, 10, 21), ``00`` + SSCC for pallets. Read back: a
+URL, a GS1 string with GS separators (with or without a symbology identifier), or a bare
+serial. GS1 parsing is biip's, not ours.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import biip
+from biip.gs1_messages import GS1Message
+
+from edge.domain.errors import InvalidPayload
+from edge.domain.serials import Scheme, SerialScheme, SsccScheme, scheme_for
+from line_config.models import LEVELS, Level, Line, Product, RandomCodeFormat, SsccFormat
+
+GS = "\x1d"
+MAX_PAYLOAD = 512
+
+
+@dataclass(frozen=True)
+class BatchLabel:
+    """What a payload may carry of its batch: lot and expiry."""
+
+    lot: str | None = None
+    expiry: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class ParsedCode:
+    """A scan reduced to what identifies it: the serial, and the level when it can be told."""
+
+    serial: str
+    level: Level | None
+    gtin: str | None = None
+
+
+class PayloadCodec:
+    """Renders and parses the payloads of one line, for the products of its site."""
+
+    def __init__(self, line: Line, products: list[Product]) -> None:
+        self.formats = {level: line.codes.for_level(level) for level in LEVELS}
+        self.schemes: dict[Level, Scheme] = {
+            level: scheme_for(fmt) for level, fmt in self.formats.items()
+        }
+        self._gtin_level: dict[str, Level] = {}
+        for product in products:
+            if product.gtin_item:
+                self._gtin_level[product.gtin_item] = "item"
+            if product.gtin_case:
+                self._gtin_level[product.gtin_case] = "case"
+
+    def render(
+        self, level: Level, serial: str, product: Product | None, label: BatchLabel
+    ) -> str:
+        """The payload printed for ``serial`` at ``level``."""
+        fmt = self.formats[level]
+        if isinstance(fmt, SsccFormat):
+            return "00" + serial
+        gtin = _gtin(product, level)
+        if fmt.symbology == "datamatrix":
+            if gtin is None:
+                raise InvalidPayload(f"GS1 DataMatrix at {level} level needs a GTIN")
+            out = "01" + gtin
+            if label.expiry is not None:
+                out += "17" + label.expiry.strftime("%y%m%d")
+            if label.lot:
+                out += "10" + label.lot + GS
+            return out + "21" + serial
+        return _qr_url(fmt, gtin, serial)
+
+    def parse(self, text: str) -> ParsedCode:
+        """The serial (and level, where it can be told) of what a reader or scanner returned."""
+        raw = text.strip("\r\n")
+        if not raw or len(raw) > MAX_PAYLOAD:
+            raise InvalidPayload(f"a payload has 1 to {MAX_PAYLOAD} characters, got {len(raw)}")
+        if raw.startswith(("http://", "https://", "HTTP://", "HTTPS://")):
+            return self._parse_url(raw)
+        if raw.startswith(("]d2", "]C1", "]Q3", "]e0")) or GS in raw:
+            return self._parse_gs1(raw)
+        if raw.isdigit() and len(raw) > 18 and raw[:2] in ("00", "01"):
+            return self._parse_gs1(raw)
+        return self._parse_bare(raw)
+
+    def _parse_url(self, raw: str) -> ParsedCode:
+        for level, fmt in self.formats.items():
+            if isinstance(fmt, RandomCodeFormat) and fmt.url_base and raw.startswith(fmt.url_base):
+                serial = raw[len(fmt.url_base) :].split("?", 1)[0].split("#", 1)[0]
+                return ParsedCode(self._checked(level, serial), level)
+        try:
+            result = biip.parse(raw)
+        except biip.ParseError as exc:
+            raise InvalidPayload(f"not a code of this line: {_show(raw)} ({exc})") from None
+        if result.gs1_digital_link_uri is None:
+            raise InvalidPayload(f"URL is neither a configured base nor a GS1 Digital Link: {_show(raw)}")
+        return self._from_message(result.gs1_digital_link_uri.as_gs1_message(), raw)
+
+    def _parse_gs1(self, raw: str) -> ParsedCode:
+        try:
+            result = biip.parse(raw)
+        except biip.ParseError as exc:
+            raise InvalidPayload(f"not a GS1 element string: {_show(raw)} ({exc})") from None
+        if result.gs1_message is None:
+            raise InvalidPayload(
+                f"not a GS1 element string: {_show(raw)} ({result.gs1_message_error})"
+            )
+        return self._from_message(result.gs1_message, raw)
+
+    def _from_message(self, message: GS1Message, raw: str) -> ParsedCode:
+        elements = message.element_strings
+        sscc = elements.get(ai="00")
+        if sscc is not None:
+            return ParsedCode(self._checked("pallet", sscc.value), "pallet")
+        gtin_es = elements.get(ai="01")
+        serial_es = elements.get(ai="21")
+        if gtin_es is None or serial_es is None:
+            raise InvalidPayload(f"GS1 data without SSCC or GTIN + serial: {_show(raw)}")
+        gtin = gtin_es.value
+        level = self._gtin_level.get(gtin)
+        if level is None:
+            raise InvalidPayload(f"GTIN {gtin} is not a product of this site")
+        return ParsedCode(self._checked(level, serial_es.value), level, gtin)
+
+    def _parse_bare(self, raw: str) -> ParsedCode:
+        fitting = [
+            level for level, scheme in self.schemes.items() if scheme.problem(raw) is None
+        ]
+        if not fitting:
+            reasons = {scheme.problem(raw) for scheme in self.schemes.values()}
+            raise InvalidPayload(f"not a serial of this line: {_show(raw)} ({'; '.join(sorted(r for r in reasons if r))})")
+        return ParsedCode(raw, fitting[0] if len(fitting) == 1 else None)
+
+    def _checked(self, level: Level, serial: str) -> str:
+        problem = self.schemes[level].problem(serial)
+        if problem is not None:
+            raise InvalidPayload(f"{level} serial {_show(serial)}: {problem}")
+        return serial
+
+
+def _gtin(product: Product | None, level: Level) -> str | None:
+    if product is None:
+        return None
+    if level == "item":
+        return product.gtin_item
+    if level == "case":
+        return product.gtin_case
+    return None
+
+
+def _qr_url(fmt: RandomCodeFormat, gtin: str | None, serial: str) -> str:
+    if gtin is not None and fmt.resolver is not None:
+        return f"{fmt.resolver.rstrip('/')}/01/{gtin}/21/{serial}"
+    if fmt.url_base is None:
+        raise InvalidPayload("QR without a GTIN needs url_base in the line's code format")
+    return fmt.url_base + serial
+
+
+def _show(text: str) -> str:
+    """A scan quoted safely for a message: control characters escaped, long ones cut."""
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    return repr(shown)
+
+
+__all__ = [
+    "GS",
+    "BatchLabel",
+    "ParsedCode",
+    "PayloadCodec",
+    "SerialScheme",
+    "SsccScheme",
+]

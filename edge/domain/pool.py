@@ -1,0 +1,316 @@
+"""The code pool: codes AVAILABLE to print, generated here or imported as code segments.
+
+Every serial ever seen by the site stays in ``codes`` (used, voided, revoked alike) behind a
+unique index, so a new or imported serial can never repeat an old one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.domain import audit, events
+from edge.domain.errors import DomainError, ImportRejected, InvalidPayload
+from edge.domain.lifecycle import LEVEL_NAME, LEVEL_NUMBER, State
+from edge.domain.payloads import MAX_PAYLOAD, PayloadCodec
+from edge.domain.serials import SerialScheme, SsccScheme
+from edge.store.database import Store, now_ms
+from line_config.models import Level, Line, Product
+
+CHUNK = 20_000
+Progress = Callable[[int], None]
+"""Called with the number of codes just handled, for progress bars."""
+
+
+def _no_progress(_: int) -> None:
+    return None
+
+
+def _new_segment(
+    conn: sqlite3.Connection, line_id: str, level: Level, source: str, origin: str
+) -> int:
+    cursor = conn.execute(
+        "INSERT INTO segments (line_id, level, source, origin, created_at, count) "
+        "VALUES (?, ?, ?, ?, ?, 0)",
+        (line_id, LEVEL_NUMBER[level], source, origin, now_ms()),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def _insert_new(conn: sqlite3.Connection, serials: list[str], level: int, segment: int) -> int:
+    """Insert serials not seen before (sorted, for B-tree locality); returns how many."""
+    serials.sort()
+    before = conn.total_changes
+    conn.executemany(
+        "INSERT INTO codes (serial, level, state, segment_id) VALUES (?, ?, 0, ?) "
+        "ON CONFLICT(serial) DO NOTHING",
+        ((s, level, segment) for s in serials),
+    )
+    return conn.total_changes - before
+
+
+def generate(
+    store: Store,
+    line: Line,
+    level: Level,
+    count: int,
+    *,
+    operator: str,
+    progress: Progress = _no_progress,
+) -> int:
+    """Add ``count`` new codes for ``level`` of ``line`` to the pool; returns the segment id."""
+    if not 1 <= count <= 100_000_000:
+        raise DomainError(f"count must be between 1 and 100,000,000, got {count}")
+    fmt = line.codes.for_level(level)
+    level_no = LEVEL_NUMBER[level]
+    with store.transaction() as conn:
+        segment = _new_segment(conn, line.id, level, "generated", "")
+        if fmt.symbology == "sscc":
+            _generate_sscc(conn, SsccScheme.from_config(fmt), count, level_no, segment, progress)
+        else:
+            scheme = SerialScheme.from_config(fmt.serial)
+            remaining = count
+            while remaining:
+                batch = scheme.draw(min(remaining, CHUNK))
+                added = _insert_new(conn, batch, level_no, segment)
+                remaining -= added  # a collision with an old serial is simply drawn again
+                progress(added)
+        conn.execute("UPDATE segments SET count = ? WHERE id = ?", (count, segment))
+        events.append(conn, "pool.generate", line_id=line.id, count=count, level=level,
+                      segment=segment)
+        audit.record(conn, operator, "pool.generate", f"{line.id}/{level}", count=count,
+                     segment=segment)
+    return segment
+
+
+def _generate_sscc(
+    conn: sqlite3.Connection, scheme: SsccScheme, count: int, level: int, segment: int,
+    progress: Progress,
+) -> None:
+    name = f"sscc:{scheme.extension_digit}{scheme.company_prefix}"
+    row = conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+    start = int(row[0]) if row else 0
+    if start + count > scheme.capacity:
+        raise DomainError(
+            f"company prefix {scheme.company_prefix} has room for {scheme.capacity:,} SSCCs; "
+            f"{start:,} are used and {count:,} more were asked for"
+        )
+    serials = [scheme.make(ref) for ref in range(start, start + count)]
+    added = _insert_new(conn, serials, level, segment)
+    if added != count:
+        raise DomainError(
+            f"{count - added} SSCCs of the range starting at reference {start} already exist: "
+            "another system issued them; check the company prefix and extension digit"
+        )
+    conn.execute(
+        "INSERT INTO counters (name, value) VALUES (?, ?) "
+        "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        (name, start + count),
+    )
+    progress(count)
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One line of an import file that was not taken, and why."""
+
+    line_no: int
+    text: str
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    """What an import did: how many codes were added, and every line it refused."""
+
+    segment_id: int | None
+    imported: int
+    rejects: list[Reject] = field(default_factory=list)
+
+
+def _shown(text: str) -> str:
+    safe = text.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return safe if len(safe) <= 48 else safe[:45] + "..."
+
+
+def _entries(data: bytes, is_csv: bool) -> list[tuple[int, str]]:
+    """(line number, text) of every non-blank line, or of the serial column of a CSV."""
+    text = data.decode("utf-8", errors="surrogateescape")
+    if not is_csv:
+        return [
+            (n, line.strip())
+            for n, line in enumerate(text.splitlines(), start=1)
+            if line.strip() and not line.lstrip().startswith("#")
+        ]
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    column = 0
+    start = 0
+    if rows:
+        header = [cell.strip().lower() for cell in rows[0]]
+        for name in ("serial", "code", "payload", "url"):
+            if name in header:
+                column, start = header.index(name), 1
+                break
+    out: list[tuple[int, str]] = []
+    for n, row in enumerate(rows[start:], start=start + 1):
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        out.append((n, row[column].strip() if column < len(row) else ""))
+    return out
+
+
+def import_file(
+    store: Store,
+    line: Line,
+    products: list[Product],
+    level: Level,
+    path: Path,
+    *,
+    operator: str,
+    max_rejects: int = 0,
+    progress: Progress = _no_progress,
+) -> ImportReport:
+    """Import a code-segment file: one serial or payload per line, or a CSV.
+
+    The file is taken whole or not at all: if more than ``max_rejects`` lines are refused
+    (malformed, foreign, duplicate in the file or already known), nothing is imported.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImportRejected(f"cannot read {path}: {exc.strerror or exc}") from None
+    is_csv = path.suffix.lower() == ".csv"
+    entries = _entries(data, is_csv)
+    codec = PayloadCodec(line, products)
+    scheme = codec.schemes[level]
+    rejects: list[Reject] = []
+    first_seen: dict[str, int] = {}
+    for line_no, text in entries:
+        reason = None
+        serial = text
+        if len(text) > MAX_PAYLOAD:
+            reason = f"{len(text)} characters is too long for a code"
+        elif any("\udc80" <= ch <= "\udcff" for ch in text):
+            reason = "not valid UTF-8"
+        elif "://" in text or "\x1d" in text or text.startswith("]"):
+            try:
+                parsed = codec.parse(text)
+            except InvalidPayload as exc:
+                reason = str(exc)
+            else:
+                serial = parsed.serial
+                if parsed.level not in (None, level):
+                    reason = f"a {parsed.level} code, not a {level} code"
+        else:
+            reason = scheme.problem(text)
+        if reason is None and serial in first_seen:
+            reason = f"repeats line {first_seen[serial]}"
+        if reason is not None:
+            rejects.append(Reject(line_no, _shown(text), reason))
+        else:
+            first_seen[serial] = line_no
+    if data and not data.endswith(b"\n") and entries and rejects and \
+            rejects[-1].line_no == entries[-1][0]:
+        raise ImportRejected(
+            f"{path.name} ends in the middle of line {entries[-1][0]}: the file looks "
+            "truncated; nothing was imported"
+        )
+    if not first_seen:
+        raise _refused(path, rejects, "no valid codes in the file")
+    if len(rejects) > max_rejects:
+        raise _refused(path, rejects, f"{len(rejects)} line(s) refused (allowed: {max_rejects})")
+    level_no = LEVEL_NUMBER[level]
+    serials = list(first_seen)
+    with store.transaction() as conn:
+        segment = _new_segment(conn, line.id, level, "imported", path.name)
+        imported = 0
+        for start in range(0, len(serials), CHUNK):
+            chunk = serials[start : start + CHUNK]
+            added = _insert_new(conn, chunk, level_no, segment)
+            if added != len(chunk):
+                for serial in _already_known(conn, chunk, segment):
+                    rejects.append(Reject(first_seen[serial], serial, "already known to this site"))
+            imported += added
+            progress(len(chunk))
+        if len(rejects) > max_rejects:
+            raise _refused(path, rejects, f"{len(rejects)} line(s) refused (allowed: {max_rejects})")
+        conn.execute("UPDATE segments SET count = ? WHERE id = ?", (imported, segment))
+        events.append(conn, "pool.import", line_id=line.id, count=imported, level=level,
+                      segment=segment, file=path.name, rejects=len(rejects))
+        audit.record(conn, operator, "pool.import", f"{line.id}/{level}", file=path.name,
+                     imported=imported, rejects=len(rejects), segment=segment)
+    rejects.sort(key=lambda r: r.line_no)
+    return ImportReport(segment, imported, rejects)
+
+
+def _already_known(conn: sqlite3.Connection, serials: list[str], segment: int) -> list[str]:
+    known: list[str] = []
+    for start in range(0, len(serials), 500):
+        part = serials[start : start + 500]
+        marks = ",".join("?" * len(part))
+        known.extend(
+            row[0]
+            for row in conn.execute(
+                f"SELECT serial FROM codes WHERE serial IN ({marks}) AND segment_id != ?",
+                (*part, segment),
+            )
+        )
+    return known
+
+
+def _refused(path: Path, rejects: list[Reject], why: str) -> ImportRejected:
+    rejects.sort(key=lambda r: r.line_no)
+    shown = "\n".join(f"  line {r.line_no}: {r.text}: {r.reason}" for r in rejects[:20])
+    more = f"\n  ... and {len(rejects) - 20} more" if len(rejects) > 20 else ""
+    message = f"{path.name}: {why}; nothing was imported\n{shown}{more}".rstrip()
+    return ImportRejected(message, rejects)
+
+
+@dataclass(frozen=True)
+class PoolLevelStats:
+    """Counts of one line's codes at one level, by state."""
+
+    line_id: str
+    level: Level
+    by_state: dict[str, int]
+    low_water: int
+
+    @property
+    def available(self) -> int:
+        return self.by_state.get(State.AVAILABLE.name, 0)
+
+    @property
+    def low(self) -> bool:
+        return self.available < self.low_water
+
+
+def stats(store: Store, lines: list[Line]) -> list[PoolLevelStats]:
+    """Per line and level: codes by state, and whether AVAILABLE is under the low-water mark."""
+    counts: dict[tuple[str, int], dict[str, int]] = {}
+    for line_id, level, state, n in store.read().execute(
+        "SELECT s.line_id, c.level, c.state, count(*) FROM codes c "
+        "JOIN segments s ON s.id = c.segment_id GROUP BY s.line_id, c.level, c.state"
+    ):
+        counts.setdefault((line_id, level), {})[State(state).name] = n
+    out = []
+    for line in lines:
+        for level_no, level in LEVEL_NAME.items():
+            out.append(
+                PoolLevelStats(line.id, level, counts.get((line.id, level_no), {}),
+                               line.pool.low_water)
+            )
+    return out
+
+
+def available_count(conn: sqlite3.Connection, line_id: str, level: Level) -> int:
+    """How many codes ``line_id`` can still reserve at ``level``."""
+    row = conn.execute(
+        "SELECT count(*) FROM codes WHERE state = 0 AND segment_id IN "
+        "(SELECT id FROM segments WHERE line_id = ? AND level = ?)",
+        (line_id, LEVEL_NUMBER[level]),
+    ).fetchone()
+    return int(row[0])

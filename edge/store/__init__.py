@@ -1,0 +1,1 @@
+"""The SQLite store: connection, transactions, versioned schema (see ``database``)."""

@@ -1,0 +1,186 @@
+"""The database schema, as an ordered list of migrations (``PRAGMA user_version``).
+
+Tables are created with sqlite-utils; partial indexes and the triggers that keep the event
+log, the audit log and issued outbox rows append-only are plain SQL. Codes are kept small
+(integer states, levels and timestamps; the serial stored once) to stay within ~150 bytes a
+code including indexes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import sqlite_utils
+
+
+def _v1_initial(db: sqlite_utils.Database) -> None:
+    db["segments"].create(
+        {
+            "id": int,
+            "line_id": str,
+            "level": int,
+            "source": str,  # generated | imported
+            "origin": str,  # file name of an import, or empty
+            "created_at": int,
+            "count": int,
+        },
+        pk="id",
+        not_null={"line_id", "level", "source", "created_at", "count"},
+    )
+    db["batches"].create(
+        {
+            "id": int,
+            "line_id": str,
+            "product_id": str,
+            "lot": str,
+            "expiry": str,
+            "planned_qty": int,
+            "items_per_case": int,
+            "cases_per_pallet": int,
+            "state": str,  # created | running | stopped | closed
+            "created_at": int,
+            "started_at": int,
+            "stopped_at": int,
+            "closed_at": int,
+            "close_reason": str,
+            "forced": int,
+        },
+        pk="id",
+        not_null={"line_id", "product_id", "lot", "state", "created_at"},
+    )
+    db["reservations"].create(
+        {"id": int, "batch_id": int, "station_id": str, "level": int, "count": int, "at": int},
+        pk="id",
+        not_null={"batch_id", "station_id", "level", "count", "at"},
+    )
+    db["codes"].create(
+        {
+            "id": int,
+            "serial": str,
+            "level": int,
+            "state": int,
+            "segment_id": int,
+            "batch_id": int,
+            "reservation_id": int,
+            "parent_id": int,
+            "reason": int,
+            "printed_at": int,
+            "verified_at": int,
+        },
+        pk="id",
+        not_null={"serial", "level", "state", "segment_id"},
+    )
+    db["codes"].create_index(["serial"], index_name="codes_serial", unique=True)
+    db.execute("CREATE INDEX codes_parent ON codes(parent_id) WHERE parent_id IS NOT NULL")
+    db.execute("CREATE INDEX codes_available ON codes(segment_id, id) WHERE state = 0")
+    db.execute(
+        "CREATE INDEX codes_batch ON codes(batch_id, level, state) WHERE batch_id IS NOT NULL"
+    )
+    db["containers"].create(
+        {
+            "code_id": int,
+            "level": int,
+            "capacity": int,
+            "child_count": int,
+            "status": str,  # open | closed
+            "partial_reason": str,
+            "opened_at": int,
+            "closed_at": int,
+        },
+        pk="code_id",
+        not_null={"level", "capacity", "child_count", "status", "opened_at"},
+    )
+    db["shipments"].create(
+        {
+            "id": int,
+            "distributor": str,
+            "region": str,
+            "status": str,  # open | confirmed | cancelled
+            "created_at": int,
+            "confirmed_at": int,
+            "cancelled_at": int,
+            "cancel_reason": str,
+            "code_count": int,
+        },
+        pk="id",
+        not_null={"distributor", "region", "status", "created_at"},
+    )
+    db.execute(
+        "CREATE TABLE shipment_containers (shipment_id INTEGER NOT NULL, "
+        "code_id INTEGER NOT NULL, PRIMARY KEY (shipment_id, code_id)) WITHOUT ROWID"
+    )
+    db.execute("CREATE INDEX shipment_containers_code ON shipment_containers(code_id)")
+    db["events"].create(
+        {
+            "id": int,
+            "at": int,
+            "kind": str,
+            "line_id": str,
+            "batch_id": int,
+            "code_id": int,
+            "shipment_id": int,
+            "count": int,
+            "detail": str,
+        },
+        pk="id",
+        not_null={"at", "kind"},
+    )
+    db.execute("CREATE INDEX events_code ON events(code_id) WHERE code_id IS NOT NULL")
+    db.execute("CREATE INDEX events_batch ON events(batch_id) WHERE batch_id IS NOT NULL")
+    db["audit"].create(
+        {
+            "id": int,
+            "at": int,
+            "operator": str,
+            "action": str,
+            "target": str,
+            "reason": str,
+            "detail": str,
+            "prev_hash": str,
+            "hash": str,
+        },
+        pk="id",
+        not_null={"at", "operator", "action", "target", "prev_hash", "hash"},
+    )
+    db.execute(
+        "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "manifest_id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, shipment_id INTEGER NOT NULL, "
+        "created_at INTEGER NOT NULL, acked_at INTEGER, attempts INTEGER NOT NULL DEFAULT 0, "
+        "last_attempt_at INTEGER, last_error TEXT)"
+    )
+    db["counters"].create({"name": str, "value": int}, pk="name", not_null={"value"})
+    for table in ("events", "audit"):
+        for op in ("UPDATE", "DELETE"):
+            db.execute(
+                f"CREATE TRIGGER {table}_append_only_{op.lower()} BEFORE {op} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+            )
+    db.execute(
+        "CREATE TRIGGER outbox_immutable BEFORE UPDATE OF manifest_id, kind, shipment_id, "
+        "created_at ON outbox BEGIN SELECT RAISE(ABORT, 'an issued manifest is immutable'); END"
+    )
+    db.execute(
+        "CREATE TRIGGER outbox_no_delete BEFORE DELETE ON outbox "
+        "BEGIN SELECT RAISE(ABORT, 'an issued manifest is never deleted'); END"
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to :data:`SCHEMA_VERSION`, one migration per transaction."""
+    db = sqlite_utils.Database(conn)
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            step(db)
+            conn.execute(f"PRAGMA user_version={number}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return SCHEMA_VERSION
