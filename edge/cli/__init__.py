@@ -1,0 +1,1 @@
+"""The ``codeline`` command line (typer + rich)."""

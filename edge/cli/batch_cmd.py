@@ -1,0 +1,141 @@
+"""``codeline batch``: create, start, stop, close, list and show batches; the batch report."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import typer
+from rich.table import Table
+
+from edge.cli.context import console, ctx_of, emit, ms_text
+from edge.domain import batches
+
+app = typer.Typer(help="Production batches.", no_args_is_help=True)
+
+
+def _date(text: str | None) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    product: str = typer.Option(..., "--product", help="product id from the config"),
+    lot: str = typer.Option(..., "--lot", help="lot number printed in GS1 codes (AI 10)"),
+    line: str | None = typer.Option(None, "--line"),
+    expiry: str | None = typer.Option(None, "--expiry", help="YYYY-MM-DD (default: shelf life)"),
+    planned: int | None = typer.Option(None, "--planned", min=1, help="planned item quantity"),
+) -> None:
+    """Create a batch of PRODUCT on a line."""
+    c = ctx_of(ctx)
+    target = c.line(line)
+    with c.store() as store:
+        batch = batches.create(store, c.config, target.id, product, lot, operator=c.operator,
+                               expiry=_date(expiry), planned_qty=planned)
+    console.print(f"created batch {batch.id}: {batch.product_id} lot {batch.lot} on "
+                  f"{batch.line_id}")
+
+
+@app.command("start")
+def start(ctx: typer.Context, batch_id: int = typer.Argument(..., min=1)) -> None:
+    """Start (or resume) a batch; one runs per line."""
+    c = ctx_of(ctx)
+    with c.store() as store:
+        batches.start(store, batch_id, operator=c.operator)
+    console.print(f"batch {batch_id} running")
+
+
+@app.command("stop")
+def stop(ctx: typer.Context, batch_id: int = typer.Argument(..., min=1)) -> None:
+    """Stop a running batch."""
+    c = ctx_of(ctx)
+    with c.store() as store:
+        batches.stop(store, batch_id, operator=c.operator)
+    console.print(f"batch {batch_id} stopped")
+
+
+@app.command("close")
+def close(
+    ctx: typer.Context,
+    batch_id: int = typer.Argument(..., min=1),
+    force: bool = typer.Option(False, "--force", help="close although counts do not reconcile"),
+    reason: str | None = typer.Option(None, "--reason", help="why (required with --force)"),
+) -> None:
+    """Close a stopped batch; refused unless its counts reconcile."""
+    c = ctx_of(ctx)
+    with c.store() as store:
+        rep = batches.close(store, batch_id, operator=c.operator, force=force, reason=reason)
+    console.print(f"batch {batch_id} closed" + (" (forced)" if force else "") +
+                  (", reconciled" if rep.reconciled else ""))
+
+
+def _batch_dict(b: batches.Batch) -> dict[str, object]:
+    return {"id": b.id, "line": b.line_id, "product": b.product_id, "lot": b.lot,
+            "expiry": b.expiry.isoformat() if b.expiry else None, "planned": b.planned_qty,
+            "items_per_case": b.items_per_case, "cases_per_pallet": b.cases_per_pallet,
+            "state": b.state, "created_at": b.created_at, "closed_at": b.closed_at,
+            "close_reason": b.close_reason, "forced": b.forced}
+
+
+@app.command("list")
+def list_(ctx: typer.Context, json: bool = typer.Option(False, "--json"),
+          line: str | None = typer.Option(None, "--line")) -> None:
+    """All batches, newest last."""
+    c = ctx_of(ctx)
+    with c.store() as store:
+        rows = batches.list_batches(store.read(), line)
+
+    def human() -> None:
+        table = Table("id", "line", "product", "lot", "expiry", "state", "created")
+        for b in rows:
+            table.add_row(str(b.id), b.line_id, b.product_id, b.lot,
+                          b.expiry.isoformat() if b.expiry else "-", b.state,
+                          ms_text(b.created_at))
+        console.print(table)
+
+    emit([_batch_dict(b) for b in rows], json, human)
+
+
+def show_report(ctx: typer.Context, batch_id: int, json: bool) -> None:
+    """Print a batch's figures and its reconciliation."""
+    c = ctx_of(ctx)
+    with c.store() as store:
+        rep = batches.report(store.read(), batch_id)
+
+    def human() -> None:
+        b = rep.batch
+        console.print(f"[bold]batch {b.id}[/bold] {b.product_id} lot {b.lot} on {b.line_id}: "
+                      f"{b.state}" + (f" (forced: {b.close_reason})" if b.forced else ""))
+        table = Table("level", "reserved", "in buffer", "void", "printed", "in transit",
+                      "commissioned", "rejected", "packed", "active")
+        for level, n in rep.levels.items():
+            table.add_row(level, *(f"{v:,}" for v in (
+                n.reserved, n.in_buffer, n.void, n.printed, n.in_transit, n.commissioned,
+                n.rejected, n.packed, n.active)))
+        console.print(table)
+        for level, n in rep.levels.items():
+            if n.rejected_by_reason:
+                reasons = ", ".join(f"{k} {v}" for k, v in sorted(n.rejected_by_reason.items()))
+                console.print(f"  {level} rejects: {reasons}")
+        if rep.reconciled:
+            console.print("[green]reconciled[/green]: reserved = printed + void + in buffer; "
+                          "printed = commissioned + rejected + in transit")
+        else:
+            console.print("[red]NOT reconciled[/red]")
+            for problem in rep.problems:
+                console.print(f"  {problem}")
+
+    emit({"batch": _batch_dict(rep.batch), "levels": rep.levels,
+          "reconciled": rep.reconciled, "problems": rep.problems}, json, human)
+
+
+@app.command("show")
+def show(ctx: typer.Context, batch_id: int = typer.Argument(..., min=1),
+         json: bool = typer.Option(False, "--json")) -> None:
+    """One batch with its figures and reconciliation."""
+    show_report(ctx, batch_id, json)

@@ -1,0 +1,142 @@
+"""What every command shares: where the database and config are, who the operator is, output."""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from edge.domain.errors import CodelineError, InvalidPayload
+from edge.domain.payloads import PayloadCodec
+from edge.store.database import Store
+from line_config.loading import load_config
+from line_config.models import Line, SiteConfig
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+class UsageProblem(CodelineError):
+    """The command line asks for something it did not say (a missing --config, say)."""
+
+
+@dataclass
+class Ctx:
+    """Global options, resolved lazily so that commands needing no config do not load one."""
+
+    db_option: Path | None
+    config_option: Path | None
+    operator: str
+
+    @cached_property
+    def config(self) -> SiteConfig:
+        if self.config_option is None:
+            raise UsageProblem(
+                "this command needs the site configuration: pass --config FILE "
+                "or set CODELINE_CONFIG"
+            )
+        return load_config(self.config_option)
+
+    @property
+    def has_config(self) -> bool:
+        return self.config_option is not None
+
+    @property
+    def db_path(self) -> Path:
+        if self.db_option is not None:
+            return self.db_option
+        if self.config_option is not None:
+            return Path(self.config.store.path)
+        return Path("codeline.db")
+
+    def store(self, *, create: bool = False) -> Store:
+        return Store(self.db_path, create=create)
+
+    def line(self, line_id: str | None) -> Line:
+        lines = self.config.lines
+        if line_id is None:
+            if len(lines) == 1:
+                return lines[0]
+            raise UsageProblem(
+                "the config has several lines: pass --line " + "|".join(x.id for x in lines)
+            )
+        try:
+            return self.config.line(line_id)
+        except KeyError:
+            raise UsageProblem(
+                f"no line {line_id!r} in the config; lines: {', '.join(x.id for x in lines)}"
+            ) from None
+
+    def serial_of(self, text: str) -> str:
+        """The serial a scanned payload or typed serial stands for."""
+        text = text.strip()
+        if not self.has_config:
+            return text
+        problems: list[str] = []
+        for line in self.config.lines:
+            try:
+                return PayloadCodec(line, self.config.products).parse(text).serial
+            except InvalidPayload as exc:
+                problems.append(str(exc))
+        raise InvalidPayload(problems[0] if len(problems) == 1 else "; ".join(problems))
+
+
+def ctx_of(typer_ctx: typer.Context) -> Ctx:
+    obj = typer_ctx.find_root().obj
+    assert isinstance(obj, Ctx)
+    return obj
+
+
+def default_operator() -> str:
+    try:
+        return os.environ.get("CODELINE_OPERATOR") or getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
+    """Print ``data`` as JSON for scripts, or call ``human`` to render it for people."""
+    if as_json:
+        sys.stdout.write(json.dumps(_plain(data), indent=2, ensure_ascii=False) + "\n")
+    else:
+        human()
+
+
+def ms_text(ms: int | None) -> str:
+    """A stored millisecond timestamp as local time text."""
+    if not ms:
+        return "-"
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class LevelChoice(str, Enum):
+    """A packaging level, as typed on the command line."""
+
+    item = "item"
+    case = "case"
+    pallet = "pallet"

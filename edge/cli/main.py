@@ -1,0 +1,159 @@
+"""The ``codeline`` command: operator commands over the store, config tools, the demo."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from edge.cli import agg_cmd, batch_cmd, config_cmd, demo, pool_cmd, ship_cmd
+from edge.cli.context import Ctx, console, ctx_of, default_operator, emit, err_console, ms_text
+from edge.domain import audit, inspection
+from edge.domain.errors import CodelineError, UnknownCode
+from edge.store.database import StoreError
+from line_config.loading import ConfigError
+
+app = typer.Typer(
+    name="codeline",
+    help="Controller of serialized coding lines: codes, batches, packing, shipments.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(pool_cmd.app, name="pool")
+app.add_typer(batch_cmd.app, name="batch")
+app.add_typer(agg_cmd.app, name="agg")
+app.add_typer(ship_cmd.app, name="ship")
+report_app = typer.Typer(help="Reports.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+app.add_typer(audit_app, name="audit")
+app.command("demo")(demo.demo)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    db: Path | None = typer.Option(None, "--db", envvar="CODELINE_DB",
+                                   help="database file (default: the config's store.path)"),
+    config: Path | None = typer.Option(None, "--config", "-c", envvar="CODELINE_CONFIG",
+                                       help="site configuration (YAML)"),
+    operator: str | None = typer.Option(None, "--operator", envvar="CODELINE_OPERATOR",
+                                        help="who is acting (default: the OS user)"),
+) -> None:
+    """Global options shared by every command."""
+    ctx.obj = Ctx(db_option=db, config_option=config, operator=operator or default_operator())
+
+
+@app.command("init")
+def init(ctx: typer.Context) -> None:
+    """Create the database (or bring its schema up to date)."""
+    c = ctx_of(ctx)
+    with c.store(create=True) as store:
+        version = store.schema_version()
+    console.print(f"database {c.db_path} ready (schema version {version})")
+
+
+@app.command("inspect")
+def inspect_(
+    ctx: typer.Context,
+    code: str = typer.Argument(..., help="serial or scanned payload"),
+    json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Everything about one code: state, history, parent, children, batch, shipment."""
+    c = ctx_of(ctx)
+    with c.store() as store:
+        try:
+            view = inspection.inspect(store.read(), code.strip())
+        except UnknownCode:
+            view = inspection.inspect(store.read(), c.serial_of(code))
+
+    def human() -> None:
+        console.print(f"[bold]{view.level} {view.serial}[/bold]: {view.state}"
+                      + (f" ({view.reason})" if view.reason else ""))
+        if view.batch:
+            b = view.batch
+            console.print(f"  batch {b['id']} {b['product']} lot {b['lot']} on {b['line']}")
+        if view.parent:
+            console.print(f"  in {view.parent}")
+        if view.container:
+            k = view.container
+            console.print(f"  holds {k['children']}/{k['capacity']} ({k['status']})")
+        for child in view.children:
+            console.print(f"    {child}")
+        if view.children_total > len(view.children):
+            console.print(f"    ... {view.children_total - len(view.children)} more")
+        if view.shipment:
+            s = view.shipment
+            console.print(f"  shipment {s['id']} to {s['distributor']} ({s['region']}), "
+                          f"{s['status']}")
+        for h in view.history:
+            extra = {k: v for k, v in h.items() if k not in ("at", "what")}
+            console.print(f"  {ms_text(h['at'])}  {h['what']}" + (f" {extra}" if extra else ""),
+                          markup=False)
+
+    emit(view, json, human)
+
+
+@report_app.command("batch")
+def report_batch(
+    ctx: typer.Context,
+    batch_id: int = typer.Argument(..., min=1),
+    json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Reconciliation report of a batch."""
+    batch_cmd.show_report(ctx, batch_id, json)
+
+
+@audit_app.command("verify")
+def audit_verify(ctx: typer.Context, json: bool = typer.Option(False, "--json")) -> None:
+    """Check the audit log's hash chain from its first entry."""
+    c = ctx_of(ctx)
+    with c.store() as store:
+        rep = audit.verify(store.read())
+    emit({"ok": True, "entries": rep.entries, "last_hash": rep.last_hash}, json,
+         lambda: console.print(f"[green]audit chain verifies[/green]: {rep.entries} entries, "
+                               f"last {rep.last_hash[:16]}"))
+
+
+@audit_app.command("list")
+def audit_list(ctx: typer.Context, last: int = typer.Option(20, "--last", min=1),
+               json: bool = typer.Option(False, "--json")) -> None:
+    """The latest audit entries."""
+    c = ctx_of(ctx)
+    with c.store() as store:
+        rows = store.read().execute(
+            "SELECT id, at, operator, action, target, reason, detail FROM audit "
+            "ORDER BY id DESC LIMIT ?", (last,)).fetchall()
+    rows.reverse()
+
+    def human() -> None:
+        table = Table("id", "when", "operator", "action", "target", "reason")
+        for r in rows:
+            table.add_row(str(r[0]), ms_text(r[1]), r[2], r[3], r[4], r[5] or "")
+        console.print(table)
+
+    emit([dict(zip(("id", "at", "operator", "action", "target", "reason", "detail"), r,
+                   strict=True)) for r in rows], json, human)
+
+
+def run() -> None:
+    """Console entry point: user mistakes become one readable line and a non-zero exit."""
+    try:
+        app()
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    except (CodelineError, StoreError) as exc:
+        _fail(str(exc), 1)
+    except sqlite3.OperationalError as exc:
+        _fail(f"database: {exc}", 1)
+
+
+def _fail(message: str, code: int) -> None:
+    err_console.print("[red]error:[/red] " + escape(message), soft_wrap=True)
+    sys.exit(code)

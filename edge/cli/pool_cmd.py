@@ -1,0 +1,90 @@
+"""``codeline pool``: generate, import and count codes available to print."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from edge.cli.context import LevelChoice, console, ctx_of, emit
+from edge.domain import pool
+
+app = typer.Typer(help="The code pool: generate, import, stats.", no_args_is_help=True)
+
+LevelOpt = typer.Option(..., "--level", help="item, case or pallet")
+
+
+def _progress() -> Progress:
+    return Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), console=console, transient=True, disable=not console.is_terminal,
+    )
+
+
+@app.command("generate")
+def generate(
+    ctx: typer.Context,
+    count: int = typer.Option(..., "--count", "-n", min=1, max=100_000_000, help="codes to add"),
+    level: LevelChoice = LevelOpt,
+    line: str | None = typer.Option(None, "--line", help="line id (default: the only line)"),
+) -> None:
+    """Add COUNT new random codes (or SSCCs for an SSCC level) to a line's pool."""
+    c = ctx_of(ctx)
+    target = c.line(line)
+    with c.store() as store, _progress() as bar:
+        task = bar.add_task(f"generating {level.value} codes", total=count)
+        segment = pool.generate(store, target, level.value, count, operator=c.operator,
+                                progress=lambda n: bar.advance(task, n))
+    console.print(f"added {count:,} {level.value} codes to line {target.id} (segment {segment})")
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="one serial or payload per line, or a CSV"),
+    level: LevelChoice = LevelOpt,
+    line: str | None = typer.Option(None, "--line"),
+    max_rejects: int = typer.Option(
+        0, "--max-rejects", min=0, help="refused lines tolerated before the file is refused"
+    ),
+) -> None:
+    """Import a code-segment file; it is taken whole or, past --max-rejects, not at all."""
+    c = ctx_of(ctx)
+    target = c.line(line)
+    with c.store() as store, _progress() as bar:
+        task = bar.add_task(f"importing {file.name}", total=None)
+        report = pool.import_file(store, target, c.config.products, level.value, file,
+                                  operator=c.operator, max_rejects=max_rejects,
+                                  progress=lambda n: bar.advance(task, n))
+    console.print(f"imported {report.imported:,} {level.value} codes from {file.name} "
+                  f"(segment {report.segment_id})")
+    for reject in report.rejects[:20]:
+        console.print(f"  refused line {reject.line_no}: {reject.text}: {reject.reason}",
+                      markup=False)
+    if len(report.rejects) > 20:
+        console.print(f"  ... and {len(report.rejects) - 20} more refused lines")
+
+
+@app.command("stats")
+def stats(ctx: typer.Context, json: bool = typer.Option(False, "--json")) -> None:
+    """Codes per line, level and state; flags a pool under its low-water mark."""
+    c = ctx_of(ctx)
+    with c.store() as store:
+        rows = pool.stats(store, c.config.lines)
+
+    def human() -> None:
+        table = Table("line", "level", "available", "reserved", "printed", "used", "low water")
+        for r in rows:
+            used = sum(v for k, v in r.by_state.items() if k not in ("AVAILABLE", "RESERVED",
+                                                                      "PRINTED"))
+            low = f"[red]LOW ({r.low_water:,})[/red]" if r.low else f"{r.low_water:,}"
+            table.add_row(r.line_id, r.level, f"{r.available:,}",
+                          f"{r.by_state.get('RESERVED', 0):,}",
+                          f"{r.by_state.get('PRINTED', 0):,}", f"{used:,}", low)
+        console.print(table)
+
+    emit([{"line": r.line_id, "level": r.level, "by_state": r.by_state,
+           "available": r.available, "low_water": r.low_water, "low": r.low} for r in rows],
+         json, human)
