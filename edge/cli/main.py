@@ -157,3 +157,7 @@ def run() -> None:
 def _fail(message: str, code: int) -> None:
     err_console.print("[red]error:[/red] " + escape(message), soft_wrap=True)
     sys.exit(code)
+
+
+if __name__ == "__main__":
+    run()

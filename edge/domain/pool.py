@@ -221,8 +221,6 @@ def import_file(
         )
     if not first_seen:
         raise _refused(path, rejects, "no valid codes in the file")
-    if len(rejects) > max_rejects:
-        raise _refused(path, rejects, f"{len(rejects)} line(s) refused (allowed: {max_rejects})")
     level_no = LEVEL_NUMBER[level]
     serials = list(first_seen)
     with store.transaction() as conn:

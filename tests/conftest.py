@@ -1,0 +1,74 @@
+"""Shared fixtures: a small site config, a fresh database file, a running batch."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge.domain import batches, flow, pool
+from edge.store.database import Store
+from line_config.loading import parse_config
+from line_config.models import Line, SiteConfig
+
+SMALL_SITE = """
+site: {id: test-site}
+products:
+  - id: p1
+    name: Test product
+    gtin_item: "06901234567892"
+    gtin_case: "16901234567899"
+lines:
+  - id: L1
+    codes:
+      item: {symbology: qr, url_base: "https://c.example.com/q/"}
+      case: {symbology: datamatrix}
+      pallet: {symbology: sscc, extension_digit: 3, company_prefix: "6901234"}
+    packaging: {items_per_case: 4, cases_per_pallet: 2}
+"""
+
+
+@pytest.fixture(scope="session")
+def site() -> SiteConfig:
+    return parse_config(SMALL_SITE)
+
+
+@pytest.fixture(scope="session")
+def line(site: SiteConfig) -> Line:
+    return site.lines[0]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "codeline.db", create=True) as s:
+        yield s
+
+
+def fingerprint(store: Store) -> str:
+    """A digest of every row of every table: equal before and after means nothing changed."""
+    digest = hashlib.sha256()
+    for statement in store.read().iterdump():
+        digest.update(statement.encode())
+    return digest.hexdigest()
+
+
+def running_batch(store: Store, site: SiteConfig, items: int = 100) -> int:
+    """A pool for every level and a started batch on line L1; returns the batch id."""
+    line = site.lines[0]
+    pool.generate(store, line, "item", items, operator="test")
+    pool.generate(store, line, "case", max(4, items // 4), operator="test")
+    pool.generate(store, line, "pallet", max(2, items // 8), operator="test")
+    batch = batches.create(store, site, "L1", "p1", "LOT1", operator="test")
+    batches.start(store, batch.id, operator="test")
+    return batch.id
+
+
+def commissioned(store: Store, batch_id: int, level: str, count: int) -> list[str]:
+    """Reserve, print and verify ``count`` codes of ``level``; their serials."""
+    block = flow.reserve(store, batch_id, "st", level, count)  # type: ignore[arg-type]
+    ids = [c.id for c in block.codes]
+    flow.mark_printed(store, batch_id, ids)
+    flow.record_verdicts(store, batch_id, [flow.Verdict(i) for i in ids])
+    return [c.serial for c in block.codes]
