@@ -54,7 +54,7 @@ def demo(
         while len(good) < items_needed:
             block = flow.reserve(store, batch.id, "print", "item", line.pool.reserve_block)
             ids = [c.id for c in block.codes]
-            flow.mark_printed(store, batch.id, ids)
+            flow.mark_printed(store, batch.id, "item", ids)
             verdicts = []
             for c in block.codes:
                 if len(good) < items_needed and rng.random() >= reject_rate:
@@ -63,7 +63,7 @@ def demo(
                 else:
                     verdicts.append(flow.Verdict(c.id, rng.choice(REJECT_REASONS)))
                     rejected += 1
-            flow.record_verdicts(store, batch.id, verdicts)
+            flow.record_verdicts(store, batch.id, "item", verdicts)
             console.print(f"  printed {len(ids)} items: {len(good)} good so far, "
                           f"{rejected} rejected")
         case_serials = _labels(store, batch.id, "case", cases_needed)
@@ -100,6 +100,6 @@ def _labels(store: Store, batch_id: int, level: str, count: int) -> list[str]:
     """Reserve, print and verify ``count`` container labels; their serials in order."""
     block = flow.reserve(store, batch_id, level, level, count)  # type: ignore[arg-type]
     ids = [c.id for c in block.codes]
-    flow.mark_printed(store, batch_id, ids)
-    flow.record_verdicts(store, batch_id, [flow.Verdict(i) for i in ids])
+    flow.mark_printed(store, batch_id, level, ids)  # type: ignore[arg-type]
+    flow.record_verdicts(store, batch_id, level, [flow.Verdict(i) for i in ids])  # type: ignore[arg-type]
     return [c.serial for c in block.codes]

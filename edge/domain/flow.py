@@ -13,7 +13,15 @@ from dataclasses import dataclass
 
 from edge.domain import audit, batches, events
 from edge.domain.errors import BatchStateError, PoolExhausted
-from edge.domain.lifecycle import LEVEL_NAME, LEVEL_NUMBER, REJECT_REASONS, VOID_REASONS, Reason, State, transition
+from edge.domain.lifecycle import (
+    LEVEL_NAME,
+    LEVEL_NUMBER,
+    REJECT_REASONS,
+    VOID_REASONS,
+    Reason,
+    State,
+    transition,
+)
 from edge.store.database import Store, now_ms
 from line_config.models import Level
 
@@ -73,20 +81,14 @@ def reserve(store: Store, batch_id: int, station_id: str, level: Level, count: i
                        [ReservedCode(r[0], r[1]) for r in rows])
 
 
-def _level_of(store: Store, code_id: int) -> Level:
-    row = store.read().execute("SELECT level FROM codes WHERE id = ?", (code_id,)).fetchone()
-    return LEVEL_NAME[row[0]] if row else "item"
-
-
-def mark_printed(store: Store, batch_id: int, code_ids: Sequence[int]) -> None:
-    """The printer confirmed these codes printed (RESERVED → PRINTED)."""
+def mark_printed(store: Store, batch_id: int, level: Level, code_ids: Sequence[int]) -> None:
+    """The printer confirmed these ``level`` codes printed (RESERVED → PRINTED)."""
     if not code_ids:
         return
-    level = _level_of(store, code_ids[0])
     with store.transaction() as conn:
         at = now_ms()
         transition(conn, code_ids, State.RESERVED, State.PRINTED, stamp="printed_at", at=at,
-                   batch_id=batch_id)
+                   batch_id=batch_id, level=level)
         events.append(conn, "flow.print", batch_id=batch_id, count=len(code_ids), at=at,
                       level=level)
 
@@ -99,11 +101,12 @@ class Verdict:
     reject: Reason | None = None
 
 
-def record_verdicts(store: Store, batch_id: int, verdicts: Sequence[Verdict]) -> None:
+def record_verdicts(
+    store: Store, batch_id: int, level: Level, verdicts: Sequence[Verdict]
+) -> None:
     """Commission the good codes and reject the bad, all in one durable transaction."""
     if not verdicts:
         return
-    level = _level_of(store, verdicts[0].code_id)
     good = [v.code_id for v in verdicts if v.reject is None]
     bad: dict[Reason, list[int]] = {}
     for v in verdicts:
@@ -114,7 +117,7 @@ def record_verdicts(store: Store, batch_id: int, verdicts: Sequence[Verdict]) ->
     with store.transaction() as conn:
         at = now_ms()
         transition(conn, good, State.PRINTED, State.COMMISSIONED, stamp="verified_at", at=at,
-                   batch_id=batch_id)
+                   batch_id=batch_id, level=level)
         if good:
             events.append(conn, "flow.commission", batch_id=batch_id, count=len(good), at=at,
                           level=level)
@@ -127,16 +130,17 @@ def record_verdicts(store: Store, batch_id: int, verdicts: Sequence[Verdict]) ->
 
 
 def void(
-    store: Store, batch_id: int, code_ids: Sequence[int], reason: Reason, *, operator: str
+    store: Store, batch_id: int, level: Level, code_ids: Sequence[int], reason: Reason, *,
+    operator: str,
 ) -> None:
     """Codes that may have reached a printer without a confirmed print: VOID, forever."""
     if reason not in VOID_REASONS:
         raise ValueError(f"{reason.label} is not a void reason")
     if not code_ids:
         return
-    level = _level_of(store, code_ids[0])
     with store.transaction() as conn:
-        transition(conn, code_ids, State.RESERVED, State.VOID, reason=reason, batch_id=batch_id)
+        transition(conn, code_ids, State.RESERVED, State.VOID, reason=reason, batch_id=batch_id,
+                   level=level)
         events.append(conn, "flow.void", batch_id=batch_id, count=len(code_ids), level=level,
                       reason=reason.label)
         audit.record(conn, operator, "flow.void", f"batch:{batch_id}", reason=reason.label,

@@ -83,12 +83,13 @@ def transition(
     stamp: str | None = None,
     at: int | None = None,
     batch_id: int | None = None,
+    level: Level | None = None,
     assign: dict[str, int] | None = None,
 ) -> None:
     """Move every code in ``code_ids`` from ``source`` to ``target``, or refuse them all.
 
     ``stamp`` names a timestamp column (``printed_at`` or ``verified_at``) set to ``at``;
-    ``batch_id`` refuses codes of another batch; ``assign`` sets ``batch_id`` and
+    ``batch_id`` and ``level`` refuse codes of another batch or level; ``assign`` sets ``batch_id`` and
     ``reservation_id`` on reservation. Must run inside a transaction; on refusal it raises
     and the caller rolls back.
     """
@@ -117,7 +118,10 @@ def transition(
     guard: tuple[int, ...] = (int(source),)
     if batch_id is not None:
         where += " AND batch_id = ?"
-        guard = (int(source), batch_id)
+        guard += (batch_id,)
+    if level is not None:
+        where += " AND level = ?"
+        guard += (LEVEL_NUMBER[level],)
     before = conn.total_changes
     conn.executemany(
         f"UPDATE codes SET {sets} WHERE {where}",
@@ -166,6 +170,8 @@ def _refusal(
             wrong.append(f"#{code_id} (no such code)")
         elif row[1] != source:
             wrong.append(f"{row[0]} is {State(row[1]).name}")
+        else:
+            wrong.append(f"{row[0]} is of another batch or level")
         if len(wrong) >= 5:
             break
     if not wrong:

@@ -59,18 +59,19 @@ def test_recover_voids_unconfirmed_and_rejects_unverified(store: Store, site: Si
     batch = running_batch(store, site, items=10)
     block = flow.reserve(store, batch, "p", "item", 5)
     ids = [c.id for c in block.codes]
-    flow.mark_printed(store, batch, ids[:2])
+    flow.mark_printed(store, batch, "item", ids[:2])
     report = flow.recover(store)
     assert (report.voided, report.rejected) == (3, 2)
     assert [state_of(store, c.serial) for c in block.codes] == [State.REJECTED] * 2 + [State.VOID] * 3
-    refused(store, CodeAlreadyUsed, flow.mark_printed, store, batch, ids[2:3])
+    refused(store, CodeAlreadyUsed, flow.mark_printed, store, batch, "item", ids[2:3])
     assert flow.recover(store) == flow.RecoveryReport(0, 0)
 
 
 def test_print_confirmation_for_another_batch_is_refused(store: Store, site: SiteConfig) -> None:
     batch = running_batch(store, site, items=10)
     block = flow.reserve(store, batch, "p", "item", 2)
-    refused(store, CodeAlreadyUsed, flow.mark_printed, store, batch + 1, [block.codes[0].id])
+    refused(store, CodeAlreadyUsed, flow.mark_printed, store, batch + 1, "item",
+            [block.codes[0].id])
 
 
 def test_reserve_needs_a_running_batch(store: Store, site: SiteConfig) -> None:
@@ -89,7 +90,7 @@ def test_one_batch_runs_per_line(store: Store, site: SiteConfig) -> None:
 def test_batch_close_refuses_until_counts_reconcile(store: Store, site: SiteConfig) -> None:
     batch = running_batch(store, site, items=10)
     block = flow.reserve(store, batch, "p", "item", 4)
-    flow.mark_printed(store, batch, [c.id for c in block.codes[:3]])
+    flow.mark_printed(store, batch, "item", [c.id for c in block.codes[:3]])
     batches.stop(store, batch, operator="t")
     message = refused(store, NotReconciled, batches.close, store, batch, operator="t")
     assert "1 in printer buffers, 3 in transit" in message
@@ -245,10 +246,10 @@ def test_rejects_carry_their_reason(store: Store, site: SiteConfig) -> None:
     batch = running_batch(store, site, items=10)
     block = flow.reserve(store, batch, "p", "item", 6)
     ids = [c.id for c in block.codes]
-    flow.mark_printed(store, batch, ids)
+    flow.mark_printed(store, batch, "item", ids)
     reasons = [None, Reason.NO_READ, Reason.MISREAD, Reason.DUPLICATE, Reason.UNKNOWN,
                Reason.GRADE]
-    flow.record_verdicts(store, batch, [flow.Verdict(i, r) for i, r in zip(ids, reasons,
+    flow.record_verdicts(store, batch, "item", [flow.Verdict(i, r) for i, r in zip(ids, reasons,
                                                                             strict=True)])
     rep = batches.report(store.read(), batch)
     assert rep.levels["item"].rejected_by_reason == {
