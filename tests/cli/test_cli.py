@@ -1,0 +1,106 @@
+"""The codeline command as an operator uses it: a real process, a real database file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SMALL_SITE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+    config = tmp_path / "site.yaml"
+    config.write_text(SMALL_SITE)
+    db = tmp_path / "c.db"
+
+    def run(*args: str, stdin: str | None = None, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "edge.cli.main", "--db", str(db), "--config", str(config),
+             "--operator", "alice", *args],
+            capture_output=True, text=True, cwd=ROOT, input=stdin, timeout=60,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        if ok:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    return run
+
+
+def test_help_lists_every_operator_command() -> None:
+    out = subprocess.run([sys.executable, "-m", "edge.cli.main", "--help"], capture_output=True,
+                         text=True, cwd=ROOT).stdout
+    for command in ("init", "config", "pool", "batch", "inspect", "agg", "ship", "report",
+                    "audit", "demo"):
+        assert command in out
+
+
+def test_a_batch_from_pool_to_shipment_through_the_cli(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cli("init")
+    cli("pool", "generate", "--level", "item", "--count", "40")
+    cli("pool", "generate", "--level", "case", "--count", "4")
+    stats = json.loads(cli("pool", "stats", "--json").stdout)
+    assert {s["level"]: s["available"] for s in stats}["item"] == 40
+    cli("batch", "create", "--product", "p1", "--lot", "L1")
+    cli("batch", "start", "1")
+    listed = json.loads(cli("batch", "list", "--json").stdout)
+    assert listed[0]["state"] == "running"
+    bad = cli("batch", "close", "1", ok=False)
+    assert bad.returncode == 1 and "running" in bad.stderr and "Traceback" not in bad.stderr
+    cli("batch", "stop", "1")
+    cli("batch", "close", "1")
+    report = json.loads(cli("report", "batch", "1", "--json").stdout)
+    assert report["reconciled"] is True
+    audit = json.loads(cli("audit", "verify", "--json").stdout)
+    assert audit["ok"] and audit["entries"] >= 6
+    entries = json.loads(cli("audit", "list", "--json").stdout)
+    assert {e["operator"] for e in entries} == {"alice"}
+    cli("ship", "create", "--to", "D1", "--region", "east")
+    added = cli("ship", "add", "1", stdin="NOTACODE\n", ok=False)
+    assert added.returncode == 1 and "not a serial" in added.stderr
+    shipped = json.loads(cli("ship", "list", "--json").stdout)
+    assert shipped[0]["status"] == "open" and shipped[0]["containers"] == 0
+
+
+@pytest.mark.parametrize("args, words", [
+    (("pool", "generate", "--level", "crate", "--count", "5"), "crate"),
+    (("pool", "generate", "--level", "item", "--count", "0"), "greater than or equal to 1"),
+    (("batch", "start", "abc"), "valid integer"),
+    (("batch", "create", "--product", "p1", "--lot", "'; DROP TABLE codes;--"), "lot"),
+    (("inspect", "ＡＢＣ'\"; --"), "not a"),
+    (("batch", "create", "--product", "p1", "--lot", "L", "--expiry", "31/12/2026"), "YYYY-MM-DD"),
+])
+def test_bad_arguments_say_what_was_expected_without_a_traceback(cli, args, words) -> None:  # type: ignore[no-untyped-def]
+    cli("init")
+    result = cli(*args, ok=False)
+    assert result.returncode != 0
+    assert words in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_database_says_how_to_create_it(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "edge.cli.main", "--db",
+                             str(tmp_path / "none.db"), "batch", "list"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 1 and "codeline init" in result.stderr
+
+
+def test_demo_runs_end_to_end_and_reconciles(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    result = subprocess.run([sys.executable, "-m", "edge.cli.main", "demo", "--db-file", str(db)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "reconciled" in result.stdout and "NOT" not in result.stdout
+    shown = subprocess.run([sys.executable, "-m", "edge.cli.main", "--db", str(db), "report",
+                            "batch", "1", "--json"], capture_output=True, text=True, cwd=ROOT)
+    report = json.loads(shown.stdout)
+    assert report["reconciled"] and report["levels"]["item"]["packed"] == 480
+    assert report["levels"]["pallet"]["active"] == 1
