@@ -120,6 +120,7 @@ class VideoCaptureTransport(Strict):
     source: int | str
 
 
+Symbology = Literal["datamatrix", "qr", "code128"]
 TcpOrSerial = Annotated[SerialTransport | TcpTransport, Field(discriminator="kind")]
 CameraSource = Annotated[
     TcpTransport | DirectoryTransport | VideoCaptureTransport, Field(discriminator="kind")
@@ -228,8 +229,8 @@ class Camera(DeviceBase):
     driver: Literal["camera"]
     transport: CameraSource
     decoder: Literal["zxing", "pyzbar", "opencv"] = "zxing"
-    symbologies: list[Literal["datamatrix", "qr", "code128"]] = Field(
-        default_factory=lambda: ["datamatrix"], min_length=1, max_length=3
+    symbologies: list[Symbology] = Field(
+        default_factory=lambda: list[Symbology](["datamatrix"]), min_length=1, max_length=3
     )
     try_rotate: bool = True
     try_invert: bool = False

@@ -109,7 +109,8 @@ def _child(node: yaml.Node, part: Any) -> yaml.Node | None:
                 # An unknown key is best pointed at by the key itself.
                 return value if not isinstance(value, yaml.ScalarNode) else key
         return None
-    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+    in_range = isinstance(part, int) and 0 <= part < len(node.value)
+    if isinstance(node, yaml.SequenceNode) and in_range:
         child: yaml.Node = node.value[part]
         return child
     return None

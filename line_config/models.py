@@ -26,6 +26,7 @@ from line_config.devices import (
 Level = Literal["item", "case", "pallet"]
 LEVELS: tuple[Level, ...] = ("item", "case", "pallet")
 Grade = Literal["A", "B", "C", "D", "F"]
+SecurityMode = Literal["none", "sign", "sign_encrypt"]
 EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,63}$")]
 
 MIN_SERIAL_BITS = 60
@@ -216,8 +217,8 @@ class PlcServer(Strict):
 
     host: str = Field(default="127.0.0.1", min_length=1, max_length=253)
     port: Port = 4840
-    security: list[Literal["none", "sign", "sign_encrypt"]] = Field(
-        default_factory=lambda: ["sign_encrypt"], min_length=1, max_length=3
+    security: list[SecurityMode] = Field(
+        default_factory=lambda: list[SecurityMode](["sign_encrypt"]), min_length=1, max_length=3
     )
     allow_insecure_remote: bool = Field(
         default=False, description="allow security 'none' on a non-loopback address (warns)"
@@ -228,7 +229,8 @@ class PlcServer(Strict):
 
     @model_validator(mode="after")
     def _no_silent_insecure(self) -> PlcServer:
-        if "none" in self.security and not is_loopback(self.host) and not self.allow_insecure_remote:
+        exposed = not is_loopback(self.host) and not self.allow_insecure_remote
+        if "none" in self.security and exposed:
             raise ValueError(
                 f"security 'none' on {self.host} would expose the line unauthenticated: "
                 "listen on 127.0.0.1, drop 'none', or set allow_insecure_remote: true"

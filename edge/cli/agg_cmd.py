@@ -50,8 +50,11 @@ def replace(ctx: typer.Context, old: str = typer.Argument(...), new: str = typer
 
 
 @app.command("close")
-def close(ctx: typer.Context, container: str = typer.Argument(...),
-          reason: str | None = typer.Option(None, "--reason", help="required when partial")) -> None:
+def close(
+    ctx: typer.Context,
+    container: str = typer.Argument(...),
+    reason: str | None = typer.Option(None, "--reason", help="required when partial"),
+) -> None:
     """Close CONTAINER: full, or partial with a reason."""
     c = ctx_of(ctx)
     with c.store() as store:

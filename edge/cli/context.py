@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -134,7 +134,7 @@ def ms_text(ms: int | None) -> str:
     return dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
 
 
-class LevelChoice(str, Enum):
+class LevelChoice(StrEnum):
     """A packaging level, as typed on the command line."""
 
     item = "item"

@@ -289,7 +289,8 @@ def replace(store: Store, old_serial: str, new_serial: str, *, operator: str,
             raise NotCommissioned(f"{new_serial} is {new.state.name}; only COMMISSIONED codes "
                                   "are packed")
         if new.parent_id is not None:
-            raise AlreadyPacked(f"{new_serial} is already in {code_by_id(conn, new.parent_id).serial}")
+            holder = code_by_id(conn, new.parent_id)
+            raise AlreadyPacked(f"{new_serial} is already in {holder.serial}")
         if new.batch_id != parent.batch_id:
             raise MixedBatch(f"{new_serial} is of batch {new.batch_id}, the container of batch "
                              f"{parent.batch_id}")

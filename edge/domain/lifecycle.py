@@ -89,9 +89,9 @@ def transition(
     """Move every code in ``code_ids`` from ``source`` to ``target``, or refuse them all.
 
     ``stamp`` names a timestamp column (``printed_at`` or ``verified_at``) set to ``at``;
-    ``batch_id`` and ``level`` refuse codes of another batch or level; ``assign`` sets ``batch_id`` and
-    ``reservation_id`` on reservation. Must run inside a transaction; on refusal it raises
-    and the caller rolls back.
+    ``batch_id`` and ``level`` refuse codes of another batch or level; ``assign`` sets
+    ``batch_id`` and ``reservation_id`` on reservation. Must run inside a transaction; on
+    refusal it raises and the caller rolls back.
     """
     if target not in ALLOWED[source]:
         raise InvalidTransition(f"a code cannot go from {source.name} to {target.name}")

@@ -96,7 +96,9 @@ class PayloadCodec:
         except biip.ParseError as exc:
             raise InvalidPayload(f"not a code of this line: {_show(raw)} ({exc})") from None
         if result.gs1_digital_link_uri is None:
-            raise InvalidPayload(f"URL is neither a configured base nor a GS1 Digital Link: {_show(raw)}")
+            raise InvalidPayload(
+                f"URL is neither a configured base nor a GS1 Digital Link: {_show(raw)}"
+            )
         return self._from_message(result.gs1_digital_link_uri.as_gs1_message(), raw)
 
     def _parse_gs1(self, raw: str) -> ParsedCode:
@@ -131,7 +133,8 @@ class PayloadCodec:
         ]
         if not fitting:
             reasons = {scheme.problem(raw) for scheme in self.schemes.values()}
-            raise InvalidPayload(f"not a serial of this line: {_show(raw)} ({'; '.join(sorted(r for r in reasons if r))})")
+            why = "; ".join(sorted(r for r in reasons if r))
+            raise InvalidPayload(f"not a serial of this line: {_show(raw)} ({why})")
         return ParsedCode(raw, fitting[0] if len(fitting) == 1 else None)
 
     def _checked(self, level: Level, serial: str) -> str:

@@ -235,7 +235,8 @@ def import_file(
             imported += added
             progress(len(chunk))
         if len(rejects) > max_rejects:
-            raise _refused(path, rejects, f"{len(rejects)} line(s) refused (allowed: {max_rejects})")
+            why = f"{len(rejects)} line(s) refused (allowed: {max_rejects})"
+            raise _refused(path, rejects, why)
         conn.execute("UPDATE segments SET count = ? WHERE id = ?", (imported, segment))
         events.append(conn, "pool.import", line_id=line.id, count=imported, level=level,
                       segment=segment, file=path.name, rejects=len(rejects))

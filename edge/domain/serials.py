@@ -130,7 +130,7 @@ class SsccScheme:
     @property
     def capacity(self) -> int:
         """How many serial references the company prefix leaves room for."""
-        return 10 ** (16 - len(self.company_prefix))
+        return int(10 ** (16 - len(self.company_prefix)))
 
     def make(self, reference: int) -> str:
         """The 18-digit SSCC for serial reference number ``reference``."""

@@ -145,9 +145,10 @@ def _collect_tree(conn: sqlite3.Connection, shipment_id: int) -> None:
     )
     while True:
         conn.execute("INSERT INTO ship_tree SELECT id FROM ship_frontier")
+        # IN (subquery) probes codes_parent per container; a JOIN scans the index.
         conn.execute(
-            "INSERT INTO ship_next SELECT c.id FROM ship_frontier f "
-            "JOIN codes c ON c.parent_id = f.id"
+            "INSERT INTO ship_next SELECT id FROM codes "
+            "WHERE parent_id IN (SELECT id FROM ship_frontier)"
         )
         if conn.execute("SELECT count(*) FROM ship_next").fetchone()[0] == 0:
             break

@@ -15,7 +15,7 @@ import sqlite_utils
 
 
 def _v1_initial(db: sqlite_utils.Database) -> None:
-    db["segments"].create(
+    db.table("segments").create(
         {
             "id": int,
             "line_id": str,
@@ -28,7 +28,7 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
         pk="id",
         not_null={"line_id", "level", "source", "created_at", "count"},
     )
-    db["batches"].create(
+    db.table("batches").create(
         {
             "id": int,
             "line_id": str,
@@ -49,12 +49,12 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
         pk="id",
         not_null={"line_id", "product_id", "lot", "state", "created_at"},
     )
-    db["reservations"].create(
+    db.table("reservations").create(
         {"id": int, "batch_id": int, "station_id": str, "level": int, "count": int, "at": int},
         pk="id",
         not_null={"batch_id", "station_id", "level", "count", "at"},
     )
-    db["codes"].create(
+    db.table("codes").create(
         {
             "id": int,
             "serial": str,
@@ -71,13 +71,13 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
         pk="id",
         not_null={"serial", "level", "state", "segment_id"},
     )
-    db["codes"].create_index(["serial"], index_name="codes_serial", unique=True)
+    db.table("codes").create_index(["serial"], index_name="codes_serial", unique=True)
     db.execute("CREATE INDEX codes_parent ON codes(parent_id) WHERE parent_id IS NOT NULL")
     db.execute("CREATE INDEX codes_available ON codes(segment_id, id) WHERE state = 0")
     db.execute(
         "CREATE INDEX codes_batch ON codes(batch_id, level, state) WHERE batch_id IS NOT NULL"
     )
-    db["containers"].create(
+    db.table("containers").create(
         {
             "code_id": int,
             "level": int,
@@ -91,7 +91,7 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
         pk="code_id",
         not_null={"level", "capacity", "child_count", "status", "opened_at"},
     )
-    db["shipments"].create(
+    db.table("shipments").create(
         {
             "id": int,
             "distributor": str,
@@ -111,7 +111,7 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
         "code_id INTEGER NOT NULL, PRIMARY KEY (shipment_id, code_id)) WITHOUT ROWID"
     )
     db.execute("CREATE INDEX shipment_containers_code ON shipment_containers(code_id)")
-    db["events"].create(
+    db.table("events").create(
         {
             "id": int,
             "at": int,
@@ -128,7 +128,7 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
     )
     db.execute("CREATE INDEX events_code ON events(code_id) WHERE code_id IS NOT NULL")
     db.execute("CREATE INDEX events_batch ON events(batch_id) WHERE batch_id IS NOT NULL")
-    db["audit"].create(
+    db.table("audit").create(
         {
             "id": int,
             "at": int,
@@ -149,7 +149,7 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
         "created_at INTEGER NOT NULL, acked_at INTEGER, attempts INTEGER NOT NULL DEFAULT 0, "
         "last_attempt_at INTEGER, last_error TEXT)"
     )
-    db["counters"].create({"name": str, "value": int}, pk="name", not_null={"value"})
+    db.table("counters").create({"name": str, "value": int}, pk="name", not_null={"value"})
     for table in ("events", "audit"):
         for op in ("UPDATE", "DELETE"):
             db.execute(

@@ -21,7 +21,9 @@ def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
     config.write_text(SMALL_SITE)
     db = tmp_path / "c.db"
 
-    def run(*args: str, stdin: str | None = None, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, stdin: str | None = None, ok: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [sys.executable, "-m", "edge.cli.main", "--db", str(db), "--config", str(config),
              "--operator", "alice", *args],

@@ -27,6 +27,7 @@ from edge.domain.errors import (
     WrongLevel,
 )
 from edge.domain.lifecycle import Reason, State
+from edge.domain.serials import SerialScheme
 from edge.store.database import Store
 from line_config.models import SiteConfig
 from tests.conftest import commissioned, fingerprint, running_batch
@@ -62,7 +63,8 @@ def test_recover_voids_unconfirmed_and_rejects_unverified(store: Store, site: Si
     flow.mark_printed(store, batch, "item", ids[:2])
     report = flow.recover(store)
     assert (report.voided, report.rejected) == (3, 2)
-    assert [state_of(store, c.serial) for c in block.codes] == [State.REJECTED] * 2 + [State.VOID] * 3
+    states = [state_of(store, c.serial) for c in block.codes]
+    assert states == [State.REJECTED] * 2 + [State.VOID] * 3
     refused(store, CodeAlreadyUsed, flow.mark_printed, store, batch, "item", ids[2:3])
     assert flow.recover(store) == flow.RecoveryReport(0, 0)
 
@@ -261,7 +263,7 @@ def test_import_refuses_a_truncated_file_and_changes_nothing(
     store: Store, site: SiteConfig, tmp_path: Path
 ) -> None:
     line = site.lines[0]
-    serials = pool.SerialScheme.from_config(line.codes.item.serial).draw(50)
+    serials = SerialScheme.from_config(line.codes.item.serial).draw(50)
     path = tmp_path / "segment.txt"
     path.write_text("\n".join(serials)[:-3])
     message = refused(store, ImportRejected, pool.import_file, store, line, site.products,
@@ -277,7 +279,7 @@ def test_import_refuses_hostile_lines_and_changes_nothing(
     store: Store, site: SiteConfig, tmp_path: Path, hostile: str
 ) -> None:
     line = site.lines[0]
-    good = pool.SerialScheme.from_config(line.codes.item.serial).draw(5)
+    good = SerialScheme.from_config(line.codes.item.serial).draw(5)
     path = tmp_path / "segment.csv"
     path.write_text("serial,prize\n" + "\n".join(f"{s},0" for s in good) + f"\n\"{hostile}\",1\n")
     error = refused(store, ImportRejected, pool.import_file, store, line, site.products, "item",
@@ -293,7 +295,7 @@ def test_import_dedups_against_everything_ever_seen(store: Store, site: SiteConf
     line = site.lines[0]
     pool.generate(store, line, "item", 20, operator="t")
     known = [r[0] for r in store.read().execute("SELECT serial FROM codes LIMIT 3")]
-    fresh = pool.SerialScheme.from_config(line.codes.item.serial).draw(4)
+    fresh = SerialScheme.from_config(line.codes.item.serial).draw(4)
     path = tmp_path / "seg.txt"
     path.write_text("\n".join([*fresh, *known, fresh[0]]) + "\n")
     message = refused(store, ImportRejected, pool.import_file, store, line, site.products,

@@ -105,8 +105,8 @@ def test_sscc_check_digit_matches_python_stdnum(reference: int) -> None:
 
 def test_gtins_of_the_examples_check_with_python_stdnum(site: SiteConfig) -> None:
     for product in site.products:
-        assert ean.is_valid(product.gtin_item)
-        assert ean.is_valid(product.gtin_case)
+        assert product.gtin_item and ean.is_valid(product.gtin_item)
+        assert product.gtin_case and ean.is_valid(product.gtin_case)
 
 
 @settings(max_examples=60, deadline=None)
