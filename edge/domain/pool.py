@@ -141,11 +141,12 @@ def _entries(data: bytes, is_csv: bool) -> list[tuple[int, str]]:
     """(line number, text) of every non-blank line, or of the serial column of a CSV."""
     text = data.decode("utf-8", errors="surrogateescape")
     if not is_csv:
-        return [
-            (n, line.strip())
-            for n, line in enumerate(text.splitlines(), start=1)
-            if line.strip() and not line.lstrip().startswith("#")
-        ]
+        out = []
+        for n, line in enumerate(text.splitlines(), start=1):
+            stripped = line.strip()
+            if stripped and stripped[0] != "#":
+                out.append((n, stripped))
+        return out
     rows = list(csv.reader(io.StringIO(text, newline="")))
     column = 0
     start = 0
@@ -189,12 +190,20 @@ def import_file(
     scheme = codec.schemes[level]
     rejects: list[Reject] = []
     first_seen: dict[str, int] = {}
+    fast_length = scheme.total_length if isinstance(scheme, SerialScheme) else -1
+    fast_check = scheme.check.is_valid if isinstance(scheme, SerialScheme) and scheme.check \
+        else None
     for line_no, text in entries:
+        # The common case, a well-formed bare serial, costs one length test and one fold.
+        if fast_check is not None and len(text) == fast_length and text not in first_seen \
+                and fast_check(text):
+            first_seen[text] = line_no
+            continue
         reason = None
         serial = text
         if len(text) > MAX_PAYLOAD:
             reason = f"{len(text)} characters is too long for a code"
-        elif any("\udc80" <= ch <= "\udcff" for ch in text):
+        elif not text.isascii() and any("\udc80" <= ch <= "\udcff" for ch in text):
             reason = "not valid UTF-8"
         elif "://" in text or "\x1d" in text or text.startswith("]"):
             try:
@@ -222,7 +231,7 @@ def import_file(
     if not first_seen:
         raise _refused(path, rejects, "no valid codes in the file")
     level_no = LEVEL_NUMBER[level]
-    serials = list(first_seen)
+    serials = sorted(first_seen)  # ascending keys: the serial index is filled in order
     with store.transaction() as conn:
         segment = _new_segment(conn, line.id, level, "imported", path.name)
         imported = 0

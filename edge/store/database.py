@@ -44,7 +44,7 @@ class Store:
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA foreign_keys=OFF")
         self.conn.execute("PRAGMA temp_store=MEMORY")
-        self.conn.execute("PRAGMA cache_size=-65536")
+        self.conn.execute("PRAGMA cache_size=-262144")  # 256 MB: the serial index stays hot
         version = self.schema_version()
         if version > SCHEMA_VERSION:
             raise StoreError(

@@ -75,7 +75,7 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX codes_parent ON codes(parent_id) WHERE parent_id IS NOT NULL")
     db.execute("CREATE INDEX codes_available ON codes(segment_id, id) WHERE state = 0")
     db.execute(
-        "CREATE INDEX codes_batch ON codes(batch_id, level, state) WHERE batch_id IS NOT NULL"
+        "CREATE INDEX codes_batch ON codes(batch_id) WHERE batch_id IS NOT NULL"
     )
     db.table("containers").create(
         {
