@@ -66,6 +66,14 @@ class CodeLifecycle(RuleBasedStateMachine):
         for level, n in (("item", 40), ("case", 12), ("pallet", 4)):
             pool.generate(self.store, LINE, level, n, operator="t")  # type: ignore[arg-type]
         self.start_batch()
+        assert self.batch is not None
+        for level, n in (("item", 16), ("case", 4), ("pallet", 2)):
+            block = flow.reserve(self.store, self.batch, "st", level, n)  # type: ignore[arg-type]
+            self.ever_reserved |= {c.serial for c in block.codes}
+            ids = [c.id for c in block.codes]
+            flow.mark_printed(self.store, self.batch, level, ids)  # type: ignore[arg-type]
+            flow.record_verdicts(self.store, self.batch, level,  # type: ignore[arg-type]
+                                 [flow.Verdict(i) for i in ids])
 
     @rule(level=st.sampled_from(LEVELS), n=st.integers(1, 12))
     def generate(self, level: str, n: int) -> None:
@@ -147,6 +155,29 @@ class CodeLifecycle(RuleBasedStateMachine):
                                     unique=True))
         self.attempt(aggregation.pack, self.store, parent, chosen, operator="t", close=close)
 
+    @rule(level=st.sampled_from([1, 2]), partial=st.booleans())
+    def build_container(self, level: int, partial: bool) -> None:
+        """The station's common path: fill an unused container and close it."""
+        conn = self.store.read()
+        row = conn.execute(
+            "SELECT c.serial, c.batch_id FROM codes c LEFT JOIN containers k ON k.code_id = c.id "
+            "WHERE c.level = ? AND c.state = ? AND k.code_id IS NULL ORDER BY c.id LIMIT 1",
+            (level, int(State.COMMISSIONED))).fetchone()
+        if row is None:
+            return
+        capacity = LINE.packaging.items_per_case if level == 1 else LINE.packaging.cases_per_pallet
+        inner = "" if level == 1 else (
+            " AND id IN (SELECT code_id FROM containers WHERE status = 'closed')")
+        children = [r[0] for r in conn.execute(
+            f"SELECT serial FROM codes WHERE level = ? AND state = ? AND parent_id IS NULL "
+            f"AND batch_id = ?{inner} ORDER BY id LIMIT ?",
+            (level - 1, int(State.COMMISSIONED), row[1], capacity - 1 if partial else capacity))]
+        if not children:
+            return
+        aggregation.pack(self.store, row[0], children, operator="t", close=not partial)
+        if partial:
+            aggregation.close(self.store, row[0], operator="t", reason="end of batch")
+
     @rule(data=st.data(), partial=st.booleans())
     def close_container(self, data: st.DataObject, partial: bool) -> None:
         rows = [r[0] for r in self.store.read().execute(
@@ -192,7 +223,7 @@ class CodeLifecycle(RuleBasedStateMachine):
 
 
 CodeLifecycle.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=40, deadline=None,
+    max_examples=60, stateful_step_count=50, deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestCodeLifecycle = CodeLifecycle.TestCase
