@@ -141,12 +141,12 @@ def _entries(data: bytes, is_csv: bool) -> list[tuple[int, str]]:
     """(line number, text) of every non-blank line, or of the serial column of a CSV."""
     text = data.decode("utf-8", errors="surrogateescape")
     if not is_csv:
-        out = []
+        lines: list[tuple[int, str]] = []
         for n, line in enumerate(text.splitlines(), start=1):
             stripped = line.strip()
             if stripped and stripped[0] != "#":
-                out.append((n, stripped))
-        return out
+                lines.append((n, stripped))
+        return lines
     rows = list(csv.reader(io.StringIO(text, newline="")))
     column = 0
     start = 0
