@@ -12,6 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from edge.domain import audit, batches, events
+from edge.domain.codes import CodeRow, code, code_by_id, open_shipment_holding
 from edge.domain.errors import (
     AggregationError,
     AlreadyPacked,
@@ -21,48 +22,10 @@ from edge.domain.errors import (
     NotCommissioned,
     ReasonRequired,
     ShipmentError,
-    UnknownCode,
     WrongLevel,
 )
-from edge.domain.lifecycle import LEVEL_NAME, State, transition
+from edge.domain.lifecycle import State, transition
 from edge.store.database import Store, now_ms
-
-
-@dataclass(frozen=True)
-class CodeRow:
-    """The fields of a code the rules look at."""
-
-    id: int
-    serial: str
-    level: int
-    state: State
-    batch_id: int | None
-    parent_id: int | None
-
-    @property
-    def level_name(self) -> str:
-        return LEVEL_NAME[self.level]
-
-
-def code(conn: sqlite3.Connection, serial: str) -> CodeRow:
-    """The code with ``serial``, or :class:`UnknownCode`."""
-    row = conn.execute(
-        "SELECT id, serial, level, state, batch_id, parent_id FROM codes WHERE serial = ?",
-        (serial,),
-    ).fetchone()
-    if row is None:
-        raise UnknownCode(f"{serial[:60]!r} is not a code of this site")
-    return CodeRow(row[0], row[1], row[2], State(row[3]), row[4], row[5])
-
-
-def code_by_id(conn: sqlite3.Connection, code_id: int) -> CodeRow:
-    row = conn.execute(
-        "SELECT id, serial, level, state, batch_id, parent_id FROM codes WHERE id = ?",
-        (code_id,),
-    ).fetchone()
-    if row is None:
-        raise UnknownCode(f"no code #{code_id}")
-    return CodeRow(row[0], row[1], row[2], State(row[3]), row[4], row[5])
 
 
 @dataclass(frozen=True)
@@ -118,14 +81,10 @@ def _not_shipping(conn: sqlite3.Connection, top: CodeRow) -> None:
     while node is not None:
         if node.state is State.ACTIVE:
             raise ShipmentError(f"{node.serial} is shipped (ACTIVE); cancel the shipment first")
-        row = conn.execute(
-            "SELECT s.id FROM shipment_containers sc JOIN shipments s ON s.id = sc.shipment_id "
-            "WHERE sc.code_id = ? AND s.status = 'open'",
-            (node.id,),
-        ).fetchone()
-        if row is not None:
+        on_dock = open_shipment_holding(conn, node.id)
+        if on_dock is not None:
             raise ShipmentError(
-                f"{node.serial} is on open shipment {row[0]}; remove it from the shipment first"
+                f"{node.serial} is on open shipment {on_dock}; remove it from the shipment first"
             )
         node = code_by_id(conn, node.parent_id) if node.parent_id is not None else None
 

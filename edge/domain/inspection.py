@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge.domain import batches, shipments
-from edge.domain.aggregation import code, code_by_id
+from edge.domain.codes import code, code_by_id
 from edge.domain.lifecycle import LEVEL_NAME, Reason, State
 
 CHILDREN_SHOWN = 100

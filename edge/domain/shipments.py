@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 
 from edge.domain import audit, events
-from edge.domain.aggregation import CodeRow, code, code_by_id
+from edge.domain.codes import CodeRow, code, code_by_id, open_shipment_holding
 from edge.domain.errors import (
     MixedBatch,
     NotCommissioned,
@@ -106,13 +106,9 @@ def add(
                 f"case {serial} is on pallet {code_by_id(conn, c.parent_id).serial}: ship the "
                 "pallet, or unpack the case first"
             )
-        other = conn.execute(
-            "SELECT s.id FROM shipment_containers sc JOIN shipments s ON s.id = sc.shipment_id "
-            "WHERE sc.code_id = ? AND s.status = 'open'",
-            (c.id,),
-        ).fetchone()
+        other = open_shipment_holding(conn, c.id)
         if other is not None:
-            raise ShipmentError(f"{serial} is already on open shipment {other[0]}")
+            raise ShipmentError(f"{serial} is already on open shipment {other}")
         if not allow_mixed_batches:
             batch_ids = {
                 r[0]
