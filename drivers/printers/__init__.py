@@ -1,0 +1,1 @@
+"""Coding printers: CIJ (WSI), queued TIJ/TTO (CLARiTY)."""

@@ -1,0 +1,141 @@
+"""What every printer driver shares: the event queue, the link supervision, the host queue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+
+from drivers.errors import ConnectionLost, DriverError
+from drivers.interfaces import BufferLost, PrinterEvent
+from drivers.transport import Availability, Backoff, Opener, Stream, close_stream, connect_with_backoff
+
+log = logging.getLogger("codeline.drivers.printer")
+
+
+class LinkedDevice:
+    """Keeps one connection up: opens it with backoff, runs sessions, reconnects on loss."""
+
+    def __init__(self, name: str, opener: Opener, backoff: Backoff) -> None:
+        self.name = name
+        self.opener = opener
+        self.backoff = backoff
+        self.availability = Availability(log, name)
+        self.writer: asyncio.StreamWriter | None = None
+        self.reader: asyncio.StreamReader | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self.reconnects = 0
+
+    async def connect(self, attempts: int | None = None) -> None:
+        """Open the link (retrying), set the device up, then keep it up in the background."""
+        stream = await connect_with_backoff(self.opener, self.backoff, self.availability,
+                                            attempts)
+        await self._start_session(stream)
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"{self.name}-link")
+
+    async def _start_session(self, stream: Stream) -> None:
+        self.reader, self.writer = stream
+        await self.on_connected()
+        self._connected.set()
+
+    async def _supervise(self) -> None:
+        while True:
+            try:
+                await self.session()
+                raise ConnectionLost("the device closed the connection")
+            except (ConnectionLost, ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
+                self._connected.clear()
+                self.availability.went_down(str(exc) or type(exc).__name__)
+                await close_stream(self.writer)
+                self.writer = None
+                await self.on_disconnected(str(exc) or type(exc).__name__)
+            while True:
+                try:
+                    stream = await connect_with_backoff(self.opener, self.backoff,
+                                                        self.availability, attempts=1)
+                    self.reconnects += 1
+                    await self._start_session(stream)
+                    break
+                except (ConnectionLost, ConnectionError, OSError, DriverError) as exc:
+                    self.availability.went_down(str(exc))
+                    await close_stream(self.writer)
+                    self.writer = None
+                    await asyncio.sleep(self.backoff.next_delay())
+
+    async def wait_connected(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        except TimeoutError:
+            raise ConnectionLost(f"{self.name} is not connected") from None
+
+    def write(self, data: bytes) -> None:
+        if self.writer is None or self.writer.is_closing():
+            raise ConnectionLost(f"{self.name} is not connected")
+        self.writer.write(data)
+
+    async def close(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        await close_stream(self.writer)
+        self.writer = None
+        self._connected.clear()
+
+    # hooks
+    async def on_connected(self) -> None:
+        """Set the device up after (re)connecting."""
+
+    async def on_disconnected(self, why: str) -> None:
+        """React to a lost link (report codes of unknown fate)."""
+
+    async def session(self) -> None:
+        """Run until the link fails (raise ConnectionLost)."""
+        raise NotImplementedError
+
+
+class PrinterEvents:
+    """The ordered event stream a printer driver hands to the runtime."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[PrinterEvent] = asyncio.Queue()
+
+    def emit(self, event: PrinterEvent) -> None:
+        self._queue.put_nowait(event)
+
+    async def __aiter__(self) -> AsyncIterator[PrinterEvent]:
+        while True:
+            yield await self._queue.get()
+
+    async def next(self, timeout: float) -> PrinterEvent:
+        return await asyncio.wait_for(self._queue.get(), timeout)
+
+    def lost(self, codes: Sequence[str], why: str) -> None:
+        if codes:
+            self.emit(BufferLost(tuple(codes), why))
+
+
+class HostQueue:
+    """Codes handed to the driver and not yet sent to the device, in order."""
+
+    def __init__(self) -> None:
+        self.codes: deque[str] = deque()
+        self.ready = asyncio.Event()
+
+    def extend(self, codes: Sequence[str]) -> None:
+        self.codes.extend(codes)
+        if self.codes:
+            self.ready.set()
+
+    def take(self, n: int) -> list[str]:
+        out = [self.codes.popleft() for _ in range(min(n, len(self.codes)))]
+        if not self.codes:
+            self.ready.clear()
+        return out
+
+    def drain(self) -> list[str]:
+        return self.take(len(self.codes))

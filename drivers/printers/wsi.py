@@ -1,0 +1,253 @@
+"""Videojet 1000-line CIJ printer over WSI: one code in the field at a time.
+
+WSI has no print queue: the host writes the next code into the message's user field and
+watches the print counter (``GA``). Each count is one item. Counts that arrive before the
+field was refreshed printed the previous code again (the double-print hazard): they are
+reported as :class:`DoublePrint`. At most one code is ever at risk on a lost link: the one
+in the field, reported as :class:`BufferLost`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+from drivers.errors import CommandRefused, ConnectionLost, DeviceFault, DeviceTimeout, ProtocolError
+from drivers.interfaces import (
+    DoublePrint,
+    FaultCleared,
+    FaultRaised,
+    Printed,
+    PrinterEvent,
+    PrinterStatus,
+)
+from drivers.printers.base import HostQueue, LinkedDevice, PrinterEvents
+from drivers.printers.wsi_codec import LF, Ack, Command, Framer, Reply, checksum, encode_command
+from drivers.transport import Backoff, Opener, opener_for
+from line_config.devices import WsiPrinter as WsiConfig
+
+# Bits of the six error bytes returned by ``E`` (ours: one bit per fault of PROTOCOLS.md §1).
+FAULT_BITS: dict[int, tuple[str, str]] = {
+    0: ("INK_EMPTY", "ink core empty"),
+    1: ("EHT_TRIP", "EHT trip"),
+    2: ("GUTTER", "gutter fault"),
+    3: ("CHARGE", "charge error"),
+    4: ("VISCOSITY", "viscosity out of range"),
+    5: ("JET_STOPPED", "jet stopped"),
+}
+
+
+def faults_from_bits(hex_bytes: str) -> list[tuple[str, str]]:
+    """Decode the ``E`` reply's error bits into (code, text) pairs."""
+    value = int(hex_bytes, 16)
+    return [fault for bit, fault in FAULT_BITS.items() if value >> bit & 1]
+
+
+class WsiPrinter(LinkedDevice):
+    """Driver of one CIJ head; see the module docstring for how prints are counted."""
+
+    def __init__(self, config: WsiConfig, opener: Opener | None = None,
+                 reply_timeout: float = 1.0) -> None:
+        super().__init__(config.id, opener or opener_for(config.transport),
+                         Backoff(config.reconnect_min_ms / 1000, config.reconnect_max_ms / 1000))
+        self.config = config
+        self.reply_timeout = reply_timeout
+        self.event_stream = PrinterEvents()
+        self.queue = HostQueue()
+        self.framer = Framer("host")
+        self._inbox: asyncio.Queue[Ack | Reply] = asyncio.Queue()
+        self._lock = asyncio.Lock()
+        self.in_field: str | None = None
+        self.last_printed: str | None = None
+        self.count = 0
+        self.identity = ""
+        self.faults: list[tuple[str, str]] = []
+        self.enabled = False
+        self._worker: asyncio.Task[None] | None = None
+        self.bytes_sent = 0
+
+    # --- link ---
+    async def session(self) -> None:
+        assert self.reader is not None
+        self._worker = asyncio.create_task(self._print_loop(), name=f"{self.name}-fields")
+        try:
+            while True:
+                data = await self.reader.read(4096)
+                if not data:
+                    raise ConnectionLost("printer closed the link")
+                for message in self.framer.feed(data):
+                    if isinstance(message, Ack | Reply):
+                        self._inbox.put_nowait(message)
+        finally:
+            self._worker.cancel()
+
+    async def on_connected(self) -> None:
+        self._inbox = asyncio.Queue()
+        reader_task = asyncio.create_task(self._pump_during_setup())
+        try:
+            identity = await self._query(Command("H"))
+            self.identity = identity.decode("ascii", "replace")
+            self.count = int(await self._query(Command("GA")))
+            await self._command(Command("M", self.config.message.encode("ascii")))
+        finally:
+            reader_task.cancel()
+        self.in_field = None
+
+    async def _pump_during_setup(self) -> None:
+        assert self.reader is not None
+        while True:
+            data = await self.reader.read(4096)
+            if not data:
+                return
+            for message in self.framer.feed(data):
+                if isinstance(message, Ack | Reply):
+                    self._inbox.put_nowait(message)
+
+    async def on_disconnected(self, why: str) -> None:
+        if self.in_field is not None:
+            self.event_stream.lost([self.in_field], f"link lost: {why}")
+            self.in_field = None
+
+    # --- commands ---
+    async def _pipeline(self, commands: Sequence[tuple[Command, bool]]) -> list[bytes]:
+        """Send commands in one write; check every echo; return each query's reply."""
+        async with self._lock:
+            frames = b"".join(encode_command(cmd) for cmd, _ in commands)
+            self.write(frames)
+            self.bytes_sent += len(frames)
+            replies: list[bytes] = []
+            for cmd, want_reply in commands:
+                ack = await self._next(Ack)
+                if ack.checksum != checksum(cmd.body):
+                    raise ProtocolError(
+                        f"{self.name}: printer heard {cmd.type!r} wrong (checksum "
+                        f"{ack.checksum:02X}, expected {checksum(cmd.body):02X})"
+                    )
+                if not ack.accepted:
+                    raise CommandRefused(f"{self.name}: printer refused {cmd.type!r}")
+                if want_reply:
+                    reply = await self._next(Reply)
+                    assert isinstance(reply, Reply)
+                    replies.append(reply.data)
+            return replies
+
+    async def _next(self, kind: type[Ack] | type[Reply]) -> Ack | Reply:
+        while True:
+            try:
+                message = await asyncio.wait_for(self._inbox.get(), self.reply_timeout)
+            except TimeoutError:
+                raise DeviceTimeout(f"{self.name}: no answer within {self.reply_timeout}s") \
+                    from None
+            if isinstance(message, kind):
+                return message
+            self.framer.garbage += 1  # an answer nobody asked for: counted, skipped
+
+    async def _command(self, cmd: Command) -> None:
+        await self._pipeline([(cmd, False)])
+
+    async def _query(self, cmd: Command) -> bytes:
+        return (await self._pipeline([(cmd, True)]))[0]
+
+    # --- printing ---
+    async def _print_loop(self) -> None:
+        poll = self.config.counter_poll_ms / 1000
+        idle_since_faults = 0.0
+        while True:
+            if self.in_field is None and self.enabled and self.queue.codes:
+                code = self.queue.take(1)[0]
+                data = self.config.field.encode("ascii") + LF + code.encode("ascii")
+                self.in_field = code
+                try:
+                    _, = await self._pipeline([(Command("U", data), False), (Command("GA"), True)])
+                except CommandRefused:
+                    # The field kept its old content: this code never reached the printer.
+                    self.in_field = None
+                    self.queue.codes.appendleft(code)
+                    await asyncio.sleep(poll)
+                    continue
+                self._account(int(_))
+                continue
+            if self.in_field is None and not (self.enabled and self.queue.codes):
+                await asyncio.sleep(poll)
+            now = int(await self._query(Command("GA")))
+            if now != self.count:
+                self._account(now)
+                continue
+            idle_since_faults += poll
+            if idle_since_faults >= 0.25:
+                idle_since_faults = 0.0
+                await self._check_faults()
+            await asyncio.sleep(poll)
+
+    def _account(self, now: int) -> None:
+        """Counter increments as events: the first after an update is the new code, any
+        further one is a print-go that found no new data (the previous code again)."""
+        delta = now - self.count
+        if delta < 0:
+            raise ProtocolError(f"{self.name}: print counter went back from {self.count} to {now}")
+        self.count = now
+        for _ in range(delta):
+            if self.in_field is not None:
+                self.event_stream.emit(Printed(self.in_field))
+                self.last_printed = self.in_field
+                self.in_field = None
+            elif self.last_printed is not None:
+                self.event_stream.emit(DoublePrint(self.last_printed))
+
+    async def _check_faults(self) -> None:
+        reply = (await self._query(Command("E"))).decode("ascii", "replace")
+        faults = faults_from_bits(reply[:12]) if len(reply) >= 12 else []
+        if faults and faults != self.faults:
+            for code, text in faults:
+                self.event_stream.emit(FaultRaised(code, text))
+        elif not faults and self.faults:
+            self.event_stream.emit(FaultCleared())
+        self.faults = faults
+
+    # --- Printer interface ---
+    async def select_job(self, name: str) -> None:
+        await self._command(Command("M", name.encode("ascii")))
+
+    async def start(self) -> None:
+        try:
+            await self._command(Command("O1"))
+        except CommandRefused:
+            await self._check_faults()
+            detail = ", ".join(t for _, t in self.faults) or "jet not running"
+            raise DeviceFault("PRINT_ON_REFUSED", f"{self.name} refused print-on: {detail}") \
+                from None
+        self.enabled = True
+
+    async def stop(self) -> None:
+        self.enabled = False
+        await self._command(Command("O0"))
+
+    async def clear(self) -> None:
+        lost = self.queue.drain()
+        if self.in_field is not None:
+            lost.insert(0, self.in_field)
+            self.in_field = None
+            await self._command(Command("D", self.config.field.encode("ascii")))
+        self.event_stream.lost(lost, "buffer cleared")
+
+    async def send(self, codes: Sequence[str]) -> None:
+        for code in codes:
+            if not code or len(code) > 50 or not code.isascii() or not code.isprintable():
+                raise ValueError(f"WSI fields hold 1-50 printable ASCII characters: {code!r}")
+        self.queue.extend(codes)
+
+    @property
+    def pending(self) -> int:
+        return len(self.queue.codes) + (1 if self.in_field is not None else 0)
+
+    def events(self) -> AsyncIterator[PrinterEvent]:
+        return self.event_stream.__aiter__()
+
+    async def status(self) -> PrinterStatus:
+        if self.writer is None:
+            return PrinterStatus(False, "offline", None, self.pending, self.count)
+        job = (await self._query(Command("Q"))).decode("ascii", "replace")
+        await self._check_faults()
+        state = "fault" if self.faults else ("running" if self.enabled else "stopped")
+        return PrinterStatus(True, state, job, self.pending, self.count,
+                             tuple(c for c, _ in self.faults), self.identity)

@@ -1,0 +1,1 @@
+"""Fixed code readers: Cognex DMCC."""

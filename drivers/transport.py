@@ -1,0 +1,114 @@
+"""Byte streams to devices (TCP, serial incl. ``socket://``) and the reconnect policy."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import serial_asyncio_fast
+
+from drivers.errors import ConnectionLost
+from line_config.devices import SerialTransport, TcpTransport
+
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+Opener = Callable[[], Awaitable[Stream]]
+
+
+def opener_for(transport: SerialTransport | TcpTransport) -> Opener:
+    """A function that opens one connection over ``transport``."""
+    if isinstance(transport, TcpTransport):
+        async def open_tcp() -> Stream:
+            try:
+                return await asyncio.wait_for(
+                    asyncio.open_connection(transport.host, transport.port),
+                    transport.connect_timeout_ms / 1000,
+                )
+            except (OSError, TimeoutError) as exc:
+                raise ConnectionLost(
+                    f"cannot reach {transport.host}:{transport.port}: {exc}") from exc
+        return open_tcp
+
+    async def open_serial() -> Stream:
+        try:
+            return await serial_asyncio_fast.open_serial_connection(
+                url=transport.port, baudrate=transport.baudrate, bytesize=transport.bytesize,
+                parity=transport.parity, stopbits=transport.stopbits,
+            )
+        except (OSError, ValueError) as exc:
+            raise ConnectionLost(f"cannot open {transport.port}: {exc}") from exc
+    return open_serial
+
+
+@dataclass
+class Backoff:
+    """Capped exponential backoff with full jitter."""
+
+    min_s: float = 0.2
+    max_s: float = 10.0
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        cap = min(self.max_s, self.min_s * (2 ** self.attempt))
+        self.attempt += 1
+        return random.uniform(self.min_s / 2, cap)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class Availability:
+    """Logs a device going down once and coming back once."""
+
+    def __init__(self, log: logging.Logger, device: str) -> None:
+        self.log = log
+        self.device = device
+        self.up = False
+        self.ever_up = False
+
+    def went_up(self) -> None:
+        if not self.up:
+            if self.ever_up:
+                self.log.info("device back online", extra={"device": self.device})
+            else:
+                self.log.info("device connected", extra={"device": self.device})
+        self.up = True
+        self.ever_up = True
+
+    def went_down(self, why: str) -> None:
+        if self.up or not self.ever_up:
+            self.log.warning("device unavailable: %s", why, extra={"device": self.device})
+        self.up = False
+
+
+async def connect_with_backoff(
+    opener: Opener, backoff: Backoff, availability: Availability, attempts: int | None = None
+) -> Stream:
+    """Open a connection, retrying with backoff; ``attempts`` None = until cancelled."""
+    tried = 0
+    while True:
+        try:
+            stream = await opener()
+        except ConnectionLost as exc:
+            availability.went_down(str(exc))
+            tried += 1
+            if attempts is not None and tried >= attempts:
+                raise
+            await asyncio.sleep(backoff.next_delay())
+            continue
+        backoff.reset()
+        availability.went_up()
+        return stream
+
+
+async def close_stream(writer: asyncio.StreamWriter | None) -> None:
+    """Close a stream writer, ignoring a peer that is already gone."""
+    if writer is None:
+        return
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except (OSError, ConnectionError):
+        pass

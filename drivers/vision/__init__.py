@@ -1,0 +1,1 @@
+"""Image cameras, symbol decoders and print-quality grading."""

@@ -1,0 +1,42 @@
+"""The physical items on a simulated line: what was printed on each, what a reader sees.
+
+Printers mark the item that arrives under their head; readers read items in the order they
+pass. The line simulator's conveyor drives arrivals; a test can drive them by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Item:
+    """One product: its sequence number and what was printed on it (None = nothing)."""
+
+    seq: int
+    code: str | None = None
+
+
+@dataclass
+class ItemStream:
+    """Items in the order they passed the printer; each reader keeps its own position."""
+
+    items: list[Item] = field(default_factory=list)
+    cursors: dict[str, int] = field(default_factory=dict)
+
+    def arrive(self, code: str | None) -> Item:
+        """A product passed the printer and got ``code`` (None: no print)."""
+        item = Item(len(self.items) + 1, code)
+        self.items.append(item)
+        return item
+
+    def next_for(self, reader: str) -> Item | None:
+        """The next item in front of ``reader``, or None if none is waiting."""
+        index = self.cursors.get(reader, 0)
+        if index >= len(self.items):
+            return None
+        self.cursors[reader] = index + 1
+        return self.items[index]
+
+    def printed(self) -> list[str | None]:
+        return [item.code for item in self.items]

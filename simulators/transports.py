@@ -1,0 +1,171 @@
+"""How simulators listen: TCP on loopback, or a pty whose bytes are paced at a baud rate."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import queue
+import select
+import threading
+import time
+import tty
+from collections.abc import Awaitable, Callable
+
+Handler = Callable[[asyncio.StreamReader, "Sink"], Awaitable[None]]
+
+
+class Sink:
+    """Where a simulator writes; ``cut()`` drops the link (a disconnect fault)."""
+
+    def __init__(self, write: Callable[[bytes], Awaitable[None]], cut: Callable[[], None]) -> None:
+        self._write = write
+        self._cut = cut
+
+    async def write(self, data: bytes) -> None:
+        await self._write(data)
+
+    def cut(self) -> None:
+        self._cut()
+
+
+class TcpListener:
+    """A TCP server on 127.0.0.1; each connection is handled by ``handler``."""
+
+    def __init__(self, handler: Handler, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.handler = handler
+        self.host = host
+        self.port = port
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.add(writer)
+
+        async def write(data: bytes) -> None:
+            if not writer.is_closing():
+                writer.write(data)
+                await writer.drain()
+
+        try:
+            await self.handler(reader, Sink(write, writer.close))
+        except (ConnectionError, OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.writers.discard(writer)
+            writer.close()
+
+    def drop_all(self) -> None:
+        """Close every client connection (the device 'reboots')."""
+        for writer in list(self.writers):
+            writer.close()
+
+    async def stop(self) -> None:
+        self.drop_all()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+SLICE = 4
+
+
+class PacedPty:
+    """A pty pair: the driver opens :attr:`path`; bytes cross at ``baud`` (10 bits a byte).
+
+    Pacing runs in two threads with ``time.sleep`` (sub-millisecond), because the event
+    loop's timers round to whole milliseconds, which would slow short frames several-fold.
+    """
+
+    def __init__(self, handler: Handler, baud: int) -> None:
+        self.handler = handler
+        self.baud = baud
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        tty.setraw(self.master)
+        self.path = os.ttyname(self.slave)
+        self._task: asyncio.Task[None] | None = None
+        self._stop = threading.Event()
+        self._outbox: queue.Queue[bytes] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    @property
+    def where(self) -> str:
+        return self.path
+
+    def byte_time(self, n: int) -> float:
+        return n * 10 / self.baud
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+
+        def receive() -> None:
+            line_free = 0.0
+            while not self._stop.is_set():
+                ready, _, _ = select.select([self.master], [], [], 0.05)
+                if not ready:
+                    continue
+                try:
+                    data = os.read(self.master, 4096)
+                except OSError:
+                    break
+                self.bytes_in += len(data)
+                line_free = max(line_free, time.monotonic())
+                for start in range(0, len(data), SLICE):  # bytes trickle in as on a wire
+                    piece = data[start : start + SLICE]
+                    line_free += self.byte_time(len(piece))
+                    _sleep_until(line_free)
+                    loop.call_soon_threadsafe(reader.feed_data, piece)
+            loop.call_soon_threadsafe(reader.feed_eof)
+
+        def transmit() -> None:
+            line_free = 0.0
+            while not self._stop.is_set():
+                try:
+                    data = self._outbox.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                line_free = max(line_free, time.monotonic()) + self.byte_time(len(data))
+                _sleep_until(line_free)
+                self.bytes_out += len(data)
+                with contextlib.suppress(OSError):
+                    os.write(self.master, data)
+
+        for target in (receive, transmit):
+            thread = threading.Thread(target=target, name=f"pty-{target.__name__}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+        async def write(data: bytes) -> None:
+            self._outbox.put(data)
+
+        self._task = asyncio.create_task(self.handler(reader, Sink(write, lambda: None)))
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        for thread in self._threads:
+            await asyncio.to_thread(thread.join, 1.0)
+        for fd in (self.master, self.slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _sleep_until(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
