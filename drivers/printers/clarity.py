@@ -1,0 +1,272 @@
+"""Queued TIJ/TTO printer over the CLARiTY text protocol (TCP).
+
+The printer holds a serialization buffer. The driver keeps it between a low and a high
+watermark, accounts every ``PRC`` (print complete) to the oldest code it sent, and
+reconciles with ``SLR`` (last record index printed): after a reconnect, records up to SLR
+were printed (their PRCs may have been lost), the rest are cleared and reported lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+
+from drivers.errors import CommandRefused, ConnectionLost, DeviceFault, DeviceTimeout, ProtocolError
+from drivers.interfaces import FaultCleared, FaultRaised, Printed, PrinterEvent, PrinterStatus
+from drivers.printers.base import HostQueue, LinkedDevice, PrinterEvents
+from drivers.printers.clarity_codec import Framer, Message, encode
+from drivers.transport import Backoff, Opener, opener_for
+from line_config.devices import ClarityPrinter as ClarityConfig
+
+log = logging.getLogger("codeline.drivers.clarity")
+
+STATES = {0: "shutdown", 1: "starting", 2: "shutting down", 3: "running", 4: "offline"}
+SDO_ROWS = 100
+
+
+class ClarityPrinter(LinkedDevice):
+    """Driver of one CLARiTY printer; see the module docstring."""
+
+    def __init__(self, config: ClarityConfig, opener: Opener | None = None,
+                 reply_timeout: float = 2.0) -> None:
+        super().__init__(config.id, opener or opener_for(config.transport),
+                         Backoff(config.reconnect_min_ms / 1000, config.reconnect_max_ms / 1000))
+        self.config = config
+        self.reply_timeout = reply_timeout
+        self.event_stream = PrinterEvents()
+        self.queue = HostQueue()
+        self.framer = Framer()
+        self._replies: asyncio.Queue[Message] = asyncio.Queue()
+        self._lock = asyncio.Lock()
+        self.in_device: deque[tuple[int, str]] = deque()  # (record index, code), oldest first
+        self.next_index = 0
+        self.last_accounted = 0
+        self.total_printed = 0
+        self.faults: list[tuple[str, str]] = []
+        self.state = "offline"
+        self.job: str | None = None
+        self.want_running = False
+        self._refill = asyncio.Event()
+        self._faults_changed = asyncio.Event()
+        self._pump: asyncio.Task[None] | None = None
+
+    # --- link ---
+    async def on_connected(self) -> None:
+        self._replies = asyncio.Queue()
+        self.framer = Framer()
+        self._pump = asyncio.create_task(self._read_loop(), name=f"{self.name}-reader")
+        for code in ("PRC", "OUT", "ERS", "STS"):
+            await self._ok(Message("SNO", (code, "1")))
+        await self._ok(Message("SHO", (self.config.field,)))
+        last_printed = int((await self._ask(Message("SLR"), "SLR")).fields[0])
+        queued = int((await self._ask(Message("SRC"), "SRC")).fields[0])
+        self._reconcile(last_printed)
+        if self.in_device:
+            # Records we sent that the printer still holds: their fate is unknown to the
+            # runtime once the link dropped (they may print while we are away): clear them.
+            await self._ok(Message("SCB"))
+            lost = [code for _, code in self.in_device]
+            self.in_device.clear()
+            self.event_stream.lost(lost, "buffer cleared after reconnect")
+            queued = 0
+        elif queued:
+            await self._ok(Message("SCB"))  # records of someone else's session
+            queued = 0
+        self.next_index = last_printed + queued + 1
+        self.last_accounted = last_printed
+        await self._refresh_state()
+        if self.job is None or self.job != self.config.job:
+            await self.select_job(self.config.job)
+        if self.want_running:
+            await self._ok(Message("SST", ("3",)))
+        self._refill.set()
+
+    async def on_disconnected(self, why: str) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+        self.state = "offline"
+
+    async def session(self) -> None:
+        assert self._pump is not None
+        feeder = asyncio.create_task(self._feed_loop(), name=f"{self.name}-feeder")
+        watcher = asyncio.create_task(self._fault_loop(), name=f"{self.name}-faults")
+        try:
+            done, _ = await asyncio.wait({self._pump, feeder, watcher},
+                                         return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        finally:
+            feeder.cancel()
+            watcher.cancel()
+            self._pump.cancel()
+
+    async def _fault_loop(self) -> None:
+        while True:
+            await self._faults_changed.wait()
+            self._faults_changed.clear()
+            await self._refresh_faults()
+
+    async def _read_loop(self) -> None:
+        assert self.reader is not None
+        while True:
+            data = await self.reader.read(65536)
+            if not data:
+                raise ConnectionLost("printer closed the link")
+            for message in self.framer.feed(data):
+                if message.is_async:
+                    self._notify(message)
+                else:
+                    self._replies.put_nowait(message)
+
+    # --- commands ---
+    async def _ask(self, message: Message, expect: str | None = None) -> Message:
+        async with self._lock:
+            self.write(encode(message))
+            try:
+                reply = await asyncio.wait_for(self._replies.get(), self.reply_timeout)
+            except TimeoutError:
+                raise DeviceTimeout(f"{self.name}: no answer to {message.word}") from None
+        if reply.word == "ERR":
+            raise CommandRefused(f"{self.name}: printer refused {message.word}")
+        if expect is not None and reply.word != expect:
+            raise ProtocolError(f"{self.name}: {message.word} answered {reply.word}")
+        return reply
+
+    async def _ok(self, message: Message) -> None:
+        await self._ask(message, "ACK")
+
+    # --- notifications ---
+    def _notify(self, message: Message) -> None:
+        word, fields = message.word, message.fields
+        if word == "PRC":
+            self._account_one()
+        elif word == "OUT" and fields and fields[0] in ("QLOW", "QEMPTY"):
+            self._refill.set()
+        elif word == "ERS":
+            self._faults_changed.set()
+        elif word == "STS" and fields and fields[0].isdigit():
+            self.state = STATES.get(int(fields[0]), "unknown")
+
+    def _account_one(self) -> None:
+        if not self.in_device:
+            log.warning("print complete with no record outstanding", extra={"device": self.name})
+            return
+        index, code = self.in_device.popleft()
+        self.last_accounted = index
+        self.total_printed += 1
+        self.event_stream.emit(Printed(code))
+        if len(self.in_device) < self.config.low_water:
+            self._refill.set()
+
+    def _reconcile(self, last_printed: int) -> None:
+        """Account records the printer says it printed whose PRC never reached us."""
+        missed = 0
+        while self.in_device and self.in_device[0][0] <= last_printed:
+            self._account_one()
+            missed += 1
+        if missed:
+            log.warning("accounted %d prints from SLR whose PRC was lost", missed,
+                        extra={"device": self.name})
+
+    async def _refresh_faults(self) -> None:
+        try:
+            reply = await self._ask(Message("GFT"), "FLT")
+        except (ConnectionLost, DeviceTimeout, CommandRefused, ProtocolError):
+            return
+        count = int(reply.fields[0]) if reply.fields and reply.fields[0].isdigit() else 0
+        faults = [(reply.fields[1 + 3 * i], reply.fields[3 + 3 * i]) for i in range(count)
+                  if len(reply.fields) >= 4 + 3 * i]
+        if faults and faults != self.faults:
+            for code, text in faults:
+                self.event_stream.emit(FaultRaised(code, text))
+        elif not faults and self.faults:
+            self.event_stream.emit(FaultCleared())
+        self.faults = faults
+
+    async def _refresh_state(self) -> None:
+        sts = await self._ask(Message("GST"), "STS")
+        self.state = STATES.get(int(sts.fields[0]), "unknown") if sts.fields else "unknown"
+        self.job = sts.fields[2] or None if len(sts.fields) > 2 else None
+
+    # --- buffer ---
+    async def _feed_loop(self) -> None:
+        while True:
+            await self._refill.wait()
+            self._refill.clear()
+            while self.queue.codes and len(self.in_device) < self.config.high_water:
+                room = self.config.high_water - len(self.in_device)
+                rows = self.queue.take(min(room, SDO_ROWS))
+                try:
+                    await self._ask(Message("SDO", tuple(rows)), "SFS")
+                except CommandRefused:
+                    self.queue.codes.extendleft(reversed(rows))  # buffer full: not taken
+                    await asyncio.sleep(0.05)
+                    break
+                except (ConnectionLost, DeviceTimeout):
+                    # Sent but unanswered: the printer may hold them; fate unknown.
+                    self.event_stream.lost(rows, "link lost while sending")
+                    raise
+                for code in rows:
+                    self.in_device.append((self.next_index, code))
+                    self.next_index += 1
+            if self.queue.codes and len(self.in_device) < self.config.low_water:
+                self._refill.set()
+
+    # --- Printer interface ---
+    async def select_job(self, name: str) -> None:
+        await self._ok(Message("SEL", (name,)))
+        self.job = name
+
+    async def start(self) -> None:
+        self.want_running = True
+        try:
+            await self._ok(Message("SST", ("3",)))
+        except CommandRefused:
+            await self._refresh_faults()
+            detail = ", ".join(t for _, t in self.faults) or "no job selected"
+            raise DeviceFault("START_REFUSED", f"{self.name} refused to run: {detail}") from None
+        self.state = "running"
+
+    async def stop(self) -> None:
+        self.want_running = False
+        await self._ok(Message("SST", ("4",)))
+        self.state = "offline"
+
+    async def clear(self) -> None:
+        lost = [code for _, code in self.in_device] + self.queue.drain()
+        await self._ok(Message("SCB"))
+        self.in_device.clear()
+        self.event_stream.lost(lost, "buffer cleared")
+
+    async def clear_faults(self) -> None:
+        await self._ok(Message("CAF"))
+        await self._refresh_faults()
+
+    async def send(self, codes: Sequence[str]) -> None:
+        for code in codes:
+            if not code or "|" in code or "\r" in code or not code.isascii():
+                raise ValueError(f"a CLARiTY record is ASCII without '|' or CR: {code!r}")
+        self.queue.extend(codes)
+        self._refill.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self.queue.codes) + len(self.in_device)
+
+    def events(self) -> AsyncIterator[PrinterEvent]:
+        return self.event_stream.__aiter__()
+
+    async def reconcile(self) -> None:
+        """Check the accounting against ``SLR`` now (the runtime calls it when idle)."""
+        last = int((await self._ask(Message("SLR"), "SLR")).fields[0])
+        self._reconcile(last)
+
+    async def status(self) -> PrinterStatus:
+        if self.writer is None:
+            return PrinterStatus(False, "offline", self.job, self.pending, self.total_printed)
+        await self._refresh_state()
+        await self._refresh_faults()
+        return PrinterStatus(True, "fault" if self.faults else self.state, self.job,
+                             self.pending, self.total_printed, tuple(c for c, _ in self.faults))
