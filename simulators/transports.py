@@ -38,6 +38,8 @@ class TcpListener:
         self.port = port
         self.server: asyncio.Server | None = None
         self.writers: set[asyncio.StreamWriter] = set()
+        self.sessions: set[asyncio.Task[None]] = set()
+        self.connections = 0
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._serve, self.host, self.port)
@@ -49,6 +51,10 @@ class TcpListener:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.writers.add(writer)
+        self.connections += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self.sessions.add(task)
 
         async def write(data: bytes) -> None:
             if not writer.is_closing():
@@ -62,6 +68,8 @@ class TcpListener:
         finally:
             self.writers.discard(writer)
             writer.close()
+            if task is not None:
+                self.sessions.discard(task)
 
     def drop_all(self) -> None:
         """Close every client connection (the device 'reboots')."""
@@ -69,9 +77,16 @@ class TcpListener:
             writer.close()
 
     async def stop(self) -> None:
-        self.drop_all()
         if self.server is not None:
             self.server.close()
+        self.drop_all()
+        if self.sessions:
+            await asyncio.wait(set(self.sessions), timeout=2.0)
+        for task in list(self.sessions):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.server is not None:
             await self.server.wait_closed()
 
 

@@ -1,0 +1,122 @@
+"""Cognex DataMan reader over DMCC (TCP): one trigger, one result.
+
+Results left over from an earlier trigger (a late or duplicated result) are drained and
+counted before each trigger, so a result is never attributed to the wrong item by the
+driver; a trigger that gets no result in time counts as a no-read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from drivers.errors import CommandRefused, ConnectionLost, DeviceTimeout
+from drivers.interfaces import Grade, ReadResult
+from drivers.printers.base import LinkedDevice
+from drivers.readers.dmcc_codec import READ, Command, Framer, Response, encode_command, split_grade
+from drivers.transport import Backoff, Opener, opener_for
+from line_config.devices import DmccReader as DmccConfig
+
+log = logging.getLogger("codeline.drivers.dmcc")
+
+
+class DmccReader(LinkedDevice):
+    """Driver of one DataMan reader."""
+
+    def __init__(self, config: DmccConfig, opener: Opener | None = None,
+                 result_timeout: float = 1.0) -> None:
+        super().__init__(config.id, opener or opener_for(config.transport),
+                         Backoff(config.reconnect_min_ms / 1000, config.reconnect_max_ms / 1000))
+        self.config = config
+        self.result_timeout = result_timeout
+        self.framer = Framer("host")
+        self._acks: asyncio.Queue[Response] = asyncio.Queue()
+        self._results: asyncio.Queue[Response] = asyncio.Queue()
+        self._lock = asyncio.Lock()
+        self._next_id = 0
+        self._pump: asyncio.Task[None] | None = None
+        self.stale_results = 0
+        self.identity = ""
+
+    async def on_connected(self) -> None:
+        self.framer = Framer("host")
+        self._acks = asyncio.Queue()
+        self._results = asyncio.Queue()
+        self._pump = asyncio.create_task(self._read_loop(), name=f"{self.name}-reader")
+        mode = "1" if self.config.extended_response else "0"
+        self.write(encode_command(Command(f"SET COM.DMCC-RESPONSE {mode}")))
+        if self.config.extended_response:
+            await self._ack_for(None)
+            self.identity = await self.command("GET DEVICE.TYPE")
+
+    async def on_disconnected(self, why: str) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+
+    async def session(self) -> None:
+        assert self._pump is not None
+        await self._pump
+
+    async def _read_loop(self) -> None:
+        assert self.reader is not None
+        while True:
+            data = await self.reader.read(4096)
+            if not data:
+                raise ConnectionLost("reader closed the link")
+            for message in self.framer.feed(data):
+                assert isinstance(message, Response)
+                if message.status is None or message.status == READ:
+                    self._results.put_nowait(message)
+                else:
+                    self._acks.put_nowait(message)
+
+    async def _ack_for(self, ident: int | None) -> Response:
+        while True:
+            try:
+                ack = await asyncio.wait_for(self._acks.get(), self.result_timeout)
+            except TimeoutError:
+                raise DeviceTimeout(f"{self.name}: no answer from the reader") from None
+            if ident is None or ack.id in (None, ident):
+                break
+        if ack.status not in (0, None):
+            raise CommandRefused(f"{self.name}: reader answered status {ack.status}")
+        return ack
+
+    async def command(self, text: str) -> str:
+        """Send one DMCC command (extended mode) and return its payload."""
+        async with self._lock:
+            self._next_id = self._next_id % 999_999 + 1
+            ident = self._next_id
+            self.write(encode_command(Command(text, ident)))
+            return (await self._ack_for(ident)).payload
+
+    async def read(self) -> ReadResult:
+        async with self._lock:
+            while not self._results.empty():
+                self._results.get_nowait()
+                self.stale_results += 1
+                log.warning("discarded a result that belonged to no trigger",
+                            extra={"device": self.name})
+            if self.config.extended_response:
+                self._next_id = self._next_id % 999_999 + 1
+                ident = self._next_id
+                self.write(encode_command(Command("TRIGGER ON", ident)))
+                await self._ack_for(ident)
+            else:
+                self.write(encode_command(Command("TRIGGER ON")))
+            try:
+                result = await asyncio.wait_for(self._results.get(), self.result_timeout)
+            except TimeoutError:
+                with contextlib.suppress(ConnectionLost, CommandRefused, DeviceTimeout):
+                    if self.config.extended_response:
+                        self.write(encode_command(Command("TRIGGER OFF")))
+                return ReadResult(None)
+        return self._result(result.payload)
+
+    def _result(self, payload: str) -> ReadResult:
+        if payload == self.config.noread_string:
+            return ReadResult(None)
+        data, grade, params = split_grade(payload)
+        letter: Grade | None = grade if grade in ("A", "B", "C", "D", "F") else None  # type: ignore[assignment]
+        return ReadResult(data, letter, params)

@@ -1,0 +1,132 @@
+"""A Cognex DataMan reader speaking DMCC on TCP; reads the item in front of it.
+
+Faults (no-read, misread, duplicate, late result, low grade, garbage, disconnect) are drawn
+from a seeded generator, so a scenario repeats exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from drivers.readers.dmcc_codec import (
+    INVALID_COMMAND,
+    INVALID_PARAMETER,
+    OK,
+    READ,
+    Command,
+    Framer,
+    Response,
+    encode_response,
+    grade_block,
+)
+from simulators.items import ItemStream
+from simulators.transports import Sink, TcpListener
+
+Rate = float
+
+
+class DmccSettings(BaseModel):
+    """Behaviour and faults of the simulated reader."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = 0
+    name: str = Field(default="reader", description="its position on the line (item cursor)")
+    noread_string: str = "NOREAD"
+    grade: str = Field(default="A", pattern="^[ABCDF]$")
+    send_grade: bool = True
+    noread_rate: Rate = Field(default=0.0, ge=0, le=1)
+    misread_rate: Rate = Field(default=0.0, ge=0, le=1, description="a valid but other code")
+    duplicate_rate: Rate = Field(default=0.0, ge=0, le=1, description="result sent twice")
+    low_grade_rate: Rate = Field(default=0.0, ge=0, le=1, description="grade D instead")
+    late_rate: Rate = Field(default=0.0, ge=0, le=1, description="result after late_ms")
+    late_ms: int = Field(default=1500, ge=0, le=60_000)
+    garbage_rate: Rate = Field(default=0.0, ge=0, le=1, description="a garbage line first")
+    disconnect_after: int = Field(default=0, ge=0, description="drop the link after N reads")
+
+
+class DmccReaderSim:
+    """The reader's state, served on TCP."""
+
+    def __init__(self, settings: DmccSettings | None = None,
+                 items: ItemStream | None = None) -> None:
+        self.settings = settings or DmccSettings()
+        self.items = items or ItemStream()
+        self.rng = random.Random(self.settings.seed)
+        self.extended = False
+        self.reads = 0
+        self.listener: TcpListener | None = None
+        self.results: list[str] = []
+
+    async def handle(self, reader: asyncio.StreamReader, sink: Sink) -> None:
+        framer = Framer("reader")
+        while True:
+            data = await reader.read(4096)
+            if not data:
+                return
+            for message in framer.feed(data):
+                assert isinstance(message, Command)
+                await self._execute(message, sink)
+
+    async def _reply(self, sink: Sink, cmd: Command, status: int, payload: str = "") -> None:
+        if self.extended:
+            await sink.write(encode_response(Response(payload, status, cmd.id)))
+
+    async def _execute(self, cmd: Command, sink: Sink) -> None:
+        words = cmd.text.split()
+        upper = [w.upper() for w in words]
+        if upper[:2] == ["SET", "COM.DMCC-RESPONSE"] and len(words) == 3:
+            if words[2] not in ("0", "1"):
+                await self._reply(sink, cmd, INVALID_PARAMETER)
+                return
+            self.extended = words[2] == "1"
+            await self._reply(sink, cmd, OK)
+        elif upper == ["GET", "DEVICE.TYPE"]:
+            await self._reply(sink, cmd, OK, "DataMan 375 (simulated)")
+        elif upper == ["TRIGGER", "ON"]:
+            await self._reply(sink, cmd, OK)
+            await self._trigger(sink)
+        elif upper == ["TRIGGER", "OFF"]:
+            await self._reply(sink, cmd, OK)
+        else:
+            await self._reply(sink, cmd, INVALID_COMMAND)
+
+    async def _trigger(self, sink: Sink) -> None:
+        s, rng = self.settings, self.rng
+        self.reads += 1
+        item = self.items.next_for(s.name)
+        payload = s.noread_string
+        if item is not None and item.code is not None and rng.random() >= s.noread_rate:
+            payload = item.code
+            if rng.random() < s.misread_rate:
+                others = [i.code for i in self.items.items if i.code and i.code != item.code]
+                payload = rng.choice(others) if others else s.noread_string
+            if payload != s.noread_string and s.send_grade:
+                grade = "D" if rng.random() < s.low_grade_rate else s.grade
+                value = "ABCDF".index(grade)
+                payload += grade_block(grade, {"SC": 4 - value if grade != "A" else 4})
+        self.results.append(payload)
+        line = encode_response(Response(payload, READ if self.extended else None))
+        if rng.random() < s.garbage_rate:
+            await sink.write(b"\x01\x02garbage\r\n")
+        if rng.random() < s.late_rate:
+            asyncio.get_running_loop().call_later(
+                s.late_ms / 1000, lambda: asyncio.ensure_future(sink.write(line)))
+        else:
+            await sink.write(line)
+            if rng.random() < s.duplicate_rate:
+                await sink.write(line)
+        if s.disconnect_after and self.reads >= s.disconnect_after:
+            sink.cut()
+
+    async def serve_tcp(self, port: int = 0) -> str:
+        self.listener = TcpListener(self.handle, port)
+        await self.listener.start()
+        return self.listener.where
+
+    async def stop(self) -> None:
+        if self.listener is not None:
+            await self.listener.stop()
