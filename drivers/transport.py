@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -108,7 +109,5 @@ async def close_stream(writer: asyncio.StreamWriter | None) -> None:
     if writer is None:
         return
     writer.close()
-    try:
+    with contextlib.suppress(OSError, ConnectionError):
         await writer.wait_closed()
-    except (OSError, ConnectionError):
-        pass

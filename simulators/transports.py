@@ -10,9 +10,10 @@ import select
 import threading
 import time
 import tty
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
-Handler = Callable[[asyncio.StreamReader, "Sink"], Awaitable[None]]
+Handler = Callable[[asyncio.StreamReader, "Sink"], Coroutine[Any, Any, None]]
 
 
 class Sink:

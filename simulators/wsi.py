@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from drivers.printers.wsi_codec import Ack, Command, Framer, Reply, checksum, encode_ack, encode_reply
+from drivers.printers.wsi_codec import (
+    Ack,
+    Command,
+    Framer,
+    Reply,
+    checksum,
+    encode_ack,
+    encode_reply,
+)
 from simulators.items import ItemStream
 from simulators.transports import PacedPty, Sink, TcpListener
 
@@ -117,7 +126,7 @@ class WsiPrinterSim:
         if after is not None:
             after()
 
-    def _execute(self, cmd: Command) -> tuple[bool, bytes | None, object]:
+    def _execute(self, cmd: Command) -> tuple[bool, bytes | None, Callable[[], None] | None]:
         t, data = cmd.type, cmd.data
         alarm = 4 if self.fault_bits else 1
         if t == "M":

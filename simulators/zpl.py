@@ -24,7 +24,6 @@ from drivers.labels.zpl_codec import (
 from simulators.items import ItemStream
 from simulators.transports import Sink, TcpListener
 
-
 COMMAND_STARTS = (b"^XA", b"~HQES", b"~HS", b"! U1 getvar")
 
 

@@ -10,7 +10,14 @@ from collections.abc import AsyncIterator, Sequence
 
 from drivers.errors import ConnectionLost, DriverError
 from drivers.interfaces import BufferLost, PrinterEvent
-from drivers.transport import Availability, Backoff, Opener, Stream, close_stream, connect_with_backoff
+from drivers.transport import (
+    Availability,
+    Backoff,
+    Opener,
+    Stream,
+    close_stream,
+    connect_with_backoff,
+)
 
 log = logging.getLogger("codeline.drivers.printer")
 
@@ -65,12 +72,6 @@ class LinkedDevice:
                     self.writer = None
                     await asyncio.sleep(self.backoff.next_delay())
 
-    async def wait_connected(self, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(self._connected.wait(), timeout)
-        except TimeoutError:
-            raise ConnectionLost(f"{self.name} is not connected") from None
-
     def write(self, data: bytes) -> None:
         if self.writer is None or self.writer.is_closing():
             raise ConnectionLost(f"{self.name} is not connected")
@@ -111,8 +112,9 @@ class PrinterEvents:
         while True:
             yield await self._queue.get()
 
-    async def next(self, timeout: float) -> PrinterEvent:
-        return await asyncio.wait_for(self._queue.get(), timeout)
+    async def next(self, seconds: float) -> PrinterEvent:
+        """The next event, waiting at most ``seconds``."""
+        return await asyncio.wait_for(self._queue.get(), seconds)
 
     def lost(self, codes: Sequence[str], why: str) -> None:
         if codes:

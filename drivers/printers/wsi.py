@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from typing import TypeVar
 
 from drivers.errors import CommandRefused, ConnectionLost, DeviceFault, DeviceTimeout, ProtocolError
 from drivers.interfaces import (
@@ -25,6 +26,8 @@ from drivers.printers.base import HostQueue, LinkedDevice, PrinterEvents
 from drivers.printers.wsi_codec import LF, Ack, Command, Framer, Reply, checksum, encode_command
 from drivers.transport import Backoff, Opener, opener_for
 from line_config.devices import WsiPrinter as WsiConfig
+
+M = TypeVar("M", Ack, Reply)
 
 # Bits of the six error bytes returned by ``E`` (ours: one bit per fault of PROTOCOLS.md §1).
 FAULT_BITS: dict[int, tuple[str, str]] = {
@@ -126,12 +129,10 @@ class WsiPrinter(LinkedDevice):
                 if not ack.accepted:
                     raise CommandRefused(f"{self.name}: printer refused {cmd.type!r}")
                 if want_reply:
-                    reply = await self._next(Reply)
-                    assert isinstance(reply, Reply)
-                    replies.append(reply.data)
+                    replies.append((await self._next(Reply)).data)
             return replies
 
-    async def _next(self, kind: type[Ack] | type[Reply]) -> Ack | Reply:
+    async def _next(self, kind: type[M]) -> M:
         while True:
             try:
                 message = await asyncio.wait_for(self._inbox.get(), self.reply_timeout)
