@@ -53,7 +53,9 @@ class LinkedDevice:
             try:
                 await self.session()
                 raise ConnectionLost("the device closed the connection")
-            except (ConnectionLost, ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
+            except (DriverError, ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
+                # A protocol error or a silent device is handled like a lost link: the
+                # session state is unknown, so start a new one.
                 self._connected.clear()
                 self.availability.went_down(str(exc) or type(exc).__name__)
                 await close_stream(self.writer)

@@ -66,45 +66,43 @@ class WsiPrinter(LinkedDevice):
         self.identity = ""
         self.faults: list[tuple[str, str]] = []
         self.enabled = False
-        self._worker: asyncio.Task[None] | None = None
         self.bytes_sent = 0
 
     # --- link ---
     async def session(self) -> None:
-        assert self.reader is not None
-        self._worker = asyncio.create_task(self._print_loop(), name=f"{self.name}-fields")
+        worker = asyncio.create_task(self._print_loop(), name=f"{self.name}-fields")
+        pump = asyncio.create_task(self._read_loop(), name=f"{self.name}-reader")
         try:
-            while True:
-                data = await self.reader.read(4096)
-                if not data:
-                    raise ConnectionLost("printer closed the link")
-                for message in self.framer.feed(data):
-                    if isinstance(message, Ack | Reply):
-                        self._inbox.put_nowait(message)
+            done, _ = await asyncio.wait({worker, pump}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
         finally:
-            self._worker.cancel()
+            for task in (worker, pump):
+                task.cancel()
+            await asyncio.gather(worker, pump, return_exceptions=True)
 
-    async def on_connected(self) -> None:
-        self._inbox = asyncio.Queue()
-        reader_task = asyncio.create_task(self._pump_during_setup())
-        try:
-            identity = await self._query(Command("H"))
-            self.identity = identity.decode("ascii", "replace")
-            self.count = int(await self._query(Command("GA")))
-            await self._command(Command("M", self.config.message.encode("ascii")))
-        finally:
-            reader_task.cancel()
-        self.in_field = None
-
-    async def _pump_during_setup(self) -> None:
+    async def _read_loop(self) -> None:
         assert self.reader is not None
         while True:
             data = await self.reader.read(4096)
             if not data:
-                return
+                raise ConnectionLost("printer closed the link")
             for message in self.framer.feed(data):
                 if isinstance(message, Ack | Reply):
                     self._inbox.put_nowait(message)
+
+    async def on_connected(self) -> None:
+        self._inbox = asyncio.Queue()
+        self.framer = Framer("host")
+        pump = asyncio.create_task(self._read_loop(), name=f"{self.name}-setup-reader")
+        try:
+            self.identity = (await self._query(Command("H"))).decode("ascii", "replace")
+            self.count = int(await self._query(Command("GA")))
+            await self._command(Command("M", self.config.message.encode("ascii")))
+        finally:
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
+        self.in_field = None
 
     async def on_disconnected(self, why: str) -> None:
         if self.in_field is not None:
@@ -119,17 +117,23 @@ class WsiPrinter(LinkedDevice):
             self.write(frames)
             self.bytes_sent += len(frames)
             replies: list[bytes] = []
+            problem: Exception | None = None
+            # Read every answer before raising, so none is left to be mistaken for the next.
             for cmd, want_reply in commands:
                 ack = await self._next(Ack)
                 if ack.checksum != checksum(cmd.body):
-                    raise ProtocolError(
+                    problem = problem or ProtocolError(
                         f"{self.name}: printer heard {cmd.type!r} wrong (checksum "
                         f"{ack.checksum:02X}, expected {checksum(cmd.body):02X})"
                     )
                 if not ack.accepted:
-                    raise CommandRefused(f"{self.name}: printer refused {cmd.type!r}")
+                    problem = problem or CommandRefused(
+                        f"{self.name}: printer refused {cmd.type!r}")
+                    continue
                 if want_reply:
                     replies.append((await self._next(Reply)).data)
+            if problem is not None:
+                raise problem
             return replies
 
     async def _next(self, kind: type[M]) -> M:

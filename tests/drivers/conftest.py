@@ -1,0 +1,20 @@
+"""Driver tests: every test must leave no task running behind it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    before = set(asyncio.all_tasks())
+    yield
+    await asyncio.sleep(0)
+    leaked = [t for t in asyncio.all_tasks() - before
+              if t is not asyncio.current_task() and not t.done()]
+    for task in leaked:
+        task.cancel()
+    assert not leaked, f"tasks left running: {[t.get_name() for t in leaked]}"

@@ -1,0 +1,101 @@
+"""Every codec: decode(encode(m)) == m, and random bytes never crash it (they are counted)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from drivers.labels import zpl_codec
+from drivers.printers import clarity_codec, wsi_codec
+from drivers.readers import dmcc_codec
+
+printable = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
+
+
+@given(st.sampled_from(["M", "U", "D", "Q", "H", "E", "GA", "GB", "RA", "RB", "O1", "O0", "K"]),
+       st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=50))
+def test_wsi_command_round_trip(kind: str, data: str) -> None:
+    cmd = wsi_codec.Command(kind, data.encode())
+    framer = wsi_codec.Framer("printer")
+    assert framer.feed(wsi_codec.encode_command(cmd)) == [cmd]
+
+
+@given(st.booleans(), st.integers(0, 255), st.binary(min_size=1, max_size=40).filter(
+    lambda b: all(0x20 <= x <= 0x7E for x in b)))
+def test_wsi_answers_round_trip(accepted: bool, checksum: int, reply: bytes) -> None:
+    framer = wsi_codec.Framer("host")
+    data = wsi_codec.encode_ack(wsi_codec.Ack(accepted, checksum)) + \
+        wsi_codec.encode_reply(wsi_codec.Reply(reply))
+    # Split anywhere: a frame torn across reads is reassembled.
+    out = framer.feed(data[:2]) + framer.feed(data[2:])
+    assert out == [wsi_codec.Ack(accepted, checksum), wsi_codec.Reply(reply)]
+
+
+@given(st.from_regex(r"[A-Z]{3}", fullmatch=True),
+       st.lists(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E,
+                                               exclude_characters="|"), max_size=20),
+                max_size=6))
+def test_clarity_round_trip(word: str, fields: list[str]) -> None:
+    message = clarity_codec.Message(word, tuple(fields))
+    assert clarity_codec.Framer().feed(clarity_codec.encode(message)) == [message]
+
+
+@given(printable.filter(lambda t: t.strip() != ""), st.none() | st.integers(0, 999_999))
+def test_dmcc_command_round_trip(text: str, ident: int | None) -> None:
+    cmd = dmcc_codec.Command(text, ident)
+    assert dmcc_codec.Framer("reader").feed(dmcc_codec.encode_command(cmd)) == [cmd]
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60),
+       st.integers(0, 105), st.none() | st.integers(0, 999_999))
+def test_dmcc_response_round_trip(payload: str, status: int, ident: int | None) -> None:
+    resp = dmcc_codec.Response(payload, status, ident)
+    assert dmcc_codec.Framer("host").feed(dmcc_codec.encode_response(resp)) == [resp]
+
+
+@given(st.text(alphabet="0123456789", min_size=14, max_size=14),
+       st.text(alphabet="ABCDEFGHJK0123456789", min_size=1, max_size=20))
+def test_zpl_templates_round_trip_their_payload(gtin: str, serial: str) -> None:
+    element = "01" + gtin + "10LOT" + zpl_codec.GS + "21" + serial
+    symbols, _, quantity = zpl_codec.parse_format(
+        zpl_codec.datamatrix_label(element, zpl_codec.LabelText(("x",))))
+    assert symbols == [zpl_codec.Symbol("datamatrix", element)] and quantity == 1
+    url = "https://c.example.com/q/" + serial
+    symbols, _, _ = zpl_codec.parse_format(zpl_codec.qr_label(url, zpl_codec.LabelText(())))
+    assert symbols == [zpl_codec.Symbol("qr", url)]
+
+
+@given(st.integers(0, 10**18 - 1))
+def test_zpl_sscc_label_round_trip(n: int) -> None:
+    sscc = f"{n:018d}"
+    symbols, texts, _ = zpl_codec.parse_format(zpl_codec.sscc_label(sscc, zpl_codec.LabelText(())))
+    assert symbols == [zpl_codec.Symbol("code128", "00" + sscc)]
+
+
+@given(st.binary(max_size=2000))
+def test_random_bytes_never_crash_a_codec(noise: bytes) -> None:
+    for framer in (wsi_codec.Framer("host"), wsi_codec.Framer("printer"),
+                   clarity_codec.Framer(), dmcc_codec.Framer("host"), dmcc_codec.Framer("reader")):
+        framer.feed(noise)
+        assert framer.garbage >= 0
+    zpl_codec.parse_hs(noise)
+    zpl_codec.parse_odometer(noise)
+    zpl_codec.parse_hqes(noise)
+
+
+def test_garbage_is_counted_and_the_next_frame_still_decodes() -> None:
+    framer = wsi_codec.Framer("host")
+    assert framer.feed(b"\xff\x00zz$93") == [wsi_codec.Ack(True, 0x93)]
+    assert framer.garbage == 4
+    clarity = clarity_codec.Framer()
+    assert clarity.feed(b"\x07bad line\rACK\r") == [clarity_codec.Message("ACK")]
+    assert clarity.garbage == 1
+    dmcc = dmcc_codec.Framer("host")
+    assert dmcc.feed(b"||x[zz]\r\n||5[0]ok\r\n") == [dmcc_codec.Response("ok", 0, 5)]
+    assert dmcc.garbage == 1
+
+
+def test_wsi_checksums_match_the_manual_examples() -> None:
+    assert wsi_codec.encode_ack(wsi_codec.Ack(True, wsi_codec.checksum(b"RA"))) == b"$93"
+    assert wsi_codec.encode_ack(wsi_codec.Ack(True, wsi_codec.checksum(b"O1"))) == b"$80"
+    assert wsi_codec.encode_ack(wsi_codec.Ack(True, wsi_codec.checksum(b"O0"))) == b"$7F"
