@@ -1,4 +1,9 @@
-"""Byte streams to devices (TCP, serial incl. ``socket://``) and the reconnect policy."""
+"""Byte streams to devices (TCP, serial incl. ``socket://``) and the reconnect policy.
+
+Drivers bound waits with ``asyncio.timeout``, never ``asyncio.wait_for``: on Python 3.11
+``wait_for`` can swallow a cancellation that races with its result, leaving a task that
+never stops.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +28,8 @@ def opener_for(transport: SerialTransport | TcpTransport) -> Opener:
     if isinstance(transport, TcpTransport):
         async def open_tcp() -> Stream:
             try:
-                return await asyncio.wait_for(
-                    asyncio.open_connection(transport.host, transport.port),
-                    transport.connect_timeout_ms / 1000,
-                )
+                async with asyncio.timeout(transport.connect_timeout_ms / 1000):
+                    return await asyncio.open_connection(transport.host, transport.port)
             except (OSError, TimeoutError) as exc:
                 raise ConnectionLost(
                     f"cannot reach {transport.host}:{transport.port}: {exc}") from exc

@@ -101,7 +101,7 @@ class ClarityPrinterSim:
         if kind in self.notify:
             data = encode(message)
             for sink in list(self._sinks):
-                asyncio.get_running_loop().create_task(sink.write(data))
+                sink.post(data)
 
     async def _run_products(self) -> None:
         interval = 1 / self.settings.print_rate

@@ -113,8 +113,7 @@ class DmccReaderSim:
         if rng.random() < s.garbage_rate:
             await sink.write(b"\x01\x02garbage\r\n")
         if rng.random() < s.late_rate:
-            asyncio.get_running_loop().call_later(
-                s.late_ms / 1000, lambda: asyncio.ensure_future(sink.write(line)))
+            asyncio.get_running_loop().call_later(s.late_ms / 1000, sink.post, line)
         else:
             await sink.write(line)
             if rng.random() < s.duplicate_rate:

@@ -17,14 +17,20 @@ Handler = Callable[[asyncio.StreamReader, "Sink"], Coroutine[Any, Any, None]]
 
 
 class Sink:
-    """Where a simulator writes; ``cut()`` drops the link (a disconnect fault)."""
+    """Where a simulator writes; ``post`` queues without waiting (unsolicited messages);
+    ``cut()`` drops the link (a disconnect fault)."""
 
-    def __init__(self, write: Callable[[bytes], Awaitable[None]], cut: Callable[[], None]) -> None:
+    def __init__(self, write: Callable[[bytes], Awaitable[None]], cut: Callable[[], None],
+                 post: Callable[[bytes], None]) -> None:
         self._write = write
         self._cut = cut
+        self._post = post
 
     async def write(self, data: bytes) -> None:
         await self._write(data)
+
+    def post(self, data: bytes) -> None:
+        self._post(data)
 
     def cut(self) -> None:
         self._cut()
@@ -57,13 +63,17 @@ class TcpListener:
         if task is not None:
             self.sessions.add(task)
 
-        async def write(data: bytes) -> None:
+        def post(data: bytes) -> None:
             if not writer.is_closing():
                 writer.write(data)
+
+        async def write(data: bytes) -> None:
+            post(data)
+            if not writer.is_closing():
                 await writer.drain()
 
         try:
-            await self.handler(reader, Sink(write, writer.close))
+            await self.handler(reader, Sink(write, writer.close, post))
         except (ConnectionError, OSError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -166,7 +176,8 @@ class PacedPty:
         async def write(data: bytes) -> None:
             self._outbox.put(data)
 
-        self._task = asyncio.create_task(self.handler(reader, Sink(write, lambda: None)))
+        sink = Sink(write, lambda: None, self._outbox.put)
+        self._task = asyncio.create_task(self.handler(reader, sink))
 
     async def stop(self) -> None:
         self._stop.set()

@@ -52,6 +52,7 @@ class ZplPrinter(LinkedDevice):
     async def on_disconnected(self, why: str) -> None:
         if self._pump is not None:
             self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
 
     async def session(self) -> None:
         assert self._pump is not None
@@ -81,7 +82,8 @@ class ZplPrinter(LinkedDevice):
                     raise DeviceTimeout(f"{self.name}: no answer to {request[:12]!r}")
                 self._arrived.clear()
                 try:
-                    await asyncio.wait_for(self._arrived.wait(), remaining)
+                    async with asyncio.timeout(remaining):
+                        await self._arrived.wait()
                 except TimeoutError:
                     continue
 

@@ -88,6 +88,7 @@ class LinkedDevice:
         await close_stream(self.writer)
         self.writer = None
         self._connected.clear()
+        await self.on_disconnected("closed")
 
     # hooks
     async def on_connected(self) -> None:
@@ -116,7 +117,8 @@ class PrinterEvents:
 
     async def next(self, seconds: float) -> PrinterEvent:
         """The next event, waiting at most ``seconds``."""
-        return await asyncio.wait_for(self._queue.get(), seconds)
+        async with asyncio.timeout(seconds):
+            return await self._queue.get()
 
     def lost(self, codes: Sequence[str], why: str) -> None:
         if codes:

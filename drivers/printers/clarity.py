@@ -50,6 +50,8 @@ class ClarityPrinter(LinkedDevice):
         self.want_running = False
         self._refill = asyncio.Event()
         self._faults_changed = asyncio.Event()
+        self._chunk = SDO_ROWS
+        self._accounting = False
         self._pump: asyncio.Task[None] | None = None
 
     # --- link ---
@@ -57,35 +59,46 @@ class ClarityPrinter(LinkedDevice):
         self._replies = asyncio.Queue()
         self.framer = Framer()
         self._pump = asyncio.create_task(self._read_loop(), name=f"{self.name}-reader")
+        try:
+            await self._set_up()
+        except BaseException:
+            self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
+            raise
+
+    async def _set_up(self) -> None:
+        # Until the buffer is settled, PRCs are ignored: SLR after SCB is the final word.
+        self._accounting = False
         for code in ("PRC", "OUT", "ERS", "STS"):
             await self._ok(Message("SNO", (code, "1")))
         await self._ok(Message("SHO", (self.config.field,)))
+        await self._ok(Message("SCB"))  # nothing more prints from what was queued before
         last_printed = int((await self._ask(Message("SLR"), "SLR")).fields[0])
-        queued = int((await self._ask(Message("SRC"), "SRC")).fields[0])
         self._reconcile(last_printed)
         if self.in_device:
-            # Records we sent that the printer still holds: their fate is unknown to the
-            # runtime once the link dropped (they may print while we are away): clear them.
-            await self._ok(Message("SCB"))
             lost = [code for _, code in self.in_device]
             self.in_device.clear()
             self.event_stream.lost(lost, "buffer cleared after reconnect")
-            queued = 0
-        elif queued:
-            await self._ok(Message("SCB"))  # records of someone else's session
-            queued = 0
-        self.next_index = last_printed + queued + 1
+        # The printer numbers records for the whole session, across clears: ask where it is.
+        self.next_index = int((await self._ask(Message("SNI"), "SNI")).fields[0])
         self.last_accounted = last_printed
+        self._accounting = True
         await self._refresh_state()
+        await self._refresh_faults()
         if self.job is None or self.job != self.config.job:
             await self.select_job(self.config.job)
         if self.want_running:
-            await self._ok(Message("SST", ("3",)))
+            try:
+                await self._ok(Message("SST", ("3",)))
+            except CommandRefused:
+                # Faulted while we were away: stay connected, the fault is reported.
+                log.warning("printer will not run after reconnect", extra={"device": self.name})
         self._refill.set()
 
     async def on_disconnected(self, why: str) -> None:
         if self._pump is not None:
             self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
         self.state = "offline"
 
     async def session(self) -> None:
@@ -98,9 +111,9 @@ class ClarityPrinter(LinkedDevice):
             for task in done:
                 task.result()
         finally:
-            feeder.cancel()
-            watcher.cancel()
-            self._pump.cancel()
+            for task in (feeder, watcher, self._pump):
+                task.cancel()
+            await asyncio.gather(feeder, watcher, self._pump, return_exceptions=True)
 
     async def _fault_loop(self) -> None:
         while True:
@@ -125,7 +138,8 @@ class ClarityPrinter(LinkedDevice):
         async with self._lock:
             self.write(encode(message))
             try:
-                reply = await asyncio.wait_for(self._replies.get(), self.reply_timeout)
+                async with asyncio.timeout(self.reply_timeout):
+                    reply = await self._replies.get()
             except TimeoutError:
                 raise DeviceTimeout(f"{self.name}: no answer to {message.word}") from None
         if reply.word == "ERR":
@@ -141,7 +155,8 @@ class ClarityPrinter(LinkedDevice):
     def _notify(self, message: Message) -> None:
         word, fields = message.word, message.fields
         if word == "PRC":
-            self._account_one()
+            if self._accounting:
+                self._account_one()
         elif word == "OUT" and fields and fields[0] in ("QLOW", "QEMPTY"):
             self._refill.set()
         elif word == "ERS":
@@ -197,20 +212,27 @@ class ClarityPrinter(LinkedDevice):
             self._refill.clear()
             while self.queue.codes and len(self.in_device) < self.config.high_water:
                 room = self.config.high_water - len(self.in_device)
-                rows = self.queue.take(min(room, SDO_ROWS))
-                try:
-                    await self._ask(Message("SDO", tuple(rows)), "SFS")
-                except CommandRefused:
-                    self.queue.codes.extendleft(reversed(rows))  # buffer full: not taken
-                    await asyncio.sleep(0.05)
-                    break
-                except (ConnectionLost, DeviceTimeout):
-                    # Sent but unanswered: the printer may hold them; fate unknown.
-                    self.event_stream.lost(rows, "link lost while sending")
-                    raise
+                rows = self.queue.take(min(room, self._chunk))
+                # Booked before sending: a PRC for the first row may arrive right behind the
+                # SFS reply, before this coroutine runs again.
+                first = self.next_index
                 for code in rows:
                     self.in_device.append((self.next_index, code))
                     self.next_index += 1
+                try:
+                    await self._ask(Message("SDO", tuple(rows)), "SFS")
+                except CommandRefused:
+                    # Not taken (buffer full or busy): retry smaller, after a breath.
+                    for _ in rows:
+                        self.in_device.pop()
+                    self.next_index = first
+                    self.queue.codes.extendleft(reversed(rows))
+                    self.queue.ready.set()
+                    self._chunk = max(1, len(rows) // 2)
+                    await asyncio.sleep(0.01)
+                    continue
+                # A lost link leaves the rows booked: the reconnect settles them by SLR.
+                self._chunk = SDO_ROWS
             if self.queue.codes and len(self.in_device) < self.config.low_water:
                 self._refill.set()
 

@@ -139,7 +139,8 @@ class WsiPrinter(LinkedDevice):
     async def _next(self, kind: type[M]) -> M:
         while True:
             try:
-                message = await asyncio.wait_for(self._inbox.get(), self.reply_timeout)
+                async with asyncio.timeout(self.reply_timeout):
+                    message = await self._inbox.get()
             except TimeoutError:
                 raise DeviceTimeout(f"{self.name}: no answer within {self.reply_timeout}s") \
                     from None

@@ -53,6 +53,7 @@ class DmccReader(LinkedDevice):
     async def on_disconnected(self, why: str) -> None:
         if self._pump is not None:
             self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
 
     async def session(self) -> None:
         assert self._pump is not None
@@ -74,7 +75,8 @@ class DmccReader(LinkedDevice):
     async def _ack_for(self, ident: int | None) -> Response:
         while True:
             try:
-                ack = await asyncio.wait_for(self._acks.get(), self.result_timeout)
+                async with asyncio.timeout(self.result_timeout):
+                    ack = await self._acks.get()
             except TimeoutError:
                 raise DeviceTimeout(f"{self.name}: no answer from the reader") from None
             if ident is None or ack.id in (None, ident):
@@ -106,7 +108,8 @@ class DmccReader(LinkedDevice):
             else:
                 self.write(encode_command(Command("TRIGGER ON")))
             try:
-                result = await asyncio.wait_for(self._results.get(), self.result_timeout)
+                async with asyncio.timeout(self.result_timeout):
+                    result = await self._results.get()
             except TimeoutError:
                 with contextlib.suppress(ConnectionLost, CommandRefused, DeviceTimeout):
                     if self.config.extended_response:
