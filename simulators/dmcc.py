@@ -88,13 +88,13 @@ class DmccReaderSim:
             await self._reply(sink, cmd, OK, "DataMan 375 (simulated)")
         elif upper == ["TRIGGER", "ON"]:
             await self._reply(sink, cmd, OK)
-            await self._trigger(sink)
+            await self._trigger(sink, cmd.id)
         elif upper == ["TRIGGER", "OFF"]:
             await self._reply(sink, cmd, OK)
         else:
             await self._reply(sink, cmd, INVALID_COMMAND)
 
-    async def _trigger(self, sink: Sink) -> None:
+    async def _trigger(self, sink: Sink, trigger_id: int | None) -> None:
         s, rng = self.settings, self.rng
         self.reads += 1
         item = self.items.next_for(s.name)
@@ -109,7 +109,8 @@ class DmccReaderSim:
                 value = "ABCDF".index(grade)
                 payload += grade_block(grade, {"SC": 4 - value if grade != "A" else 4})
         self.results.append(payload)
-        line = encode_response(Response(payload, READ if self.extended else None))
+        line = encode_response(Response(payload, READ, trigger_id) if self.extended
+                               else Response(payload))
         if rng.random() < s.garbage_rate:
             await sink.write(b"\x01\x02garbage\r\n")
         if rng.random() < s.late_rate:

@@ -1,8 +1,10 @@
 """Cognex DataMan reader over DMCC (TCP): one trigger, one result.
 
-Results left over from an earlier trigger (a late or duplicated result) are drained and
-counted before each trigger, so a result is never attributed to the wrong item by the
-driver; a trigger that gets no result in time counts as a no-read.
+In extended response mode a result carries the id of the trigger that caused it, so a late
+or duplicated result is recognised and counted, never attributed to the wrong item; in
+silent mode results left over from an earlier trigger are drained before each trigger (a
+result later than the timeout can then still be mistaken, which is why extended mode is the
+default). A trigger that gets no result in time counts as a no-read.
 """
 
 from __future__ import annotations
@@ -109,7 +111,11 @@ class DmccReader(LinkedDevice):
                 self.write(encode_command(Command("TRIGGER ON")))
             try:
                 async with asyncio.timeout(self.result_timeout):
-                    result = await self._results.get()
+                    while True:
+                        result = await self._results.get()
+                        if not self.config.extended_response or result.id in (None, ident):
+                            break
+                        self.stale_results += 1  # the late answer to an earlier trigger
             except TimeoutError:
                 with contextlib.suppress(ConnectionLost, CommandRefused, DeviceTimeout):
                     if self.config.extended_response:

@@ -2,7 +2,8 @@
 
 Commands: ``||[<id>]>COMMAND args\\r\\n`` (the id is optional). In extended response mode
 (``SET COM.DMCC-RESPONSE 1``) the reader answers ``||<id>[<status>]<payload>\\r\\n``; a read
-it starts itself arrives with status 1. In silent mode a result is a bare line. A result is
+it starts itself arrives with status 1; ours carries the id of the trigger that caused it
+(``||7[1]data``). In silent mode a result is a bare line. A result is
 the decoded data, optionally followed by our grade block
 ``;GRADE=B;SC=3;MOD=4;ANU=4;GNU=4;UEC=4;FPD=3``, or the configured no-read string.
 """
