@@ -28,10 +28,12 @@ async def start(settings: ZplSettings) -> tuple[ZplPrinterSim, ZplPrinter, DmccR
     return sim, printer, verifier, reader
 
 
-async def stop(*parts: object) -> None:
-    for part in parts:
-        close = getattr(part, "close", None) or part.stop
-        await close()
+async def stop(printer: ZplPrinter, reader: DmccReader, sim: ZplPrinterSim,
+               verifier: DmccReaderSim) -> None:
+    await printer.close()
+    await reader.close()
+    await sim.stop()
+    await verifier.stop()
 
 
 def case_payload(n: int) -> str:
@@ -57,7 +59,7 @@ async def test_a_label_is_confirmed_by_the_odometer_and_reads_back() -> None:
     ({"paused": True}, "paused"),
 ])
 async def test_printer_faults_refuse_the_label(fault: dict[str, object], words: str) -> None:
-    sim, printer, verifier, reader = await start(ZplSettings(**fault))  # type: ignore[arg-type]
+    sim, printer, verifier, reader = await start(ZplSettings.model_validate(fault))
     try:
         if "after" in next(iter(fault)):
             await printer.print_label(datamatrix_label(case_payload(1), LabelText(())))
