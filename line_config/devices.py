@@ -234,6 +234,9 @@ class Camera(DeviceBase):
     )
     try_rotate: bool = True
     try_invert: bool = False
+    try_downscale: bool = Field(
+        default=True, description="also search downscaled images (large modules under noise)"
+    )
     decode_threads: int = Field(default=2, ge=1, le=16)
 
     @model_validator(mode="after")

@@ -1,0 +1,143 @@
+"""Frame sources: a camera on TCP (length-prefixed frames), a folder of images, OpenCV.
+
+The TCP frame protocol (ours): the host sends ``G``; the camera answers a 12-byte header
+``b"CLF1"`` + width (u16) + height (u16) + length (u32), big-endian, then ``length`` bytes of
+8-bit grayscale pixels, row by row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from drivers.errors import ConnectionLost, DeviceTimeout, ProtocolError
+from drivers.interfaces import Camera, Image
+from drivers.transport import Backoff, close_stream, opener_for
+from line_config.devices import Camera as CameraConfig
+from line_config.devices import DirectoryTransport, TcpTransport, VideoCaptureTransport
+
+HEADER = struct.Struct(">4sHHI")
+MAGIC = b"CLF1"
+MAX_PIXELS = 4096 * 4096
+
+
+def encode_frame(image: Image) -> bytes:
+    """A frame as the TCP camera protocol carries it."""
+    height, width = image.shape[:2]
+    pixels = np.ascontiguousarray(image, dtype=np.uint8).tobytes()
+    return HEADER.pack(MAGIC, width, height, len(pixels)) + pixels
+
+
+class TcpCamera:
+    """A camera that sends a frame for every ``G``; reconnects on the next grab."""
+
+    def __init__(self, config: CameraConfig, frame_timeout: float = 2.0) -> None:
+        assert isinstance(config.transport, TcpTransport)
+        self.name = config.id
+        self.opener = opener_for(config.transport)
+        self.backoff = Backoff(config.reconnect_min_ms / 1000, config.reconnect_max_ms / 1000)
+        self.frame_timeout = frame_timeout
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def connect(self) -> None:
+        self.reader, self.writer = await self.opener()
+
+    async def close(self) -> None:
+        await close_stream(self.writer)
+        self.reader = self.writer = None
+
+    async def grab(self) -> Image:
+        if self.writer is None:
+            await asyncio.sleep(self.backoff.next_delay())
+            await self.connect()
+        assert self.reader is not None and self.writer is not None
+        try:
+            self.writer.write(b"G")
+            async with asyncio.timeout(self.frame_timeout):
+                magic, width, height, length = HEADER.unpack(
+                    await self.reader.readexactly(HEADER.size))
+                if magic != MAGIC or length != width * height or length > MAX_PIXELS:
+                    raise ProtocolError(f"{self.name}: not a frame header")
+                pixels = await self.reader.readexactly(length)
+        except (OSError, asyncio.IncompleteReadError, ProtocolError, TimeoutError) as exc:
+            await self.close()
+            if isinstance(exc, TimeoutError):
+                raise DeviceTimeout(f"{self.name}: no frame within {self.frame_timeout}s") \
+                    from None
+            if isinstance(exc, ProtocolError):
+                raise
+            raise ConnectionLost(f"{self.name}: {exc}") from exc
+        self.backoff.reset()
+        return np.frombuffer(pixels, dtype=np.uint8).reshape(height, width)
+
+
+class DirectoryCamera:
+    """Images from a folder, in name order (for replaying recorded frames)."""
+
+    def __init__(self, config: CameraConfig) -> None:
+        assert isinstance(config.transport, DirectoryTransport)
+        self.folder = Path(config.transport.path)
+        self.pattern = config.transport.pattern
+        self.files: list[Path] = []
+
+    async def connect(self) -> None:
+        if not self.folder.is_dir():
+            raise ConnectionLost(f"no image folder {self.folder}")
+        self.files = sorted(self.folder.glob(self.pattern))
+
+    async def close(self) -> None:
+        self.files = []
+
+    async def grab(self) -> Image:
+        if not self.files:
+            raise ConnectionLost(f"no more images in {self.folder}")
+        path = self.files.pop(0)
+        image = await asyncio.to_thread(cv2.imread, str(path), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            raise ProtocolError(f"{path} is not a readable image")
+        return np.asarray(image, dtype=np.uint8)
+
+
+class VideoCaptureCamera:
+    """An OpenCV VideoCapture source (a device index or a stream URL)."""
+
+    def __init__(self, config: CameraConfig) -> None:
+        assert isinstance(config.transport, VideoCaptureTransport)
+        self.source = config.transport.source
+        self.capture: cv2.VideoCapture | None = None
+
+    async def connect(self) -> None:
+        source = self.source
+        self.capture = await asyncio.to_thread(lambda: cv2.VideoCapture(source))
+        if self.capture is None or not self.capture.isOpened():
+            raise ConnectionLost(f"cannot open video source {self.source!r}")
+
+    async def close(self) -> None:
+        if self.capture is not None:
+            self.capture.release()
+            self.capture = None
+
+    async def grab(self) -> Image:
+        if self.capture is None:
+            raise ConnectionLost("video source not open")
+        ok, frame = await asyncio.to_thread(self.capture.read)
+        if not ok:
+            raise ConnectionLost(f"video source {self.source!r} gave no frame")
+        if frame.ndim == 3:
+            frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        return np.asarray(frame, dtype=np.uint8)
+
+
+def camera_for(config: CameraConfig) -> Camera:
+    """The frame source a camera's config names."""
+    if isinstance(config.transport, TcpTransport):
+        return TcpCamera(config)
+    if isinstance(config.transport, DirectoryTransport):
+        return DirectoryCamera(config)
+    return VideoCaptureCamera(config)
+
