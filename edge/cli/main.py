@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edge.cli import agg_cmd, batch_cmd, config_cmd, demo, pool_cmd, ship_cmd
+from edge.cli import agg_cmd, batch_cmd, config_cmd, demo, pool_cmd, ship_cmd, sim_cmd
 from edge.cli.context import Ctx, console, ctx_of, default_operator, emit, err_console, ms_text
 from edge.domain import audit, inspection
 from edge.domain.errors import CodelineError, UnknownCode
@@ -29,6 +29,7 @@ app.add_typer(pool_cmd.app, name="pool")
 app.add_typer(batch_cmd.app, name="batch")
 app.add_typer(agg_cmd.app, name="agg")
 app.add_typer(ship_cmd.app, name="ship")
+app.add_typer(sim_cmd.app, name="sim")
 report_app = typer.Typer(help="Reports.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 app.add_typer(report_app, name="report")

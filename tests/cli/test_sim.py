@@ -1,0 +1,86 @@
+"""`codeline sim DEVICE` starts a real simulator process that a driver can talk to."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from drivers.printers.clarity import ClarityPrinter
+from drivers.printers.wsi import WsiPrinter
+from line_config.devices import ClarityPrinter as ClarityConfig
+from line_config.devices import WsiPrinter as WsiConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def launch(*args: str) -> tuple[asyncio.subprocess.Process, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "edge.cli.main", "sim", *args, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"})
+    assert proc.stdout is not None
+    async with asyncio.timeout(30):
+        line = (await proc.stdout.readline()).decode()
+    match = re.search(r"listening on (\S+)", line)
+    assert match, line
+    return proc, match.group(1)
+
+
+async def finish(proc: asyncio.subprocess.Process) -> None:
+    proc.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(10):
+        await proc.wait()
+    assert proc.returncode == 0
+
+
+async def test_sim_clarity_serves_a_real_printer() -> None:
+    proc, where = await launch("clarity", "--set", "print_rate=500")
+    host, port = where.rsplit(":", 1)
+    driver = ClarityPrinter(ClarityConfig(id="p", driver="clarity", job="J",
+                                          transport={"kind": "tcp", "host": host,
+                                                     "port": int(port)}))
+    try:
+        await driver.connect(attempts=5)
+        await driver.send(["A1", "A2", "A3"])
+        await asyncio.sleep(0.05)
+        await driver.start()
+        printed = [await driver.event_stream.next(5) for _ in range(3)]
+        assert [getattr(e, "code", None) for e in printed] == ["A1", "A2", "A3"]
+    finally:
+        await driver.close()
+        await finish(proc)
+
+
+async def test_sim_wsi_listens_on_a_pty() -> None:
+    proc, path = await launch("wsi", "--set", "print_on_update=true")
+    assert path.startswith("/dev/pts/")
+    driver = WsiPrinter(WsiConfig(id="cij", driver="wsi", message="M",
+                                  transport={"kind": "serial", "port": path,
+                                             "baudrate": 115200}))
+    try:
+        await driver.connect(attempts=5)
+        assert driver.identity.startswith("Videojet")
+    finally:
+        await driver.close()
+        await finish(proc)
+
+
+@pytest.mark.parametrize("device", ["dmcc", "zpl", "camera"])
+async def test_every_simulator_starts_and_stops(device: str) -> None:
+    proc, where = await launch(device)
+    assert where.startswith("127.0.0.1:")
+    await finish(proc)
+
+
+async def test_a_bad_setting_names_the_field() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "edge.cli.main", "sim", "clarity", "--set", "print_rate=fast",
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await proc.communicate()
+    assert proc.returncode == 1 and b"print_rate" in err and b"Traceback" not in err
