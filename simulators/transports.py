@@ -101,7 +101,7 @@ class TcpListener:
             await self.server.wait_closed()
 
 
-SLICE = 4
+SLICE = 1  # bytes reach the device one at a time, as on a wire
 
 
 class PacedPty:
@@ -148,7 +148,7 @@ class PacedPty:
                     break
                 self.bytes_in += len(data)
                 line_free = max(line_free, time.monotonic())
-                for start in range(0, len(data), SLICE):  # bytes trickle in as on a wire
+                for start in range(0, len(data), SLICE):
                     piece = data[start : start + SLICE]
                     line_free += self.byte_time(len(piece))
                     _sleep_until(line_free)
