@@ -21,6 +21,7 @@ from line_config.devices import ClarityPrinter as ClarityConfig
 from line_config.devices import WsiPrinter as WsiConfig
 from simulators.camera import CameraSettings, compose
 from simulators.clarity import ClarityPrinterSim, ClaritySettings
+from simulators.transports import PacedPty
 from simulators.wsi import WsiPrinterSim, WsiSettings
 
 GS = "\x1d"
@@ -79,8 +80,9 @@ async def wsi(n: int, baud: int) -> None:
                                              "baudrate": baud}))
     await driver.connect(attempts=3)
     await driver.start()
-    assert sim.listener is not None and hasattr(sim.listener, "bytes_in")
-    bytes_before = sim.listener.bytes_in + sim.listener.bytes_out
+    pty = sim.listener
+    assert isinstance(pty, PacedPty)
+    bytes_before = pty.bytes_in + pty.bytes_out
     codes = [f"C{i:07d}" for i in range(n)]
     start = time.perf_counter()
     await driver.send(codes)
@@ -89,7 +91,7 @@ async def wsi(n: int, baud: int) -> None:
         if isinstance(await driver.event_stream.next(10), Printed):
             done += 1
     took = time.perf_counter() - start
-    used = sim.listener.bytes_in + sim.listener.bytes_out - bytes_before
+    used = pty.bytes_in + pty.bytes_out - bytes_before
     per_print = used / n
     budget = baud / 10 / per_print
     rate = n / took
@@ -101,7 +103,7 @@ async def wsi(n: int, baud: int) -> None:
 
 def decoding(frames: int) -> None:
     rng = random.Random(1)
-    dm = [f"0116901234567899" + f"10L7{GS}21SER{i:08d}" for i in range(frames)]
+    dm = ["0116901234567899" + f"10L7{GS}21SER{i:08d}" for i in range(frames)]
     qr = [f"https://c.example.com/q/SER{i:08d}" for i in range(frames)]
     noisy = {"noise": 8.0, "blur": 0.6}
     dm_frames = [compose([p], CameraSettings(module_px=5, **noisy), rng) for p in dm]
@@ -127,7 +129,7 @@ def decoding(frames: int) -> None:
     timings = []
     read = 0
     for k in range(10):
-        payloads = [f"0116901234567899" + f"10L7{GS}21C{k:03d}{i:06d}" for i in range(24)]
+        payloads = ["0116901234567899" + f"10L7{GS}21C{k:03d}{i:06d}" for i in range(24)]
         image = compose(payloads, case, rng)  # type: ignore[arg-type]
         start = time.perf_counter()
         found = ZxingDecoder(["datamatrix"], try_rotate=False).decode(image)
