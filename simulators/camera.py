@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from drivers.interfaces import Image
 from drivers.vision.cameras import encode_frame
 from simulators.items import ItemStream
-from simulators.transports import Sink, TcpListener
+from simulators.transports import Sink, TcpSimulator
 
 GS = "\x1d"
 
@@ -123,7 +123,7 @@ def degrade(frame: Image, s: CameraSettings, rng: random.Random) -> Image:
     return np.asarray(np.clip(out, 0, 255), dtype=np.uint8)
 
 
-class CameraSim:
+class CameraSim(TcpSimulator):
     """Serves a frame per ``G`` of the next item(s) on its stream."""
 
     def __init__(self, settings: CameraSettings | None = None,
@@ -133,7 +133,6 @@ class CameraSim:
         self.rng = random.Random(self.settings.seed)
         self.frames = 0
         self.shown: list[list[str | None]] = []
-        self.listener: TcpListener | None = None
 
     def next_frame(self) -> Image:
         payloads: list[str | None] = []
@@ -154,12 +153,3 @@ class CameraSim:
             if request == b"G":
                 frame = await asyncio.to_thread(self.next_frame)
                 await sink.write(encode_frame(frame))
-
-    async def serve_tcp(self, port: int = 0) -> str:
-        self.listener = TcpListener(self.handle, port)
-        await self.listener.start()
-        return self.listener.where
-
-    async def stop(self) -> None:
-        if self.listener is not None:
-            await self.listener.stop()

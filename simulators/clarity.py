@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.printers.clarity_codec import Framer, Message, encode
 from simulators.items import ItemStream
-from simulators.transports import Sink, TcpListener
+from simulators.transports import Sink, TcpSimulator
 
 
 class ClaritySettings(BaseModel):
@@ -39,7 +39,7 @@ class ClaritySettings(BaseModel):
     ack_delay_ms: int = Field(default=0, ge=0, le=5000, description="slow ACK")
 
 
-class ClarityPrinterSim:
+class ClarityPrinterSim(TcpSimulator):
     """The printer's state, served on TCP."""
 
     def __init__(self, settings: ClaritySettings | None = None,
@@ -59,7 +59,6 @@ class ClarityPrinterSim:
         self.notify: set[str] = set()
         self.replies = 0
         self.sdo_count = 0
-        self.listener: TcpListener | None = None
         self._sinks: list[Sink] = []
         self._products: asyncio.Task[None] | None = None
 
@@ -208,18 +207,13 @@ class ClarityPrinterSim:
             return ack
         return err
 
-    async def serve_tcp(self, port: int = 0) -> str:
-        """Listen on 127.0.0.1; returns host:port."""
-        self.listener = TcpListener(self.handle, port)
-        await self.listener.start()
+    async def on_started(self) -> None:
         if self.settings.print_rate > 0:
-            self._products = asyncio.create_task(self._run_products())
-        return self.listener.where
+            self._products = asyncio.create_task(self._run_products(), name="clarity-products")
 
-    async def stop(self) -> None:
+    async def on_stopping(self) -> None:
         if self._products is not None:
             self._products.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._products
-        if self.listener is not None:
-            await self.listener.stop()
+            self._products = None

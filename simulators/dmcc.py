@@ -23,7 +23,7 @@ from drivers.readers.dmcc_codec import (
     grade_block,
 )
 from simulators.items import ItemStream
-from simulators.transports import Sink, TcpListener
+from simulators.transports import Sink, TcpSimulator
 
 Rate = float
 
@@ -48,7 +48,7 @@ class DmccSettings(BaseModel):
     disconnect_after: int = Field(default=0, ge=0, description="drop the link after N reads")
 
 
-class DmccReaderSim:
+class DmccReaderSim(TcpSimulator):
     """The reader's state, served on TCP."""
 
     def __init__(self, settings: DmccSettings | None = None,
@@ -58,7 +58,6 @@ class DmccReaderSim:
         self.rng = random.Random(self.settings.seed)
         self.extended = False
         self.reads = 0
-        self.listener: TcpListener | None = None
         self.results: list[str] = []
 
     async def handle(self, reader: asyncio.StreamReader, sink: Sink) -> None:
@@ -121,12 +120,3 @@ class DmccReaderSim:
                 await sink.write(line)
         if s.disconnect_after and self.reads >= s.disconnect_after:
             sink.cut()
-
-    async def serve_tcp(self, port: int = 0) -> str:
-        self.listener = TcpListener(self.handle, port)
-        await self.listener.start()
-        return self.listener.where
-
-    async def stop(self) -> None:
-        if self.listener is not None:
-            await self.listener.stop()

@@ -196,3 +196,30 @@ def _sleep_until(deadline: float) -> None:
     delay = deadline - time.monotonic()
     if delay > 0:
         time.sleep(delay)
+
+
+class TcpSimulator:
+    """Base of the TCP simulators: ``serve_tcp`` on loopback, ``stop``, and a ``handle``."""
+
+    listener: TcpListener | PacedPty | None = None
+
+    async def handle(self, reader: asyncio.StreamReader, sink: Sink) -> None:
+        raise NotImplementedError
+
+    async def serve_tcp(self, port: int = 0) -> str:
+        """Listen on 127.0.0.1 (``port`` 0: any free port); returns host:port."""
+        self.listener = TcpListener(self.handle, port)
+        await self.listener.start()
+        await self.on_started()
+        return self.listener.where
+
+    async def on_started(self) -> None:
+        """Start what the device does on its own (a product flow, say)."""
+
+    async def stop(self) -> None:
+        await self.on_stopping()
+        if self.listener is not None:
+            await self.listener.stop()
+
+    async def on_stopping(self) -> None:
+        """Stop what :meth:`on_started` started."""

@@ -22,7 +22,7 @@ from drivers.printers.wsi_codec import (
     encode_reply,
 )
 from simulators.items import ItemStream
-from simulators.transports import PacedPty, Sink, TcpListener
+from simulators.transports import PacedPty, Sink, TcpSimulator
 
 
 class WsiSettings(BaseModel):
@@ -50,7 +50,7 @@ FAULT_INK = 0
 FAULT_JET = 5
 
 
-class WsiPrinterSim:
+class WsiPrinterSim(TcpSimulator):
     """The printer's state; serve it with :meth:`serve_pty` or :meth:`serve_tcp`."""
 
     def __init__(self, settings: WsiSettings | None = None,
@@ -67,7 +67,6 @@ class WsiPrinterSim:
         self.jet_running = True
         self.answers = 0
         self.updates = 0
-        self.listener: PacedPty | TcpListener | None = None
         self._sink: Sink | None = None
 
     # --- the physical side ---
@@ -182,13 +181,3 @@ class WsiPrinterSim:
         self.listener = PacedPty(self.handle, self.settings.baud)
         await self.listener.start()
         return self.listener.where
-
-    async def serve_tcp(self, port: int = 0) -> str:
-        """Listen on 127.0.0.1 (port 3100 on a real printer); returns host:port."""
-        self.listener = TcpListener(self.handle, port)
-        await self.listener.start()
-        return self.listener.where
-
-    async def stop(self) -> None:
-        if self.listener is not None:
-            await self.listener.stop()

@@ -22,7 +22,7 @@ from drivers.labels.zpl_codec import (
     parse_format,
 )
 from simulators.items import ItemStream
-from simulators.transports import Sink, TcpListener
+from simulators.transports import Sink, TcpSimulator
 
 COMMAND_STARTS = (b"^XA", b"~HQES", b"~HS", b"! U1 getvar")
 
@@ -52,7 +52,7 @@ class PrintedLabel:
     texts: list[str]
 
 
-class ZplPrinterSim:
+class ZplPrinterSim(TcpSimulator):
     """The label printer's state, served on TCP."""
 
     def __init__(self, settings: ZplSettings | None = None,
@@ -64,7 +64,6 @@ class ZplPrinterSim:
         self.received = 0
         self.printed: list[PrintedLabel] = []
         self.garbage = 0
-        self.listener: TcpListener | None = None
         self.errors = 0
 
     def _error_bits(self) -> int:
@@ -144,12 +143,3 @@ class ZplPrinterSim:
             self.printed.append(label)
             self.labels.arrive(label.symbols[0].data if label.symbols else None)
             self.odometer += 1
-
-    async def serve_tcp(self, port: int = 0) -> str:
-        self.listener = TcpListener(self.handle, port)
-        await self.listener.start()
-        return self.listener.where
-
-    async def stop(self) -> None:
-        if self.listener is not None:
-            await self.listener.stop()

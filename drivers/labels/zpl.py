@@ -23,7 +23,7 @@ from drivers.labels.zpl_codec import (
     parse_odometer,
 )
 from drivers.printers.base import LinkedDevice
-from drivers.transport import Backoff, Opener, opener_for
+from drivers.transport import Opener, opener_for
 from line_config.devices import ZplLabelPrinter as ZplConfig
 
 T = TypeVar("T")
@@ -34,29 +34,24 @@ class ZplPrinter(LinkedDevice):
 
     def __init__(self, config: ZplConfig, opener: Opener | None = None,
                  reply_timeout: float = 2.0, poll_s: float = 0.02) -> None:
-        super().__init__(config.id, opener or opener_for(config.transport),
-                         Backoff(config.reconnect_min_ms / 1000, config.reconnect_max_ms / 1000))
+        super().__init__(config, opener or opener_for(config.transport))
         self.config = config
         self.reply_timeout = reply_timeout
         self.poll_s = poll_s
         self._inbox = bytearray()
         self._arrived = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._pump: asyncio.Task[None] | None = None
         self.labels_confirmed = 0
 
     async def on_connected(self) -> None:
         self._inbox.clear()
-        self._pump = asyncio.create_task(self._read_loop(), name=f"{self.name}-reader")
+        self.start_pump(self._read_loop())
 
     async def on_disconnected(self, why: str) -> None:
-        if self._pump is not None:
-            self._pump.cancel()
-            await asyncio.gather(self._pump, return_exceptions=True)
+        await self.stop_pump()
 
     async def session(self) -> None:
-        assert self._pump is not None
-        await self._pump
+        await self.run_pump()
 
     async def _read_loop(self) -> None:
         assert self.reader is not None

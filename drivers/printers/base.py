@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from typing import Any
 
 from drivers.errors import ConnectionLost, DriverError
 from drivers.interfaces import BufferLost, PrinterEvent
@@ -18,6 +19,7 @@ from drivers.transport import (
     close_stream,
     connect_with_backoff,
 )
+from line_config.devices import DeviceBase
 
 log = logging.getLogger("codeline.drivers.printer")
 
@@ -25,15 +27,16 @@ log = logging.getLogger("codeline.drivers.printer")
 class LinkedDevice:
     """Keeps one connection up: opens it with backoff, runs sessions, reconnects on loss."""
 
-    def __init__(self, name: str, opener: Opener, backoff: Backoff) -> None:
-        self.name = name
+    def __init__(self, config: DeviceBase, opener: Opener) -> None:
+        self.name = config.id
         self.opener = opener
-        self.backoff = backoff
-        self.availability = Availability(log, name)
+        self.backoff = Backoff(config.reconnect_min_ms / 1000, config.reconnect_max_ms / 1000)
+        self.availability = Availability(log, self.name)
         self.writer: asyncio.StreamWriter | None = None
         self.reader: asyncio.StreamReader | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._pump_task: asyncio.Task[None] | None = None
         self.reconnects = 0
 
     async def connect(self, attempts: int | None = None) -> None:
@@ -89,6 +92,20 @@ class LinkedDevice:
         self.writer = None
         self._connected.clear()
         await self.on_disconnected("closed")
+
+    # a reader task for devices whose answers arrive on their own
+    def start_pump(self, loop: Coroutine[Any, Any, None]) -> None:
+        self._pump_task = asyncio.create_task(loop, name=f"{self.name}-reader")
+
+    async def stop_pump(self) -> None:
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            await asyncio.gather(self._pump_task, return_exceptions=True)
+
+    async def run_pump(self) -> None:
+        """A session that lasts as long as the reader task (it raises when the link fails)."""
+        assert self._pump_task is not None
+        await self._pump_task
 
     # hooks
     async def on_connected(self) -> None:

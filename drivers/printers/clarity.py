@@ -17,7 +17,7 @@ from drivers.errors import CommandRefused, ConnectionLost, DeviceFault, DeviceTi
 from drivers.interfaces import FaultCleared, FaultRaised, Printed, PrinterEvent, PrinterStatus
 from drivers.printers.base import HostQueue, LinkedDevice, PrinterEvents
 from drivers.printers.clarity_codec import Framer, Message, encode
-from drivers.transport import Backoff, Opener, opener_for
+from drivers.transport import Opener, opener_for
 from line_config.devices import ClarityPrinter as ClarityConfig
 
 log = logging.getLogger("codeline.drivers.clarity")
@@ -31,8 +31,7 @@ class ClarityPrinter(LinkedDevice):
 
     def __init__(self, config: ClarityConfig, opener: Opener | None = None,
                  reply_timeout: float = 2.0) -> None:
-        super().__init__(config.id, opener or opener_for(config.transport),
-                         Backoff(config.reconnect_min_ms / 1000, config.reconnect_max_ms / 1000))
+        super().__init__(config, opener or opener_for(config.transport))
         self.config = config
         self.reply_timeout = reply_timeout
         self.event_stream = PrinterEvents()

@@ -24,7 +24,7 @@ from drivers.interfaces import (
 )
 from drivers.printers.base import HostQueue, LinkedDevice, PrinterEvents
 from drivers.printers.wsi_codec import LF, Ack, Command, Framer, Reply, checksum, encode_command
-from drivers.transport import Backoff, Opener, opener_for
+from drivers.transport import Opener, opener_for
 from line_config.devices import WsiPrinter as WsiConfig
 
 M = TypeVar("M", Ack, Reply)
@@ -51,8 +51,7 @@ class WsiPrinter(LinkedDevice):
 
     def __init__(self, config: WsiConfig, opener: Opener | None = None,
                  reply_timeout: float = 1.0) -> None:
-        super().__init__(config.id, opener or opener_for(config.transport),
-                         Backoff(config.reconnect_min_ms / 1000, config.reconnect_max_ms / 1000))
+        super().__init__(config, opener or opener_for(config.transport))
         self.config = config
         self.reply_timeout = reply_timeout
         self.event_stream = PrinterEvents()

@@ -17,7 +17,7 @@ from drivers.errors import CommandRefused, ConnectionLost, DeviceTimeout
 from drivers.interfaces import Grade, ReadResult
 from drivers.printers.base import LinkedDevice
 from drivers.readers.dmcc_codec import READ, Command, Framer, Response, encode_command, split_grade
-from drivers.transport import Backoff, Opener, opener_for
+from drivers.transport import Opener, opener_for
 from line_config.devices import DmccReader as DmccConfig
 
 log = logging.getLogger("codeline.drivers.dmcc")
@@ -28,8 +28,7 @@ class DmccReader(LinkedDevice):
 
     def __init__(self, config: DmccConfig, opener: Opener | None = None,
                  result_timeout: float = 1.0) -> None:
-        super().__init__(config.id, opener or opener_for(config.transport),
-                         Backoff(config.reconnect_min_ms / 1000, config.reconnect_max_ms / 1000))
+        super().__init__(config, opener or opener_for(config.transport))
         self.config = config
         self.result_timeout = result_timeout
         self.framer = Framer("host")
@@ -37,7 +36,6 @@ class DmccReader(LinkedDevice):
         self._results: asyncio.Queue[Response] = asyncio.Queue()
         self._lock = asyncio.Lock()
         self._next_id = 0
-        self._pump: asyncio.Task[None] | None = None
         self.stale_results = 0
         self.identity = ""
 
@@ -45,7 +43,7 @@ class DmccReader(LinkedDevice):
         self.framer = Framer("host")
         self._acks = asyncio.Queue()
         self._results = asyncio.Queue()
-        self._pump = asyncio.create_task(self._read_loop(), name=f"{self.name}-reader")
+        self.start_pump(self._read_loop())
         mode = "1" if self.config.extended_response else "0"
         self.write(encode_command(Command(f"SET COM.DMCC-RESPONSE {mode}")))
         if self.config.extended_response:
@@ -53,13 +51,10 @@ class DmccReader(LinkedDevice):
             self.identity = await self.command("GET DEVICE.TYPE")
 
     async def on_disconnected(self, why: str) -> None:
-        if self._pump is not None:
-            self._pump.cancel()
-            await asyncio.gather(self._pump, return_exceptions=True)
+        await self.stop_pump()
 
     async def session(self) -> None:
-        assert self._pump is not None
-        await self._pump
+        await self.run_pump()
 
     async def _read_loop(self) -> None:
         assert self.reader is not None
