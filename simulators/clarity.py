@@ -37,6 +37,7 @@ class ClaritySettings(BaseModel):
     garbage_every: int = Field(default=0, ge=0, description="garbage line before every Nth reply")
     err_every: int = Field(default=0, ge=0, description="answer ERR to every Nth SDO")
     ack_delay_ms: int = Field(default=0, ge=0, le=5000, description="slow ACK")
+    split_writes: bool = Field(default=False, description="send every answer in two parts")
 
 
 class ClarityPrinterSim(TcpSimulator):

@@ -46,6 +46,7 @@ class DmccSettings(BaseModel):
     late_ms: int = Field(default=1500, ge=0, le=60_000)
     garbage_rate: Rate = Field(default=0.0, ge=0, le=1, description="a garbage line first")
     disconnect_after: int = Field(default=0, ge=0, description="drop the link after N reads")
+    split_writes: bool = Field(default=False, description="send every answer in two parts")
 
 
 class DmccReaderSim(TcpSimulator):

@@ -39,8 +39,10 @@ class Sink:
 class TcpListener:
     """A TCP server on 127.0.0.1; each connection is handled by ``handler``."""
 
-    def __init__(self, handler: Handler, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, handler: Handler, port: int = 0, host: str = "127.0.0.1",
+                 split_writes: bool = False) -> None:
         self.handler = handler
+        self.split_writes = split_writes
         self.host = host
         self.port = port
         self.server: asyncio.Server | None = None
@@ -63,11 +65,29 @@ class TcpListener:
         if task is not None:
             self.sessions.add(task)
 
+        held: list[bytes] | None = None  # messages posted while a split write is under way
+
         def post(data: bytes) -> None:
-            if not writer.is_closing():
+            if held is not None:
+                held.append(data)
+            elif not writer.is_closing():
                 writer.write(data)
 
         async def write(data: bytes) -> None:
+            nonlocal held
+            if self.split_writes and len(data) > 1:
+                # A partial frame: the first half now, the rest a moment later (a device
+                # never interleaves two messages, so posts wait for the second half).
+                half = len(data) // 2
+                post(data[:half])
+                held = []
+                try:
+                    if not writer.is_closing():
+                        await writer.drain()
+                    await asyncio.sleep(0.001)
+                finally:
+                    waiting, held = held, None
+                data = data[half:] + b"".join(waiting)
             post(data)
             if not writer.is_closing():
                 await writer.drain()
@@ -208,7 +228,9 @@ class TcpSimulator:
 
     async def serve_tcp(self, port: int = 0) -> str:
         """Listen on 127.0.0.1 (``port`` 0: any free port); returns host:port."""
-        self.listener = TcpListener(self.handle, port)
+        settings = getattr(self, "settings", None)
+        self.listener = TcpListener(self.handle, port,
+                                    split_writes=bool(getattr(settings, "split_writes", False)))
         await self.listener.start()
         await self.on_started()
         return self.listener.where

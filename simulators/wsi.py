@@ -44,6 +44,7 @@ class WsiSettings(BaseModel):
     ink_out_after: int = Field(default=0, ge=0, description="ink core empty after N prints")
     disconnect_after: int = Field(default=0, ge=0, description="drop the link after N prints")
     ack_delay_ms: int = Field(default=0, ge=0, le=5000)
+    split_writes: bool = Field(default=False, description="send every answer in two parts")
 
 
 FAULT_INK = 0

@@ -42,6 +42,7 @@ class ZplSettings(BaseModel):
     roll_change_at: int = Field(default=0, ge=0,
                                 description="at label N the previous label is printed instead")
     buffer_full: bool = False
+    split_writes: bool = Field(default=False, description="send every answer in two parts")
 
 
 @dataclass

@@ -112,7 +112,8 @@ async def test_an_empty_queue_at_print_go_is_a_no_data_fault() -> None:
 
 async def test_buffer_full_refusals_slow_acks_and_garbage_lose_nothing() -> None:
     sim, driver = await start(ClaritySettings(print_rate=500, err_every=3, garbage_every=5,
-                                              ack_delay_ms=2, max_records=120),
+                                              ack_delay_ms=2, max_records=120,
+                                              split_writes=True),
                               low_water=30, high_water=150)
     try:
         ledger = Ledger()

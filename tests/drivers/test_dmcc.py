@@ -57,7 +57,8 @@ async def test_the_configured_no_read_string_is_a_no_read() -> None:
 
 async def test_faults_never_shift_a_result_onto_the_wrong_trigger() -> None:
     settings = DmccSettings(seed=11, noread_rate=0.1, misread_rate=0.05, duplicate_rate=0.2,
-                            garbage_rate=0.2, late_rate=0.1, late_ms=400, low_grade_rate=0.2)
+                            garbage_rate=0.2, late_rate=0.1, late_ms=400, low_grade_rate=0.2,
+                            split_writes=True)
     sim, driver = await start(settings)
     try:
         results = [await driver.read() for _ in range(len(CODES))]

@@ -101,7 +101,8 @@ async def test_refused_updates_garbage_and_bad_echoes_lose_no_code() -> None:
 
 
 async def test_after_a_disconnect_the_code_in_the_field_is_reported_lost() -> None:
-    sim, driver = await start(WsiSettings(print_on_update=True, disconnect_after=5), over="tcp")
+    sim, driver = await start(WsiSettings(print_on_update=True, disconnect_after=5,
+                                          split_writes=True), over="tcp")
     try:
         await driver.start()
         await driver.send(CODES[:12])
