@@ -200,10 +200,18 @@ def cancel(store: Store, shipment_id: int, *, operator: str, reason: str | None)
 
 
 def _issue(conn: sqlite3.Connection, kind: str, shipment_id: int, at: int) -> None:
-    """Queue a manifest for the cloud; its sequence number is the outbox row's."""
+    """Queue a manifest for the cloud and freeze what it covers (the codes in ``ship_tree``
+    with their parents now); its sequence number is the outbox row's."""
+    count = int(conn.execute("SELECT count(*) FROM ship_tree").fetchone()[0])
+    cursor = conn.execute(
+        "INSERT INTO outbox (manifest_id, kind, shipment_id, created_at, code_count) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (str(uuid.uuid4()), kind, shipment_id, at, count),
+    )
     conn.execute(
-        "INSERT INTO outbox (manifest_id, kind, shipment_id, created_at) VALUES (?, ?, ?, ?)",
-        (str(uuid.uuid4()), kind, shipment_id, at),
+        "INSERT INTO manifest_codes (seq, code_id, parent_id) "
+        "SELECT ?, c.id, c.parent_id FROM ship_tree t JOIN codes c ON c.id = t.id",
+        (cursor.lastrowid,),
     )
 
 

@@ -166,7 +166,28 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial]
+def _v2_manifest_snapshots(db: sqlite_utils.Database) -> None:
+    """What each manifest covers, frozen when it is issued; its digest and signature."""
+    db.execute(
+        "CREATE TABLE manifest_codes (seq INTEGER NOT NULL, code_id INTEGER NOT NULL, "
+        "parent_id INTEGER, PRIMARY KEY (seq, code_id)) WITHOUT ROWID"
+    )
+    db.execute("ALTER TABLE outbox ADD COLUMN code_count INTEGER")
+    db.execute("ALTER TABLE outbox ADD COLUMN digest TEXT")
+    db.execute("ALTER TABLE outbox ADD COLUMN signature TEXT")
+    db.execute(
+        "CREATE TRIGGER outbox_sealed BEFORE UPDATE OF digest, signature ON outbox "
+        "WHEN OLD.digest IS NOT NULL "
+        "BEGIN SELECT RAISE(ABORT, 'a signed manifest is immutable'); END"
+    )
+    for op in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER manifest_codes_frozen_{op.lower()} BEFORE {op} ON manifest_codes "
+            "BEGIN SELECT RAISE(ABORT, 'an issued manifest is immutable'); END"
+        )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial, _v2_manifest_snapshots]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

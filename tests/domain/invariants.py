@@ -51,6 +51,10 @@ def check_invariants(store: Store) -> None:
     kinds = dict(conn.execute("SELECT kind, count(*) FROM outbox GROUP BY kind").fetchall())
     assert kinds.get("activation", 0) == confirmed
     assert kinds.get("deactivation", 0) == undone
+    frozen = conn.execute(
+        "SELECT count(*) FROM outbox o WHERE o.code_count != "
+        "(SELECT count(*) FROM manifest_codes m WHERE m.seq = o.seq)").fetchone()[0]
+    assert frozen == 0, "a manifest's frozen code list differs from its count"
     for batch in batches.list_batches(conn):
         report = batches.report(conn, batch.id)
         assert report.reconciled, report.problems

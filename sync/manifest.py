@@ -1,0 +1,155 @@
+"""Manifests: what the cloud learns of an activation, streamed, digested and signed.
+
+A manifest is NDJSON: a header line, then one line per code (``serial``, ``level``,
+``parent``) in code order, from the snapshot frozen when the shipment was confirmed. The
+canonical form (sorted keys, no spaces, UTF-8, LF) is what the SHA-256 digest covers; the
+Ed25519 signature covers the digest. Bodies are produced in blocks straight from the
+database, never held whole in memory.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from sync.errors import ManifestNotFound, TamperedManifest
+
+LEVELS = ("item", "case", "pallet")
+BLOCK = 5000
+FORMAT = "codeline-manifest/1"
+
+
+def canonical(obj: Any) -> bytes:
+    """One NDJSON line in canonical form."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() \
+        + b"\n"
+
+
+@dataclass(frozen=True)
+class ManifestInfo:
+    """An outbox row: the manifest's identity and state of delivery."""
+
+    seq: int
+    manifest_id: str
+    kind: str
+    shipment_id: int
+    created_at: int
+    code_count: int
+    acked_at: int | None
+    digest: str | None
+    signature: str | None
+
+
+_INFO = ("SELECT seq, manifest_id, kind, shipment_id, created_at, code_count, acked_at, digest, "
+         "signature FROM outbox ")
+
+
+def info(conn: sqlite3.Connection, ref: int | str) -> ManifestInfo:
+    """A manifest by sequence number or id."""
+    column = "seq" if isinstance(ref, int) else "manifest_id"
+    row = conn.execute(_INFO + f"WHERE {column} = ?", (ref,)).fetchone()
+    if row is None:
+        raise ManifestNotFound(f"no manifest {ref}")
+    return ManifestInfo(*row)
+
+
+def listing(conn: sqlite3.Connection, after: int = 0, limit: int = 100) -> list[ManifestInfo]:
+    rows = conn.execute(_INFO + "WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
+    return [ManifestInfo(*r) for r in rows]
+
+
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="milliseconds")
+
+
+def header(conn: sqlite3.Connection, m: ManifestInfo, site_id: str) -> dict[str, Any]:
+    """The manifest's first line: who, what, where to, how many."""
+    ship = conn.execute(
+        "SELECT distributor, region, confirmed_at FROM shipments WHERE id = ?", (m.shipment_id,)
+    ).fetchone()
+    batches = [
+        {"id": b[0], "line": b[1], "product": b[2], "lot": b[3], "expiry": b[4]}
+        for b in conn.execute(
+            "SELECT DISTINCT b.id, b.line_id, b.product_id, b.lot, b.expiry FROM manifest_codes m "
+            "JOIN codes c ON c.id = m.code_id JOIN batches b ON b.id = c.batch_id "
+            "WHERE m.seq = ? ORDER BY b.id",
+            (m.seq,),
+        )
+    ]
+    counts = {LEVELS[level]: n for level, n in conn.execute(
+        "SELECT c.level, count(*) FROM manifest_codes m JOIN codes c ON c.id = m.code_id "
+        "WHERE m.seq = ? GROUP BY c.level", (m.seq,))}
+    return {
+        "format": FORMAT,
+        "id": m.manifest_id,
+        "seq": m.seq,
+        "kind": m.kind,
+        "site": site_id,
+        "lines": sorted({b["line"] for b in batches}),
+        "batches": batches,
+        "shipment": m.shipment_id,
+        "destination": {"distributor": ship[0], "region": ship[1]},
+        "issued_at": _iso(m.created_at),
+        "counts": counts,
+        "total": m.code_count,
+    }
+
+
+def body_lines(conn: sqlite3.Connection, m: ManifestInfo, site_id: str) -> Iterator[bytes]:
+    """The canonical manifest, in blocks of lines (header first)."""
+    yield canonical(header(conn, m, site_id))
+    last = -1
+    while True:
+        rows = conn.execute(
+            "SELECT m.code_id, c.serial, c.level, p.serial FROM manifest_codes m "
+            "JOIN codes c ON c.id = m.code_id LEFT JOIN codes p ON p.id = m.parent_id "
+            "WHERE m.seq = ? AND m.code_id > ? ORDER BY m.code_id LIMIT ?",
+            (m.seq, last, BLOCK),
+        ).fetchall()
+        if not rows:
+            return
+        yield b"".join(
+            canonical({"serial": serial, "level": LEVELS[level], "parent": parent})
+            for _, serial, level, parent in rows
+        )
+        last = rows[-1][0]
+
+
+def digest_of(chunks: Iterator[bytes]) -> str:
+    h = hashlib.sha256()
+    for chunk in chunks:
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def seal(conn: sqlite3.Connection, m: ManifestInfo, site_id: str,
+         key: Ed25519PrivateKey) -> ManifestInfo:
+    """Compute, sign and store the digest once; afterwards the stored values are returned."""
+    if m.digest is not None:
+        return m
+    digest = digest_of(body_lines(conn, m, site_id))
+    signature = base64.b64encode(key.sign(bytes.fromhex(digest))).decode()
+    conn.execute("UPDATE outbox SET digest = ?, signature = ? WHERE seq = ? AND digest IS NULL",
+                 (digest, signature, m.seq))
+    return info(conn, m.seq)
+
+
+def verify(chunks: Iterator[bytes], digest: str, signature: str,
+           public_key: Ed25519PublicKey) -> None:
+    """Check a received body against its digest and signature (the cloud's side)."""
+    actual = digest_of(chunks)
+    if actual != digest:
+        raise TamperedManifest(f"body digest {actual[:16]}… is not the announced {digest[:16]}…")
+    try:
+        public_key.verify(base64.b64decode(signature), bytes.fromhex(digest))
+    except (InvalidSignature, ValueError) as exc:
+        raise TamperedManifest("signature does not verify with the site's public key") from exc

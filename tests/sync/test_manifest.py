@@ -1,0 +1,104 @@
+"""Manifests: frozen at confirmation, canonical, digested and signed; tampering is caught."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from edge.domain import aggregation, shipments
+from edge.store.database import Store
+from line_config.models import SiteConfig
+from sync import keys, manifest
+from sync.errors import KeyProblem, TamperedManifest
+from tests.conftest import commissioned, running_batch
+
+
+def shipped_pallet(store: Store, site: SiteConfig) -> tuple[int, list[str], str]:
+    batch = running_batch(store, site, items=40)
+    items = commissioned(store, batch, "item", 8)
+    cases = commissioned(store, batch, "case", 2)
+    pallet = commissioned(store, batch, "pallet", 1)[0]
+    for k, case in enumerate(cases):
+        aggregation.pack(store, case, items[k * 4:(k + 1) * 4], operator="t", close=True)
+    aggregation.pack(store, pallet, cases, operator="t", close=True)
+    shipment = shipments.create(store, "D-7", "east", operator="t")
+    shipments.add(store, shipment.id, pallet, operator="t", allow_mixed_batches=False)
+    shipments.confirm(store, shipment.id, operator="t")
+    return shipment.id, items, pallet
+
+
+def body(store: Store, seq: int) -> bytes:
+    m = manifest.info(store.read(), seq)
+    return b"".join(manifest.body_lines(store.read(), m, "site-1"))
+
+
+def test_a_manifest_lists_every_code_with_level_and_parent(store: Store, site: SiteConfig) -> None:
+    shipment_id, items, pallet = shipped_pallet(store, site)
+    lines = [json.loads(line) for line in body(store, 1).splitlines()]
+    head, codes = lines[0], lines[1:]
+    assert head["kind"] == "activation" and head["shipment"] == shipment_id
+    assert head["destination"] == {"distributor": "D-7", "region": "east"}
+    assert head["counts"] == {"item": 8, "case": 2, "pallet": 1} and head["total"] == 11
+    assert head["batches"][0]["lot"] == "LOT1" and head["batches"][0]["product"] == "p1"
+    assert {c["serial"] for c in codes} >= set(items) | {pallet}
+    by_serial = {c["serial"]: c for c in codes}
+    assert by_serial[pallet]["parent"] is None and by_serial[pallet]["level"] == "pallet"
+    assert by_serial[items[0]]["level"] == "item" and by_serial[items[0]]["parent"] is not None
+
+
+def test_signed_manifests_verify_and_tampering_is_caught(store: Store, site: SiteConfig,
+                                                         tmp_path: Path) -> None:
+    shipped_pallet(store, site)
+    key_path = tmp_path / "k.pem"
+    public = keys.generate(key_path)
+    key = keys.load_private(key_path)
+    with store.transaction() as conn:
+        sealed = manifest.seal(conn, manifest.info(conn, 1), "site-1", key)
+    assert sealed.digest and sealed.signature
+    data = body(store, 1)
+    manifest.verify(iter([data]), sealed.digest, sealed.signature, public)
+    altered = data.replace(b'"region":"east"', b'"region":"west"')
+    with pytest.raises(TamperedManifest, match="digest"):
+        manifest.verify(iter([altered]), sealed.digest, sealed.signature, public)
+    other = Ed25519PrivateKey.generate().public_key()
+    with pytest.raises(TamperedManifest, match="signature"):
+        manifest.verify(iter([data]), sealed.digest, sealed.signature, other)
+
+
+def test_a_manifest_never_changes_after_it_is_issued(store: Store, site: SiteConfig,
+                                                     tmp_path: Path) -> None:
+    shipment_id, items, _ = shipped_pallet(store, site)
+    keys.generate(tmp_path / "k.pem")
+    key = keys.load_private(tmp_path / "k.pem")
+    with store.transaction() as conn:
+        first = manifest.seal(conn, manifest.info(conn, 1), "site-1", key)
+    before = body(store, 1)
+    shipments.cancel(store, shipment_id, operator="t", reason="truck broke down")
+    aggregation.unpack(store, items[0], operator="t", reason="rework after the cancel")
+    assert body(store, 1) == before, "rework after a cancel must not change an issued manifest"
+    with store.transaction() as conn:
+        assert manifest.seal(conn, manifest.info(conn, 1), "site-1", key) == first
+    with pytest.raises(sqlite3.DatabaseError, match="immutable"):
+        store.read().execute("UPDATE outbox SET digest = 'x' WHERE seq = 1")
+    with pytest.raises(sqlite3.DatabaseError, match="immutable"):
+        store.read().execute("DELETE FROM manifest_codes")
+    second = [json.loads(line) for line in body(store, 2).splitlines()]
+    assert second[0]["kind"] == "deactivation" and second[0]["total"] == 11
+
+
+def test_key_files_are_guarded(tmp_path: Path) -> None:
+    path = tmp_path / "keys" / "site.pem"
+    keys.generate(path)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    with pytest.raises(KeyProblem, match="exists"):
+        keys.generate(path)
+    (tmp_path / "bad.pem").write_text("not a key")
+    with pytest.raises(KeyProblem, match="not a usable"):
+        keys.load_private(tmp_path / "bad.pem")
+    with pytest.raises(KeyProblem, match="codeline keys generate"):
+        keys.load_private(tmp_path / "missing.pem")
+    assert "PUBLIC KEY" in keys.public_pem(keys.load_private(path))
