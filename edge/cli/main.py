@@ -10,12 +10,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edge.cli import agg_cmd, batch_cmd, config_cmd, demo, pool_cmd, ship_cmd, sim_cmd
+from edge.cli import agg_cmd, batch_cmd, config_cmd, demo, pool_cmd, ship_cmd, sim_cmd, sync_cmd
 from edge.cli.context import Ctx, console, ctx_of, default_operator, emit, err_console, ms_text
 from edge.domain import audit, inspection
 from edge.domain.errors import CodelineError, UnknownCode
 from edge.store.database import StoreError
 from line_config.loading import ConfigError
+from sync.errors import SyncError
 
 app = typer.Typer(
     name="codeline",
@@ -30,6 +31,9 @@ app.add_typer(batch_cmd.app, name="batch")
 app.add_typer(agg_cmd.app, name="agg")
 app.add_typer(ship_cmd.app, name="ship")
 app.add_typer(sim_cmd.app, name="sim")
+app.add_typer(sync_cmd.keys_app, name="keys")
+app.add_typer(sync_cmd.manifests_app, name="manifests")
+app.add_typer(sync_cmd.export_app, name="export")
 report_app = typer.Typer(help="Reports.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
@@ -149,7 +153,7 @@ def run() -> None:
         app()
     except ConfigError as exc:
         _fail(str(exc), 2)
-    except (CodelineError, StoreError) as exc:
+    except (CodelineError, StoreError, SyncError) as exc:
         _fail(str(exc), 1)
     except sqlite3.OperationalError as exc:
         _fail(f"database: {exc}", 1)

@@ -1,0 +1,92 @@
+"""``codeline keys``, ``codeline manifests`` and ``codeline export``: the hand-over to the cloud."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from edge.cli.context import console, ctx_of, emit, ms_text
+from edge.domain import batches
+from edge.store.database import now_ms
+from sync import epcis, keys, manifest
+
+keys_app = typer.Typer(help="The site's manifest-signing key.", no_args_is_help=True)
+manifests_app = typer.Typer(help="Manifests issued by shipments.", no_args_is_help=True)
+export_app = typer.Typer(help="Exports for other systems.", no_args_is_help=True)
+
+KeyOpt = typer.Option(None, "--key", help="key file (default: the config's sync.signing_key_file)")
+
+
+def _key_path(ctx: typer.Context, key: Path | None) -> Path:
+    return key if key is not None else Path(ctx_of(ctx).config.sync.signing_key_file)
+
+
+@keys_app.command("generate")
+def keys_generate(ctx: typer.Context, key: Path | None = KeyOpt,
+                  force: bool = typer.Option(False, "--force", help="replace an existing key")
+                  ) -> None:
+    """Create the Ed25519 signing key (mode 0600) and print its public half for the cloud."""
+    path = _key_path(ctx, key)
+    public = keys.generate(path, overwrite=force)
+    console.print(f"signing key written to {path}; give the cloud this public key:")
+    typer.echo(keys.public_pem(public), nl=False)
+
+
+@keys_app.command("public")
+def keys_public(ctx: typer.Context, key: Path | None = KeyOpt) -> None:
+    """Print the public key the cloud verifies manifests with (PEM)."""
+    typer.echo(keys.public_pem(keys.load_private(_key_path(ctx, key))), nl=False)
+
+
+@manifests_app.command("list")
+def manifests_list(ctx: typer.Context, after: int = typer.Option(0, "--after", min=0),
+                   limit: int = typer.Option(100, "--limit", min=1, max=10_000),
+                   json_out: bool = typer.Option(False, "--json")) -> None:
+    """Manifests in sequence order, with their delivery state."""
+    with ctx_of(ctx).store() as store:
+        rows = manifest.listing(store.read(), after, limit)
+
+    def human() -> None:
+        table = Table("seq", "id", "kind", "shipment", "codes", "issued", "acked", "signed")
+        for m in rows:
+            table.add_row(str(m.seq), m.manifest_id, m.kind, str(m.shipment_id),
+                          f"{m.code_count:,}", ms_text(m.created_at), ms_text(m.acked_at),
+                          "yes" if m.digest else "not yet")
+        console.print(table)
+
+    emit(rows, json_out, human)
+
+
+@manifests_app.command("show")
+def manifests_show(ctx: typer.Context, ref: str = typer.Argument(..., help="sequence number or id"),
+                   key: Path | None = KeyOpt) -> None:
+    """Write a manifest as NDJSON to stdout, sealing (digest + signature) it on first use."""
+    c = ctx_of(ctx)
+    signing = keys.load_private(_key_path(ctx, key))
+    with c.store() as store, store.transaction() as conn:
+        m = manifest.seal(conn, manifest.info(conn, int(ref) if ref.isdigit() else ref),
+                          c.config.site.id, signing)
+        for chunk in manifest.body_lines(conn, m, c.config.site.id):
+            sys.stdout.buffer.write(chunk)
+    typer.echo(f"sha256={m.digest} signature={m.signature}", err=True)
+
+
+@export_app.command("epcis")
+def export_epcis(ctx: typer.Context, batch: int = typer.Option(..., "--batch", min=1),
+                 out: Path | None = typer.Option(None, "--out", "-o", help="file (default stdout)")
+                 ) -> None:
+    """An EPCIS 2.0 JSON-LD document of every event of a batch."""
+    c = ctx_of(ctx)
+    with c.store() as store:
+        batches.get(store.read(), batch)  # a clear error for an unknown batch
+        doc = epcis.document(store.read(), c.config, batch, now_ms())
+    text = json.dumps(doc, ensure_ascii=False, indent=1)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
+        console.print(f"wrote {len(doc['epcisBody']['eventList'])} events to {out}")
