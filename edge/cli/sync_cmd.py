@@ -10,9 +10,9 @@ import typer
 from rich.table import Table
 
 from edge.cli.context import console, ctx_of, emit, ms_text
-from edge.domain import batches
+from edge.domain import audit, batches
 from edge.store.database import now_ms
-from sync import epcis, keys, manifest
+from sync import epcis, keys, manifest, tokens
 
 keys_app = typer.Typer(help="The site's manifest-signing key.", no_args_is_help=True)
 manifests_app = typer.Typer(help="Manifests issued by shipments.", no_args_is_help=True)
@@ -90,3 +90,61 @@ def export_epcis(ctx: typer.Context, batch: int = typer.Option(..., "--batch", m
     else:
         out.write_text(text + "\n", encoding="utf-8")
         console.print(f"wrote {len(doc['epcisBody']['eventList'])} events to {out}")
+
+
+SCOPE_HELP = "one of " + ", ".join(tokens.SCOPES) + " (repeatable)"
+tokens_app = typer.Typer(help="Bearer tokens of the pull API.", no_args_is_help=True)
+api_app = typer.Typer(help="The pull API for the cloud.", no_args_is_help=True)
+
+
+@tokens_app.command("create")
+def tokens_create(ctx: typer.Context, name: str = typer.Option(..., "--name", help="who uses it"),
+                  scope: list[str] = typer.Option(..., "--scope", help=SCOPE_HELP)) -> None:
+    """Create a token; its secret is printed once and stored only as a hash."""
+    c = ctx_of(ctx)
+    with c.store() as store, store.transaction() as conn:
+        secret = tokens.create(conn, name, scope, now_ms())
+        audit.record(conn, c.operator, "tokens.create", name, scopes=sorted(scope))
+    console.print("token created; store it now, it is not shown again:")
+    typer.echo(secret)
+
+
+@tokens_app.command("list")
+def tokens_list(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
+    """Tokens with their scopes and last use (never the secrets)."""
+    with ctx_of(ctx).store() as store:
+        rows = tokens.listing(store.read())
+
+    def human() -> None:
+        table = Table("id", "name", "scopes", "created", "last used", "revoked")
+        for t in rows:
+            table.add_row(str(t.id), t.name, " ".join(t.scopes), ms_text(t.created_at),
+                          ms_text(t.last_used_at), ms_text(t.revoked_at))
+        console.print(table)
+
+    emit(rows, json_out, human)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(ctx: typer.Context, token_id: int = typer.Argument(..., min=1)) -> None:
+    """Revoke a token at once."""
+    c = ctx_of(ctx)
+    with c.store() as store, store.transaction() as conn:
+        tokens.revoke(conn, token_id, now_ms())
+        audit.record(conn, c.operator, "tokens.revoke", f"token:{token_id}")
+    console.print(f"token {token_id} revoked")
+
+
+@api_app.command("serve")
+def api_serve(ctx: typer.Context, key: Path | None = KeyOpt,
+              port: int | None = typer.Option(None, "--port", min=1, max=65535)) -> None:
+    """Serve the pull API (bound to the config's sync.api host, loopback by default)."""
+    import uvicorn
+
+    from sync.api import create_app
+
+    c = ctx_of(ctx)
+    settings = c.config.sync.api
+    app = create_app(c.db_path, c.config, keys.load_private(_key_path(ctx, key)))
+    uvicorn.run(app, host=settings.host, port=port or settings.port, log_level="info",
+                ssl_certfile=settings.tls_cert_file, ssl_keyfile=settings.tls_key_file)

@@ -187,7 +187,22 @@ def _v2_manifest_snapshots(db: sqlite_utils.Database) -> None:
         )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_initial, _v2_manifest_snapshots]
+def _v3_api_tokens(db: sqlite_utils.Database) -> None:
+    """Bearer tokens of the pull API, stored as SHA-256 hashes with their scopes."""
+    db.table("api_tokens").create(
+        {"id": int, "name": str, "scopes": str, "token_hash": str, "created_at": int,
+         "revoked_at": int, "last_used_at": int},
+        pk="id",
+        not_null={"name", "scopes", "token_hash", "created_at"},
+    )
+    db.table("api_tokens").create_index(["token_hash"], unique=True)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _v1_initial,
+    _v2_manifest_snapshots,
+    _v3_api_tokens,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
