@@ -44,7 +44,9 @@ async def api(tmp_path: Path, site: SiteConfig) -> AsyncIterator[tuple[str, dict
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="off"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    for _ in range(500):  # uvicorn sets `started` once it listens
+        if server.started:
+            break
         await asyncio.sleep(0.01)
     try:
         yield f"http://127.0.0.1:{port}", secrets, store
