@@ -1,10 +1,10 @@
 """Manifests: what the cloud learns of an activation, streamed, digested and signed.
 
 A manifest is NDJSON: a header line, then one line per code (``serial``, ``level``,
-``parent``) in code order, from the snapshot frozen when the shipment was confirmed. The
-canonical form (sorted keys, no spaces, UTF-8, LF) is what the SHA-256 digest covers; the
-Ed25519 signature covers the digest. Bodies are produced in blocks straight from the
-database, never held whole in memory.
+``parent``, ``batch``, ``printed_at`` in epoch seconds) in code order, from the snapshot
+frozen when the shipment was confirmed. The canonical form (sorted keys, no spaces, UTF-8,
+LF) is what the SHA-256 digest covers; the Ed25519 signature covers the digest. Bodies are
+produced in blocks straight from the database, never held whole in memory.
 """
 
 from __future__ import annotations
@@ -110,7 +110,8 @@ def body_lines(conn: sqlite3.Connection, m: ManifestInfo, site_id: str) -> Itera
     last = -1
     while True:
         rows = conn.execute(
-            "SELECT m.code_id, c.serial, c.level, p.serial FROM manifest_codes m "
+            "SELECT m.code_id, c.serial, c.level, p.serial, c.printed_at, c.batch_id "
+            "FROM manifest_codes m "
             "JOIN codes c ON c.id = m.code_id LEFT JOIN codes p ON p.id = m.parent_id "
             "WHERE m.seq = ? AND m.code_id > ? ORDER BY m.code_id LIMIT ?",
             (m.seq, last, BLOCK),
@@ -118,8 +119,9 @@ def body_lines(conn: sqlite3.Connection, m: ManifestInfo, site_id: str) -> Itera
         if not rows:
             return
         yield b"".join(
-            canonical({"serial": serial, "level": LEVELS[level], "parent": parent})
-            for _, serial, level, parent in rows
+            canonical({"serial": serial, "level": LEVELS[level], "parent": parent,
+                       "batch": batch, "printed_at": printed // 1000 if printed else None})
+            for _, serial, level, parent, printed, batch in rows
         )
         last = rows[-1][0]
 
