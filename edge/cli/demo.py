@@ -2,7 +2,9 @@
 
 The demo drives the domain directly, the way the line runtime does: reserve blocks for the
 printer, confirm prints, judge each item (with a small, seeded rate of rejects), pack full
-cases and pallets, ship one pallet, and reconcile. No device is involved.
+cases and pallets, reconcile; then a simulated cloud answers scans before shipment (not
+activated), one pallet ships, the cloud pulls its signed manifest over the edge's API, and
+the same scans answer activated. No device is involved.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from pathlib import Path
 
 import typer
 
+from edge.cli import demo_cloud
 from edge.cli.context import console
 from edge.domain import aggregation, audit, batches, flow, pool, shipments
 from edge.domain.lifecycle import Reason
+from edge.domain.payloads import BatchLabel, PayloadCodec
 from edge.store.database import Store
 from line_config.loading import example_path, load_config
 
@@ -78,6 +82,12 @@ def demo(
         console.print(f"  built {pallets} pallets: SSCC {', '.join(pallet_serials)}")
         batches.stop(store, batch.id, operator=operator)
         closed = batches.close(store, batch.id, operator=operator)
+        console.print("[bold]the cloud[/bold] (simulated) before shipment:")
+        cloud = demo_cloud.prepare(path.parent, store)
+        codec = PayloadCodec(line, config.products)
+        label = BatchLabel(batch.lot, batch.expiry)
+        scanned = [codec.render("item", s, product, label) for s in good[:3]]
+        demo_cloud.scan_all(cloud, scanned, "east", "inside the factory")
         shipment = shipments.create(store, "DIST-EAST-01", "east", operator=operator)
         shipments.add(store, shipment.id, pallet_serials[0], operator=operator,
                       allow_mixed_batches=False)
@@ -85,6 +95,10 @@ def demo(
         console.print(f"  shipped pallet {pallet_serials[0]}: {confirmed.code_count:,} codes "
                       "activated, one activation manifest queued")
         chain = audit.verify(store.read())
+    demo_cloud.sync(path.parent, path, config, cloud)
+    demo_cloud.scan_all(cloud, scanned[:2], "east", "after shipment")
+    demo_cloud.scan_all(cloud, scanned[2:], "west", "after shipment")
+    demo_cloud.reports(cloud)
     items = closed.levels["item"]
     console.print(f"[bold]batch {batch.id}[/bold]: {items.printed} items printed, "
                   f"{items.commissioned} commissioned, {items.rejected} rejected "

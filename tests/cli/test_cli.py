@@ -101,6 +101,10 @@ def test_demo_runs_end_to_end_and_reconciles(tmp_path: Path) -> None:
                             capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "reconciled" in result.stdout and "NOT" not in result.stdout
+    before, after = result.stdout.split("shipped pallet")
+    assert "→ not_activated" in before and "→ activated" not in before
+    assert after.count("→ activated") == 3 and "DIVERSION" in after
+    assert "early scans: line L1, batch 1" in after
     shown = subprocess.run([sys.executable, "-m", "edge.cli.main", "--db", str(db), "report",
                             "batch", "1", "--json"], capture_output=True, text=True, cwd=ROOT)
     report = json.loads(shown.stdout)
