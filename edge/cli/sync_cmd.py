@@ -9,10 +9,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from edge.cli.context import console, ctx_of, emit, ms_text
+from edge.cli.context import UsageProblem, console, ctx_of, emit, ms_text
 from edge.domain import audit, batches
 from edge.store.database import now_ms
-from sync import epcis, keys, manifest, tokens
+from sync import epcis, keys, manifest, push, tokens
 
 keys_app = typer.Typer(help="The site's manifest-signing key.", no_args_is_help=True)
 manifests_app = typer.Typer(help="Manifests issued by shipments.", no_args_is_help=True)
@@ -148,3 +148,53 @@ def api_serve(ctx: typer.Context, key: Path | None = KeyOpt,
     app = create_app(c.db_path, c.config, keys.load_private(_key_path(ctx, key)))
     uvicorn.run(app, host=settings.host, port=port or settings.port, log_level="info",
                 ssl_certfile=settings.tls_cert_file, ssl_keyfile=settings.tls_key_file)
+
+
+sync_app = typer.Typer(help="Delivery of manifests to the cloud.", no_args_is_help=True)
+
+
+@sync_app.command("status")
+def sync_status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
+    """Manifests waiting for the cloud, the oldest one's age, the last error."""
+    with ctx_of(ctx).store() as store:
+        state = push.status(store.read())
+
+    def human() -> None:
+        age = ("-" if state.oldest_pending_ms is None
+               else f"{(now_ms() - state.oldest_pending_ms) / 1000:,.0f} s")
+        console.print(f"pending {state.pending}, oldest {age}, acknowledged {state.acked}")
+        if state.last_error:
+            console.print(f"last error ({ms_text(state.last_attempt_at)}): {state.last_error}",
+                          markup=False)
+
+    emit(state, json_out, human)
+
+
+@sync_app.command("push")
+def sync_push(ctx: typer.Context, key: Path | None = KeyOpt) -> None:
+    """One delivery round now: pending manifests in order, stopping at the first failure."""
+    import asyncio
+    import os
+
+    import httpx
+
+    c = ctx_of(ctx)
+    settings = c.config.sync
+    if settings.push_url is None or settings.push_token_env is None:
+        raise UsageProblem("the config has no sync.push_url: manifests are pulled by the cloud")
+    token = os.environ.get(settings.push_token_env)
+    if not token:
+        raise UsageProblem(f"the push token is read from ${settings.push_token_env}, "
+                           "which is not set")
+    signing = keys.load_private(_key_path(ctx, key))
+
+    async def once() -> push.RoundReport:
+        async with httpx.AsyncClient(timeout=30) as client:
+            assert settings.push_url is not None
+            return await push.push_round(c.db_path, c.config.site.id, signing,
+                                         settings.push_url, token, client)
+
+    report = asyncio.run(once())
+    console.print(f"delivered {report.delivered} manifest(s)")
+    if report.failed:
+        raise UsageProblem(f"delivery stopped: {report.failed}")

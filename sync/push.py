@@ -1,0 +1,122 @@
+"""Push: the outbox worker that delivers manifests to ``sync.push_url``, exactly once in effect.
+
+Manifests go in sequence order, each with ``Idempotency-Key: <manifest id>`` and its digest
+and signature in headers; a manifest is done when the cloud acknowledges it (or when the
+cloud already acked it by pull). A failure stops the round (never skip, never reorder) and
+the next round retries after a capped exponential backoff with jitter. Everything the worker
+knows lives in the outbox, so a restart simply resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from edge.store.database import Store, now_ms
+from sync import manifest
+
+log = logging.getLogger("codeline.sync.push")
+
+
+@dataclass(frozen=True)
+class PushStatus:
+    """What is waiting to reach the cloud."""
+
+    pending: int
+    oldest_pending_ms: int | None
+    last_error: str | None
+    last_attempt_at: int | None
+    acked: int
+
+
+def status(conn: sqlite3.Connection) -> PushStatus:
+    pending, oldest = conn.execute(
+        "SELECT count(*), min(created_at) FROM outbox WHERE acked_at IS NULL").fetchone()
+    acked = conn.execute("SELECT count(*) FROM outbox WHERE acked_at IS NOT NULL").fetchone()[0]
+    last = conn.execute(
+        "SELECT last_error, last_attempt_at FROM outbox WHERE last_attempt_at IS NOT NULL "
+        "ORDER BY last_attempt_at DESC LIMIT 1").fetchone()
+    return PushStatus(int(pending), int(oldest) if oldest else None,
+                      last[0] if last else None, last[1] if last else None, int(acked))
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    delivered: int
+    failed: str | None
+
+
+async def _body(db_path: Path, m: manifest.ManifestInfo, site_id: str) -> AsyncIterator[bytes]:
+    with Store(db_path) as store:
+        chunks = manifest.body_lines(store.conn, m, site_id)
+        while True:
+            chunk = await asyncio.to_thread(next, chunks, None)
+            if chunk is None:
+                return
+            yield chunk
+
+
+async def push_round(db_path: Path, site_id: str, key: Ed25519PrivateKey, url: str,
+                     token: str, client: httpx.AsyncClient) -> RoundReport:
+    """Deliver pending manifests in order until one fails or none is left."""
+    delivered = 0
+    while True:
+        with Store(db_path) as store:
+            row = store.conn.execute(
+                "SELECT seq FROM outbox WHERE acked_at IS NULL ORDER BY seq LIMIT 1").fetchone()
+            if row is None:
+                return RoundReport(delivered, None)
+            with store.transaction() as conn:
+                m = manifest.seal(conn, manifest.info(conn, int(row[0])), site_id, key)
+        assert m.digest is not None and m.signature is not None
+        headers = {"Idempotency-Key": m.manifest_id, "X-Manifest-Digest": m.digest,
+                   "X-Manifest-Signature": m.signature, "Authorization": f"Bearer {token}",
+                   "Content-Type": "application/x-ndjson"}
+        error: str | None = None
+        try:
+            response = await client.post(url, content=_body(db_path, m, site_id),
+                                         headers=headers)
+            if response.status_code // 100 != 2:
+                error = f"HTTP {response.status_code}: {response.text[:200]}"
+            elif response.json().get("ack") != m.manifest_id:
+                error = "the cloud answered without acknowledging this manifest"
+        except (httpx.HTTPError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        with Store(db_path) as store, store.transaction() as conn:
+            at = now_ms()
+            if error is None:
+                conn.execute("UPDATE outbox SET acked_at = coalesce(acked_at, ?), "
+                             "attempts = attempts + 1, last_attempt_at = ?, last_error = NULL "
+                             "WHERE seq = ?", (at, at, m.seq))
+            else:
+                conn.execute("UPDATE outbox SET attempts = attempts + 1, last_attempt_at = ?, "
+                             "last_error = ? WHERE seq = ?", (at, error, m.seq))
+        if error is not None:
+            log.warning("push of manifest %s failed: %s", m.seq, error)
+            return RoundReport(delivered, error)
+        delivered += 1
+
+
+async def push_forever(db_path: Path, site_id: str, key: Ed25519PrivateKey, url: str,
+                       token: str, retry_min_s: float, retry_max_s: float,
+                       idle_s: float = 1.0) -> None:
+    """Rounds until cancelled, backing off after failures."""
+    attempt = 0
+    async with httpx.AsyncClient(timeout=30) as client:
+        while True:
+            report = await push_round(db_path, site_id, key, url, token, client)
+            if report.failed is None:
+                attempt = 0
+                await asyncio.sleep(idle_s)
+                continue
+            cap = min(retry_max_s, retry_min_s * 2 ** attempt)
+            attempt += 1
+            await asyncio.sleep(random.uniform(retry_min_s / 2, cap))
