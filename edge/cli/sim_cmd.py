@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -96,3 +97,59 @@ def camera(settings: list[str] = SetOpt, port: int = PortOpt) -> None:
 
     sim = CameraSim(_settings(CameraSettings, settings))
     _serve(lambda: sim.serve_tcp(port), sim.stop, "camera")
+
+
+@app.command("cloud")
+def cloud(
+    public_key: Path = typer.Option(..., "--public-key", help="the site's public key (PEM)"),
+    db: Path = typer.Option(Path("cloud.db"), "--db-file", help="the cloud's own registry"),
+    edge: str | None = typer.Option(None, "--edge", help="pull from this edge API URL"),
+    token_env: str = typer.Option("CODELINE_CLOUD_TOKEN", "--token-env",
+                                  help="variable holding the edge API token (for --edge)"),
+    interval: float = typer.Option(5.0, "--interval", min=0.1, help="seconds between pulls"),
+    segment: Path | None = typer.Option(None, "--issued", help="file of serials the cloud "
+                                        "issued to the site (one per line)"),
+    port: int = PortOpt,
+) -> None:
+    """The brand's cloud: pulls (or receives pushed) manifests, answers consumer scans."""
+    import os
+
+    import uvicorn
+
+    from simulators.cloud import Cloud, create_app
+    from sync.keys import load_public
+
+    registry = Cloud(db, load_public(public_key.read_bytes()))
+    if segment is not None:
+        registry.issue([s.strip() for s in segment.read_text().splitlines() if s.strip()])
+    token = os.environ.get(token_env, "")
+    if edge and not token:
+        raise UsageProblem(f"--edge needs the API token in ${token_env}")
+
+    async def main() -> None:
+        server = uvicorn.Server(uvicorn.Config(create_app(registry), host="127.0.0.1",
+                                               port=port or 0, log_level="warning"))
+        # Stop on SIGINT/SIGTERM like the other simulators (and exit 0), not uvicorn's way.
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+        puller = (asyncio.create_task(registry.pull_forever(edge, token, interval))
+                  if edge else None)
+        serving = asyncio.create_task(server.serve())
+        for _ in range(500):
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        bound = server.servers[0].sockets[0].getsockname() if server.servers else ("?", port)
+        console.print(f"cloud listening on {bound[0]}:{bound[1]}"
+                      + (f", pulling from {edge}" if edge else ""), soft_wrap=True)
+        try:
+            await serving
+        finally:
+            if puller is not None:
+                puller.cancel()
+                await asyncio.gather(puller, return_exceptions=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

@@ -78,6 +78,25 @@ async def test_every_simulator_starts_and_stops(device: str) -> None:
     await finish(proc)
 
 
+async def test_sim_cloud_answers_scans(tmp_path: Path) -> None:
+    from sync import keys
+
+    public = keys.generate(tmp_path / "k.pem")
+    (tmp_path / "pub.pem").write_text(keys.public_pem(public))
+    (tmp_path / "issued.txt").write_text("ISSUED1\nISSUED2\n")
+    proc, where = await launch("cloud", "--public-key", str(tmp_path / "pub.pem"),
+                               "--db-file", str(tmp_path / "cloud.db"), "--issued",
+                               str(tmp_path / "issued.txt"))
+    try:
+        import httpx
+
+        async with httpx.AsyncClient(base_url=f"http://{where.rstrip(',')}") as client:
+            assert (await client.get("/scan/ISSUED1")).json() == {"result": "not_activated"}
+            assert (await client.get("/scan/OTHER")).json() == {"result": "unknown"}
+    finally:
+        await finish(proc)
+
+
 async def test_a_bad_setting_names_the_field() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "edge.cli.main", "sim", "clarity", "--set", "print_rate=fast",
