@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edge.domain import aggregation, shipments
 from edge.store.database import Store
@@ -102,3 +104,16 @@ def test_key_files_are_guarded(tmp_path: Path) -> None:
     with pytest.raises(KeyProblem, match="codeline keys generate"):
         keys.load_private(tmp_path / "missing.pem")
     assert "PUBLIC KEY" in keys.public_pem(keys.load_private(path))
+
+
+@given(serial=st.text(max_size=30), parent=st.none() | st.text(max_size=30),
+       batch=st.none() | st.integers(0, 10**9), printed=st.none() | st.integers(1, 2**45),
+       level=st.integers(0, 2))
+def test_a_code_line_built_by_sqlite_is_the_canonical_line(
+    serial: str, parent: str | None, batch: int | None, printed: int | None, level: int
+) -> None:
+    conn = sqlite3.connect(":memory:")
+    seconds = printed // 1000 if printed else None
+    expected = manifest.canonical({"serial": serial, "level": manifest.LEVELS[level],
+                                   "parent": parent, "batch": batch, "printed_at": seconds})
+    assert manifest.code_line(conn, serial, level, parent, batch, printed) == expected

@@ -1,0 +1,166 @@
+"""Hand-over throughput: ``python -m bench.sync [--items N]``.
+
+Prints manifest streaming codes/s over the pull API (NDJSON) and the API process's peak RSS
+for two batch sizes (memory must stay flat), EPCIS export events/s, and push manifests/s to
+the cloud simulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.store import SITE, produce
+from edge.domain import aggregation, batches, pool, shipments
+from edge.store.database import Store, now_ms
+from line_config.loading import parse_config
+from sync import epcis, keys, push, tokens
+
+PER_CASE, PER_PALLET = 24, 60
+SMALL_SITE = SITE.replace("items_per_case: 24, cases_per_pallet: 60",
+                          "items_per_case: 4, cases_per_pallet: 2")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def build(workdir: Path, site_text: str, pallets: int, per_shipment: int) -> Path:
+    """A database with ``pallets`` full pallets shipped ``per_shipment`` to a shipment."""
+    site = parse_config(site_text)
+    line = site.lines[0]
+    per_case, per_pallet = line.packaging.items_per_case, line.packaging.cases_per_pallet
+    db = workdir / "sync.db"
+    with Store(db, create=True) as store:
+        pool.generate(store, line, "item", pallets * per_pallet * per_case, operator="b")
+        pool.generate(store, line, "case", pallets * per_pallet, operator="b")
+        pool.generate(store, line, "pallet", pallets, operator="b")
+        batch = batches.create(store, site, "L1", "p1", "SYNC", operator="b")
+        batches.start(store, batch.id, operator="b")
+        items = produce(store, batch.id, "item", pallets * per_pallet * per_case)
+        cases = produce(store, batch.id, "case", pallets * per_pallet)
+        pallet_codes = produce(store, batch.id, "pallet", pallets)
+        for k, case in enumerate(cases):
+            aggregation.pack(store, case, items[k * per_case:(k + 1) * per_case], operator="b",
+                             close=True)
+        for k, pallet in enumerate(pallet_codes):
+            aggregation.pack(store, pallet, cases[k * per_pallet:(k + 1) * per_pallet],
+                             operator="b", close=True)
+        for start in range(0, pallets, per_shipment):
+            s = shipments.create(store, "D1", "east", operator="b")
+            for pallet in pallet_codes[start:start + per_shipment]:
+                shipments.add(store, s.id, pallet, operator="b", allow_mixed_batches=False)
+            shipments.confirm(store, s.id, operator="b")
+    keys.generate(workdir / "k.pem", overwrite=True)
+    (workdir / "site.yaml").write_text(site_text + f"""
+sync:
+  signing_key_file: "{workdir / 'k.pem'}"
+""")
+    return db
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def stream(workdir: Path, db: Path) -> tuple[int, float, float]:
+    """(codes, seconds, server peak RSS MB) for pulling manifest 1 as NDJSON."""
+    with Store(db) as store, store.transaction() as conn:
+        token = tokens.create(conn, "bench", ["manifests:read"], now_ms())
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "edge.cli.main", "--db", str(db), "--config",
+        str(workdir / "site.yaml"), "api", "serve", "--port", str(port),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600,
+                                     headers={"Authorization": f"Bearer {token}"}) as client:
+            for _ in range(400):
+                try:
+                    if (await client.get("/healthz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.05)
+            await client.get("/api/v1/manifests")  # seals it (digest + signature) first
+            start = time.perf_counter()
+            lines = 0
+            async with client.stream("GET", "/api/v1/manifests/1",
+                                     headers={"Accept": "application/x-ndjson"}) as response:
+                async for chunk in response.aiter_bytes():
+                    lines += chunk.count(b"\n")
+            took = time.perf_counter() - start
+        return lines - 1, took, peak_rss_mb(server.pid)
+    finally:
+        server.terminate()
+        await server.wait()
+
+
+async def push_many(workdir: Path, db: Path) -> tuple[int, float]:
+    port = free_port()
+    (workdir / "pub.pem").write_text(keys.public_pem(keys.load_private(workdir / "k.pem")))
+    cloud = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "edge.cli.main", "sim", "cloud", "--public-key",
+        str(workdir / "pub.pem"), "--db-file", str(workdir / "cloud.db"), "--port", str(port),
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert cloud.stdout is not None
+        await cloud.stdout.readline()
+        signing = keys.load_private(workdir / "k.pem")
+        with Store(db) as store:
+            pending = push.status(store.read()).pending
+        start = time.perf_counter()
+        async with httpx.AsyncClient(timeout=60) as client:
+            report = await push.push_round(db, "bench", signing,
+                                           f"http://127.0.0.1:{port}/ingest/manifests", "t",
+                                           client)
+        took = time.perf_counter() - start
+        assert report.failed is None and report.delivered == pending, report
+        return pending, took
+    finally:
+        cloud.terminate()
+        await cloud.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--items", type=int, default=1_000_000)
+    args = parser.parse_args()
+    for items in (args.items // 10, args.items):
+        workdir = Path(tempfile.mkdtemp(prefix="codeline-sync-bench-"))
+        pallets = max(1, items // (PER_CASE * PER_PALLET))
+        db = build(workdir, SITE, pallets, per_shipment=pallets)
+        codes, took, rss = asyncio.run(stream(workdir, db))
+        print(f"stream manifest of {codes:>9,} codes as NDJSON: {codes / took:>10,.0f} codes/s "
+              f"({took:.2f} s), API server peak RSS {rss:.0f} MB")
+        site = parse_config(SITE)
+        with Store(db) as store:
+            start = time.perf_counter()
+            events = sum(1 for _ in epcis.batch_events(store.read(), site, 1))
+            took = time.perf_counter() - start
+        print(f"EPCIS export of the batch: {events:,} events in {took:.2f} s "
+              f"({events / took:,.0f} events/s)")
+    workdir = Path(tempfile.mkdtemp(prefix="codeline-push-bench-"))
+    db = build(workdir, SMALL_SITE, pallets=200, per_shipment=1)
+    delivered, took = asyncio.run(push_many(workdir, db))
+    print(f"push {delivered} manifests to the cloud simulator: {delivered / took:,.0f} "
+          f"manifests/s ({took:.2f} s)")
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
