@@ -85,7 +85,7 @@ def create_app(db_path: Path, config: SiteConfig, signing_key: Ed25519PrivateKey
 
     @contextmanager
     def connection() -> Iterator[sqlite3.Connection]:
-        store = Store(db_path)
+        store = Store(db_path, cache_mb=8)  # streaming reads: memory stays flat
         try:
             yield store.conn
         finally:

@@ -29,7 +29,7 @@ def now_ms() -> int:
 class Store:
     """One connection to a codeline database file."""
 
-    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+    def __init__(self, path: str | Path, *, create: bool = False, cache_mb: int = 256) -> None:
         self.path = Path(path)
         if not create and not self.path.exists():
             raise StoreError(f"no database at {self.path}: run `codeline init` first")
@@ -44,7 +44,8 @@ class Store:
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA foreign_keys=OFF")
         self.conn.execute("PRAGMA temp_store=MEMORY")
-        self.conn.execute("PRAGMA cache_size=-262144")  # 256 MB: the serial index stays hot
+        # Large by default so the serial index stays hot; readers that stream pass less.
+        self.conn.execute(f"PRAGMA cache_size={-1024 * int(cache_mb)}")
         version = self.schema_version()
         if version > SCHEMA_VERSION:
             raise StoreError(
