@@ -77,7 +77,9 @@ def manifests_show(ctx: typer.Context, ref: str = typer.Argument(..., help="sequ
 
 @export_app.command("epcis")
 def export_epcis(ctx: typer.Context, batch: int = typer.Option(..., "--batch", min=1),
-                 out: Path | None = typer.Option(None, "--out", "-o", help="file (default stdout)")
+                 out: Path | None = typer.Option(None, "--out", "-o", help="file (default stdout)"),
+                 capture_to: str | None = typer.Option(
+                     None, "--capture", help="also capture into this EPCIS 2.0 repository URL"),
                  ) -> None:
     """An EPCIS 2.0 JSON-LD document of every event of a batch."""
     c = ctx_of(ctx)
@@ -85,11 +87,23 @@ def export_epcis(ctx: typer.Context, batch: int = typer.Option(..., "--batch", m
         batches.get(store.read(), batch)  # a clear error for an unknown batch
         doc = epcis.document(store.read(), c.config, batch, now_ms())
     text = json.dumps(doc, ensure_ascii=False, indent=1)
-    if out is None:
-        typer.echo(text)
-    else:
+    if out is not None:
         out.write_text(text + "\n", encoding="utf-8")
         console.print(f"wrote {len(doc['epcisBody']['eventList'])} events to {out}")
+    elif capture_to is None:
+        typer.echo(text)
+    if capture_to is not None:
+        import asyncio
+
+        import httpx
+
+        from sync.capture import capture
+
+        async def send() -> str:
+            async with httpx.AsyncClient(timeout=60) as client:
+                return (await capture(client, capture_to, doc)).job_url
+
+        console.print(f"captured: job {asyncio.run(send())} finished without errors")
 
 
 SCOPE_HELP = "one of " + ", ".join(tokens.SCOPES) + " (repeatable)"
