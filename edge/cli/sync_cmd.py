@@ -185,7 +185,9 @@ def sync_status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json
 
 
 @sync_app.command("push")
-def sync_push(ctx: typer.Context, key: Path | None = KeyOpt) -> None:
+def sync_push(ctx: typer.Context, key: Path | None = KeyOpt,
+              follow: bool = typer.Option(False, "--follow", help="keep delivering (with "
+                                          "backoff after failures) until interrupted")) -> None:
     """One delivery round now: pending manifests in order, stopping at the first failure."""
     import asyncio
     import os
@@ -208,6 +210,16 @@ def sync_push(ctx: typer.Context, key: Path | None = KeyOpt) -> None:
             return await push.push_round(c.db_path, c.config.site.id, signing,
                                          settings.push_url, token, client)
 
+    if follow:
+        import contextlib
+
+        assert settings.push_url is not None
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(push.push_forever(c.db_path, c.config.site.id, signing,
+                                          settings.push_url, token,
+                                          settings.retry_min_ms / 1000,
+                                          settings.retry_max_ms / 1000))
+        return
     report = asyncio.run(once())
     console.print(f"delivered {report.delivered} manifest(s)")
     if report.failed:

@@ -149,6 +149,28 @@ async def test_push_survives_a_cloud_that_is_down_then_fails(setting) -> None:  
     check_exactly_once(store, cloud)
 
 
+async def test_the_push_worker_retries_with_backoff_until_all_is_delivered(setting) -> None:  # type: ignore[no-untyped-def]
+    store, cloud, key = setting
+    port = free_port()
+    server = CloudServer(cloud, port, fail_pushes=3)
+    await server.up()
+    worker = asyncio.create_task(push.push_forever(
+        store.path, "site-1", keys.load_private(key), f"http://127.0.0.1:{port}/ingest/manifests",
+        "t", retry_min_s=0.02, retry_max_s=0.1, idle_s=0.02))
+    try:
+        for _ in range(500):
+            if push.status(store.read()).pending == 0:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+        await server.down()
+    assert push.status(store.read()).pending == 0
+    check_exactly_once(store, cloud)
+
+
 async def test_sigkill_during_push_and_during_pull_ack(setting, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     store, cloud, key = setting
     port = free_port()
