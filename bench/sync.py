@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,16 +23,11 @@ from edge.domain import aggregation, batches, pool, shipments
 from edge.store.database import Store, now_ms
 from line_config.loading import parse_config
 from sync import epcis, keys, push, tokens
+from sync.serving import free_port
 
 PER_CASE, PER_PALLET = 24, 60
 SMALL_SITE = SITE.replace("items_per_case: 24, cases_per_pallet: 60",
                           "items_per_case: 4, cases_per_pallet: 2")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def build(workdir: Path, site_text: str, pallets: int, per_shipment: int) -> Path:

@@ -13,6 +13,7 @@ from edge.domain import batches, flow, pool
 from edge.store.database import Store
 from line_config.loading import parse_config
 from line_config.models import Line, SiteConfig
+from sync.serving import serve
 
 SMALL_SITE = """
 site: {id: test-site}
@@ -84,24 +85,5 @@ def commissioned(store: Store, batch_id: int, level: str, count: int) -> list[st
 @contextlib.asynccontextmanager
 async def serving(app: object) -> AsyncIterator[str]:
     """Serve an ASGI app with uvicorn on a free loopback port; yields its base URL."""
-    import asyncio
-    import socket
-
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,  # type: ignore[arg-type]
-                                           log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async with serve(app) as base:
+        yield base

@@ -7,12 +7,9 @@ it issued, pulls the activation manifest, verifies its signature, applies it and
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 from edge.cli.context import console
 from edge.store.database import Store, now_ms
@@ -20,12 +17,7 @@ from line_config.models import SiteConfig
 from simulators.cloud import Cloud
 from sync import keys, tokens
 from sync.api import create_app
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from sync.serving import serve
 
 
 def prepare(workdir: Path, store: Store) -> Cloud:
@@ -56,22 +48,9 @@ async def _sync(workdir: Path, db_path: Path, config: SiteConfig, cloud: Cloud) 
     key = keys.load_private(workdir / "keys" / "manifest-signing.key")
     with Store(db_path) as store, store.transaction() as conn:
         secret = tokens.create(conn, "demo-cloud", ["manifests:read", "manifests:ack"], now_ms())
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(db_path, config, key), host="127.0.0.1",
-                                           port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
-                                     headers={"Authorization": f"Bearer {secret}"}) as client:
-            return await cloud.pull_once(client)
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async with serve(create_app(db_path, config, key)) as base, httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {secret}"}) as client:
+        return await cloud.pull_once(client)
 
 
 def sync(workdir: Path, db_path: Path, config: SiteConfig, cloud: Cloud) -> None:

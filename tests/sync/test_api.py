@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from edge.store.database import Store, now_ms
 from line_config.models import SiteConfig
 from sync import keys, manifest, tokens
 from sync.api import create_app
+from sync.serving import serve
 from tests.sync.test_manifest import shipped_pallet
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -40,20 +31,10 @@ async def api(tmp_path: Path, site: SiteConfig) -> AsyncIterator[tuple[str, dict
             secrets[name] = tokens.create(conn, name, scopes, now_ms())
         tokens.revoke(conn, 5, now_ms())
     app = create_app(store.path, site, keys.load_private(tmp_path / "k.pem"))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):  # uvicorn sets `started` once it listens
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}", secrets, store
+        async with serve(app) as base:
+            yield base, secrets, store
     finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         store.close()
 
 

@@ -9,7 +9,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ from line_config.loading import parse_config
 from line_config.models import SiteConfig
 from simulators.cloud import Cloud, create_app
 from sync import keys, push, tokens
+from sync.serving import free_port
 from tests.conftest import SMALL_SITE, commissioned, running_batch
 
 
@@ -39,12 +39,6 @@ def kill(process: asyncio.subprocess.Process) -> None:
     """SIGKILL, whatever the process is doing (it may already be gone)."""
     with contextlib.suppress(ProcessLookupError):
         process.send_signal(signal.SIGKILL)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ship_pallets(store: Store, site: SiteConfig, shipments_wanted: int) -> None:
@@ -188,11 +182,17 @@ sync:
     await server.up()
     rng = random.Random(5)
     try:
-        for _ in range(6):  # pushes killed at random instants
+        for _ in range(6):  # pushes killed at random instants while they deliver
+            seen = cloud.stats.applied + cloud.stats.duplicates
             child = await asyncio.create_subprocess_exec(
                 *base, "sync", "push", env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL)
-            await asyncio.sleep(rng.uniform(0.3, 1.2))
+            for _ in range(400):  # wait until this process has delivered something
+                if cloud.stats.applied + cloud.stats.duplicates > seen or \
+                        child.returncode is not None:
+                    break
+                await asyncio.sleep(0.025)
+            await asyncio.sleep(rng.uniform(0.0, 0.05))
             kill(child)
             await child.wait()
         # More shipments after the pushes: the pull below has work whatever they delivered.
