@@ -81,6 +81,15 @@ def dmcc(settings: list[str] = SetOpt, port: int = PortOpt) -> None:
     _serve(lambda: sim.serve_tcp(port), sim.stop, "DMCC reader")
 
 
+@app.command("keyence")
+def keyence(settings: list[str] = SetOpt, port: int = PortOpt) -> None:
+    """Keyence SR reader (TCP)."""
+    from simulators.keyence import KeyenceReaderSim, KeyenceSettings
+
+    sim = KeyenceReaderSim(_settings(KeyenceSettings, settings))
+    _serve(lambda: sim.serve_tcp(port), sim.stop, "Keyence SR reader")
+
+
 @app.command("zpl")
 def zpl(settings: list[str] = SetOpt, port: int = PortOpt) -> None:
     """ZPL label printer (raw TCP)."""

@@ -71,7 +71,7 @@ async def test_sim_wsi_listens_on_a_pty() -> None:
         await finish(proc)
 
 
-@pytest.mark.parametrize("device", ["dmcc", "zpl", "camera"])
+@pytest.mark.parametrize("device", ["dmcc", "keyence", "zpl", "camera"])
 async def test_every_simulator_starts_and_stops(device: str) -> None:
     proc, where = await launch(device)
     assert where.startswith("127.0.0.1:")

@@ -1,0 +1,89 @@
+"""A Keyence SR reader on TCP: ``LON`` reads the item in front of it.
+
+Faults (no-read, misread, duplicate, buffer overflow, garbage, disconnect) are drawn from a
+seeded generator; ``LOFF`` can be refused with an error code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from drivers.readers.keyence_codec import Framer, ReadLine, Reply, encode_read, encode_reply
+from simulators.items import ItemStream
+from simulators.transports import Sink, TcpSimulator
+
+Rate = float
+
+
+class KeyenceSettings(BaseModel):
+    """Behaviour and faults of the simulated Keyence reader."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = 0
+    name: str = Field(default="reader", description="its position on the line (item cursor)")
+    error_string: str = "ERROR"
+    noread_rate: Rate = Field(default=0.0, ge=0, le=1)
+    misread_rate: Rate = Field(default=0.0, ge=0, le=1, description="a valid but other code")
+    duplicate_rate: Rate = Field(default=0.0, ge=0, le=1, description="result sent twice")
+    over_rate: Rate = Field(default=0.0, ge=0, le=1, description="OVER instead of the result")
+    garbage_rate: Rate = Field(default=0.0, ge=0, le=1)
+    refuse_loff: bool = Field(default=False, description="answer LOFF with ER,LOFF,01")
+    disconnect_after: int = Field(default=0, ge=0, description="drop the link after N reads")
+    split_writes: bool = Field(default=False, description="send every answer in two parts")
+
+
+class KeyenceReaderSim(TcpSimulator):
+    """The reader's state, served on TCP."""
+
+    def __init__(self, settings: KeyenceSettings | None = None,
+                 items: ItemStream | None = None) -> None:
+        self.settings = settings or KeyenceSettings()
+        self.items = items or ItemStream()
+        self.rng = random.Random(self.settings.seed)
+        self.reads = 0
+        self.results: list[str] = []
+
+    async def handle(self, reader: asyncio.StreamReader, sink: Sink) -> None:
+        framer = Framer("reader")
+        while True:
+            data = await reader.read(4096)
+            if not data:
+                return
+            for command in framer.feed(data):
+                assert isinstance(command, str)
+                await self._execute(command, sink)
+
+    async def _execute(self, command: str, sink: Sink) -> None:
+        if command == "LON":
+            await sink.write(encode_reply(Reply("LON")))
+            await self._read(sink)
+        elif command == "LOFF":
+            reply = Reply("LOFF", "01") if self.settings.refuse_loff else Reply("LOFF")
+            await sink.write(encode_reply(reply))
+        else:
+            await sink.write(encode_reply(Reply(command.split(",")[0][:8], "00")))
+
+    async def _read(self, sink: Sink) -> None:
+        s, rng = self.settings, self.rng
+        self.reads += 1
+        item = self.items.next_for(s.name)
+        text = s.error_string
+        if item is not None and item.code is not None and rng.random() >= s.noread_rate:
+            text = item.code
+            if rng.random() < s.misread_rate:
+                others = [i.code for i in self.items.items if i.code and i.code != item.code]
+                text = rng.choice(others) if others else s.error_string
+        if rng.random() < s.over_rate:
+            text = "OVER"
+        self.results.append(text)
+        if rng.random() < s.garbage_rate:
+            await sink.write(b"\x01\x02\r")
+        await sink.write(encode_read(ReadLine(text)))
+        if rng.random() < s.duplicate_rate:
+            await sink.write(encode_read(ReadLine(text)))
+        if s.disconnect_after and self.reads >= s.disconnect_after:
+            sink.cut()
