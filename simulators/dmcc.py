@@ -22,7 +22,7 @@ from drivers.readers.dmcc_codec import (
     encode_response,
     grade_block,
 )
-from simulators.items import ItemStream
+from simulators.items import ItemStream, what_is_read
 from simulators.transports import Sink, TcpSimulator
 
 Rate = float
@@ -97,17 +97,12 @@ class DmccReaderSim(TcpSimulator):
     async def _trigger(self, sink: Sink, trigger_id: int | None) -> None:
         s, rng = self.settings, self.rng
         self.reads += 1
-        item = self.items.next_for(s.name)
-        payload = s.noread_string
-        if item is not None and item.code is not None and rng.random() >= s.noread_rate:
-            payload = item.code
-            if rng.random() < s.misread_rate:
-                others = [i.code for i in self.items.items if i.code and i.code != item.code]
-                payload = rng.choice(others) if others else s.noread_string
-            if payload != s.noread_string and s.send_grade:
-                grade = "D" if rng.random() < s.low_grade_rate else s.grade
-                value = "ABCDF".index(grade)
-                payload += grade_block(grade, {"SC": 4 - value if grade != "A" else 4})
+        read = what_is_read(self.items, s.name, rng, s.noread_rate, s.misread_rate)
+        payload = s.noread_string if read is None else read
+        if read is not None and s.send_grade:
+            grade = "D" if rng.random() < s.low_grade_rate else s.grade
+            value = "ABCDF".index(grade)
+            payload += grade_block(grade, {"SC": 4 - value if grade != "A" else 4})
         self.results.append(payload)
         line = encode_response(Response(payload, READ, trigger_id) if self.extended
                                else Response(payload))

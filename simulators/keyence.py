@@ -12,7 +12,7 @@ import random
 from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.readers.keyence_codec import Framer, ReadLine, Reply, encode_read, encode_reply
-from simulators.items import ItemStream
+from simulators.items import ItemStream, what_is_read
 from simulators.transports import Sink, TcpSimulator
 
 Rate = float
@@ -70,13 +70,8 @@ class KeyenceReaderSim(TcpSimulator):
     async def _read(self, sink: Sink) -> None:
         s, rng = self.settings, self.rng
         self.reads += 1
-        item = self.items.next_for(s.name)
-        text = s.error_string
-        if item is not None and item.code is not None and rng.random() >= s.noread_rate:
-            text = item.code
-            if rng.random() < s.misread_rate:
-                others = [i.code for i in self.items.items if i.code and i.code != item.code]
-                text = rng.choice(others) if others else s.error_string
+        read = what_is_read(self.items, s.name, rng, s.noread_rate, s.misread_rate)
+        text = s.error_string if read is None else read
         if rng.random() < s.over_rate:
             text = "OVER"
         self.results.append(text)

@@ -112,11 +112,13 @@ class LinkedDevice:
         """Set the device up after (re)connecting."""
 
     async def on_disconnected(self, why: str) -> None:
-        """React to a lost link (report codes of unknown fate)."""
+        """React to a lost link (report codes of unknown fate); by default stop the reader."""
+        await self.stop_pump()
 
     async def session(self) -> None:
-        """Run until the link fails (raise ConnectionLost)."""
-        raise NotImplementedError
+        """Run until the link fails (raise ConnectionLost); by default, the reader task's
+        lifetime."""
+        await self.run_pump()
 
 
 class PrinterEvents:

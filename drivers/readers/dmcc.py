@@ -50,12 +50,6 @@ class DmccReader(LinkedDevice):
             await self._ack_for(None)
             self.identity = await self.command("GET DEVICE.TYPE")
 
-    async def on_disconnected(self, why: str) -> None:
-        await self.stop_pump()
-
-    async def session(self) -> None:
-        await self.run_pump()
-
     async def _read_loop(self) -> None:
         assert self.reader is not None
         while True:

@@ -46,12 +46,6 @@ class KeyenceReader(LinkedDevice):
         self._reads = asyncio.Queue()
         self.start_pump(self._read_loop())
 
-    async def on_disconnected(self, why: str) -> None:
-        await self.stop_pump()
-
-    async def session(self) -> None:
-        await self.run_pump()
-
     async def _read_loop(self) -> None:
         assert self.reader is not None
         while True:
