@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from drivers.framing import LineSplitter
+
 CR = b"\r"
 MAX_LINE = 1 << 16
 _WORD = re.compile(r"^[A-Z]{3}$")
@@ -59,25 +61,16 @@ def _decode_line(line: bytes) -> Message | None:
     return Message(parts[0], tuple(parts[1:-1]))
 
 
-class Framer:
+class Framer(LineSplitter):
     """Incremental decoder of CR-terminated lines."""
 
     def __init__(self) -> None:
-        self.buffer = bytearray()
-        self.garbage = 0
+        super().__init__(CR, MAX_LINE)
 
     def feed(self, data: bytes) -> list[Message]:
-        self.buffer += data
         out: list[Message] = []
-        while True:
-            end = self.buffer.find(CR)
-            if end < 0:
-                if len(self.buffer) > MAX_LINE:
-                    self.garbage += len(self.buffer)
-                    self.buffer.clear()
-                return out
-            line = bytes(self.buffer[:end]).lstrip(b"\n")
-            del self.buffer[: end + 1]
+        for raw in self.lines(data):
+            line = raw.lstrip(b"\n")
             if not line:
                 continue
             message = _decode_line(line)
@@ -85,3 +78,4 @@ class Framer:
                 self.garbage += 1
             else:
                 out.append(message)
+        return out

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from drivers.framing import LineSplitter
+
 CRLF = b"\r\n"
 MAX_LINE = 4096
 
@@ -57,33 +59,24 @@ def encode_response(resp: Response) -> bytes:
     return f"||{ident}[{resp.status}]{resp.payload}".encode("latin-1") + CRLF
 
 
-class Framer:
+class Framer(LineSplitter):
     """Splits CR LF lines; ``role='host'`` yields responses, ``'reader'`` commands."""
 
     def __init__(self, role: str) -> None:
         if role not in ("host", "reader"):
             raise ValueError(role)
+        super().__init__(CRLF, MAX_LINE)
         self.role = role
-        self.buffer = bytearray()
-        self.garbage = 0
 
     def feed(self, data: bytes) -> list[Command | Response]:
-        self.buffer += data
         out: list[Command | Response] = []
-        while True:
-            end = self.buffer.find(CRLF)
-            if end < 0:
-                if len(self.buffer) > MAX_LINE:
-                    self.garbage += len(self.buffer)
-                    self.buffer.clear()
-                return out
-            line = bytes(self.buffer[:end]).decode("latin-1")
-            del self.buffer[: end + 2]
-            message = self._parse(line)
+        for raw in self.lines(data):
+            message = self._parse(raw.decode("latin-1"))
             if message is None:
                 self.garbage += 1
             else:
                 out.append(message)
+        return out
 
     def _parse(self, line: str) -> Command | Response | None:
         if self.role == "reader":

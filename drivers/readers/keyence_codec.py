@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from drivers.framing import LineSplitter
+
 CR = b"\r"
 MAX_LINE = 4096
 
@@ -48,28 +50,19 @@ def encode_read(line: ReadLine) -> bytes:
     return line.text.encode("latin-1") + CR
 
 
-class Framer:
+class Framer(LineSplitter):
     """Splits CR lines; ``role='host'`` yields replies and reads, ``'reader'`` commands."""
 
     def __init__(self, role: str) -> None:
         if role not in ("host", "reader"):
             raise ValueError(role)
+        super().__init__(CR, MAX_LINE)
         self.role = role
-        self.buffer = bytearray()
-        self.garbage = 0
 
     def feed(self, data: bytes) -> list[Reply | ReadLine | str]:
-        self.buffer += data
         out: list[Reply | ReadLine | str] = []
-        while True:
-            end = self.buffer.find(CR)
-            if end < 0:
-                if len(self.buffer) > MAX_LINE:
-                    self.garbage += len(self.buffer)
-                    self.buffer.clear()
-                return out
-            line = bytes(self.buffer[:end]).lstrip(b"\n").decode("latin-1")
-            del self.buffer[: end + 1]
+        for raw in self.lines(data):
+            line = raw.lstrip(b"\n").decode("latin-1")
             if not line or any(ord(c) < 0x1D for c in line):
                 self.garbage += 1
                 continue
@@ -83,3 +76,4 @@ class Framer:
                 out.append(Reply(parts[1], parts[2]))
             else:
                 out.append(ReadLine(line))
+        return out
