@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from drivers.readers.dmcc_codec import (
     INVALID_COMMAND,
@@ -22,31 +22,20 @@ from drivers.readers.dmcc_codec import (
     encode_response,
     grade_block,
 )
-from simulators.items import ItemStream, what_is_read
+from simulators.items import ItemStream
+from simulators.reading import Rate, ReaderFaults, what_is_read
 from simulators.transports import Sink, TcpSimulator
 
-Rate = float
 
+class DmccSettings(ReaderFaults):
+    """Behaviour and faults of the simulated DataMan reader."""
 
-class DmccSettings(BaseModel):
-    """Behaviour and faults of the simulated reader."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    seed: int = 0
-    name: str = Field(default="reader", description="its position on the line (item cursor)")
     noread_string: str = "NOREAD"
     grade: str = Field(default="A", pattern="^[ABCDF]$")
     send_grade: bool = True
-    noread_rate: Rate = Field(default=0.0, ge=0, le=1)
-    misread_rate: Rate = Field(default=0.0, ge=0, le=1, description="a valid but other code")
-    duplicate_rate: Rate = Field(default=0.0, ge=0, le=1, description="result sent twice")
     low_grade_rate: Rate = Field(default=0.0, ge=0, le=1, description="grade D instead")
     late_rate: Rate = Field(default=0.0, ge=0, le=1, description="result after late_ms")
     late_ms: int = Field(default=1500, ge=0, le=60_000)
-    garbage_rate: Rate = Field(default=0.0, ge=0, le=1, description="a garbage line first")
-    disconnect_after: int = Field(default=0, ge=0, description="drop the link after N reads")
-    split_writes: bool = Field(default=False, description="send every answer in two parts")
 
 
 class DmccReaderSim(TcpSimulator):

@@ -6,7 +6,6 @@ pass. The line simulator's conveyor drives arrivals; a test can drive them by ha
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 
 
@@ -42,15 +41,3 @@ class ItemStream:
     def printed(self) -> list[str | None]:
         return [item.code for item in self.items]
 
-
-def what_is_read(items: ItemStream, reader: str, rng: random.Random, noread_rate: float,
-                 misread_rate: float) -> str | None:
-    """What a reader at ``reader`` decodes from the next item: its code, another item's
-    code (a misread), or None (a no-read, or nothing printed, or no item in front)."""
-    item = items.next_for(reader)
-    if item is None or item.code is None or rng.random() < noread_rate:
-        return None
-    if rng.random() < misread_rate:
-        others = [i.code for i in items.items if i.code and i.code != item.code]
-        return rng.choice(others) if others else None
-    return item.code

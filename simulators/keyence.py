@@ -9,31 +9,20 @@ from __future__ import annotations
 import asyncio
 import random
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from drivers.readers.keyence_codec import Framer, ReadLine, Reply, encode_read, encode_reply
-from simulators.items import ItemStream, what_is_read
+from simulators.items import ItemStream
+from simulators.reading import Rate, ReaderFaults, what_is_read
 from simulators.transports import Sink, TcpSimulator
 
-Rate = float
 
-
-class KeyenceSettings(BaseModel):
+class KeyenceSettings(ReaderFaults):
     """Behaviour and faults of the simulated Keyence reader."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    seed: int = 0
-    name: str = Field(default="reader", description="its position on the line (item cursor)")
     error_string: str = "ERROR"
-    noread_rate: Rate = Field(default=0.0, ge=0, le=1)
-    misread_rate: Rate = Field(default=0.0, ge=0, le=1, description="a valid but other code")
-    duplicate_rate: Rate = Field(default=0.0, ge=0, le=1, description="result sent twice")
     over_rate: Rate = Field(default=0.0, ge=0, le=1, description="OVER instead of the result")
-    garbage_rate: Rate = Field(default=0.0, ge=0, le=1)
     refuse_loff: bool = Field(default=False, description="answer LOFF with ER,LOFF,01")
-    disconnect_after: int = Field(default=0, ge=0, description="drop the link after N reads")
-    split_writes: bool = Field(default=False, description="send every answer in two parts")
 
 
 class KeyenceReaderSim(TcpSimulator):
