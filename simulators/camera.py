@@ -73,6 +73,8 @@ def _rotate(symbol: Image, angle: float) -> Image:
 def compose(payloads: list[str | None], s: CameraSettings, rng: random.Random) -> Image:
     """A frame holding the symbols of ``payloads`` (None: an item with nothing printed)."""
     frame = np.full((s.height, s.width), 255, np.uint8)
+    if not payloads:
+        return degrade(frame, s, rng)
     cols = math.ceil(math.sqrt(len(payloads) * s.width / s.height))
     rows = math.ceil(len(payloads) / cols)
     cell_w, cell_h = s.width // cols, s.height // rows

@@ -86,7 +86,8 @@ class DmccReaderSim(TcpSimulator):
     async def _trigger(self, sink: Sink, trigger_id: int | None) -> None:
         s, rng = self.settings, self.rng
         self.reads += 1
-        read = what_is_read(self.items, s.name, rng, s.noread_rate, s.misread_rate)
+        read = what_is_read(self.items, s.name, rng, s.noread_rate, s.misread_rate,
+                            s.repeat_rate)
         payload = s.noread_string if read is None else read
         if read is not None and s.send_grade:
             grade = "D" if rng.random() < s.low_grade_rate else s.grade

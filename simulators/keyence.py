@@ -59,7 +59,8 @@ class KeyenceReaderSim(TcpSimulator):
     async def _read(self, sink: Sink) -> None:
         s, rng = self.settings, self.rng
         self.reads += 1
-        read = what_is_read(self.items, s.name, rng, s.noread_rate, s.misread_rate)
+        read = what_is_read(self.items, s.name, rng, s.noread_rate, s.misread_rate,
+                            s.repeat_rate)
         text = s.error_string if read is None else read
         if rng.random() < s.over_rate:
             text = "OVER"

@@ -1,92 +1,105 @@
-"""``codeline demo``: a batch of two pallets through the code store, end to end.
+"""``codeline demo``: a simulated line and the controller on loopback, one batch of two
+pallets end to end.
 
-The demo drives the domain directly, the way the line runtime does: reserve blocks for the
-printer, confirm prints, judge each item (with a small, seeded rate of rejects), pack full
-cases and pallets, reconcile; then a simulated cloud answers scans before shipment (not
-activated), one pallet ships, the cloud pulls its signed manifest over the edge's API, and
-the same scans answer activated. No device is involved.
+The simulated line (printer, verification reader, case camera, label printer and readers,
+conveyor and PLC) and the controller (``codeline run``'s runtime with its OPC-UA server) start
+in this process on free loopback ports. The PLC starts a batch of two pallets with a small
+rate of injected faults; the live view runs until the line reports Complete; the batch is
+closed and reconciled, the physical line is compared with the database, then a simulated
+cloud answers scans before shipment (not activated), one pallet ships, the cloud pulls its
+signed manifest over the edge's API, and the same scans answer activated.
 """
 
 from __future__ import annotations
 
-import random
+import asyncio
+import contextlib
+import logging
+import sys
 import tempfile
 from pathlib import Path
 
 import typer
+from rich.live import Live
 
 from edge.cli import demo_cloud
 from edge.cli.context import console
-from edge.domain import aggregation, audit, batches, flow, pool, shipments
-from edge.domain.lifecycle import Reason
+from edge.cli.line_harness import loopback_config, plc_endpoint
+from edge.cli.status_view import plain_line, site_view
+from edge.daemon.site import Site
+from edge.domain import audit, batches, pool, shipments
 from edge.domain.payloads import BatchLabel, PayloadCodec
 from edge.store.database import Store
 from line_config.loading import example_path, load_config
-
-REJECT_REASONS = (Reason.NO_READ, Reason.MISREAD, Reason.DUPLICATE, Reason.GRADE)
+from simulators.line import LineSimSettings, SimLine
+from simulators.plc import PlcSim
 
 
 def demo(
     db: Path | None = typer.Option(None, "--db-file", help="where to keep the demo database "
                                    "(default: a new temporary folder)"),
-    pallets: int = typer.Option(2, "--pallets", min=1, max=100, help="pallets to produce"),
-    reject_rate: float = typer.Option(0.02, "--reject-rate", min=0.0, max=0.5),
-    seed: int = typer.Option(7, "--seed", help="seed of the injected rejects"),
+    pallets: int = typer.Option(2, "--pallets", min=1, max=20, help="pallets to produce"),
+    rate: float = typer.Option(150.0, "--rate", min=1, max=5000, help="items per second"),
+    fault_rate: float = typer.Option(0.01, "--fault-rate", min=0.0, max=0.2,
+                                     help="share of no-reads (half as many misreads)"),
+    seed: int = typer.Option(7, "--seed", help="seed of the injected faults"),
+    live: bool | None = typer.Option(None, "--live/--plain", help="live view (default: on a "
+                                     "terminal) or plain progress lines"),
 ) -> None:
-    """Run a batch through the code store: print, verify, pack, palletize, ship, reconcile."""
-    config = load_config(example_path("simulated"))
+    """Run a simulated line and the controller: two pallets printed, verified, packed,
+    palletized, reconciled; then one pallet ships and the cloud sees it activated."""
+    logging.getLogger("asyncua").setLevel(logging.CRITICAL)
+    workdir = db.parent if db else Path(tempfile.mkdtemp(prefix="codeline-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = loopback_config(load_config(example_path("simulated")), workdir)
+    path = db or Path(config.store.path)
     line = config.lines[0]
     product = config.products[0]
     per_case = line.packaging.items_per_case
     per_pallet = line.packaging.cases_per_pallet
-    path = db or Path(tempfile.mkdtemp(prefix="codeline-demo-")) / "codeline.db"
-    rng = random.Random(seed)
+    planned = pallets * per_pallet * per_case
     operator = "demo"
-    cases_needed = pallets * per_pallet
-    items_needed = cases_needed * per_case
     with Store(path, create=True) as store:
         console.print(f"[bold]codeline demo[/bold]: line {line.id}, {product.name}, "
-                      f"{pallets} pallets of {per_pallet} cases of {per_case} items")
-        for level, count in (("item", items_needed * 2), ("case", cases_needed * 2),
+                      f"{pallets} pallets of {per_pallet} cases of {per_case} items, "
+                      f"{rate:.0f} items/s")
+        for level, count in (("item", planned * 2), ("case", pallets * per_pallet * 2),
                              ("pallet", pallets * 2)):
             pool.generate(store, line, level, count, operator=operator)  # type: ignore[arg-type]
         batch = batches.create(store, config, line.id, product.id, "DEMO01", operator=operator,
-                               planned_qty=items_needed)
-        batches.start(store, batch.id, operator=operator)
-        good: list[str] = []
-        rejected = 0
-        while len(good) < items_needed:
-            block = flow.reserve(store, batch.id, "print", "item", line.pool.reserve_block)
-            ids = [c.id for c in block.codes]
-            flow.mark_printed(store, batch.id, "item", ids)
-            verdicts = []
-            for c in block.codes:
-                if len(good) < items_needed and rng.random() >= reject_rate:
-                    verdicts.append(flow.Verdict(c.id))
-                    good.append(c.serial)
-                else:
-                    verdicts.append(flow.Verdict(c.id, rng.choice(REJECT_REASONS)))
-                    rejected += 1
-            flow.record_verdicts(store, batch.id, "item", verdicts)
-            console.print(f"  printed {len(ids)} items: {len(good)} good so far, "
-                          f"{rejected} rejected")
-        case_serials = _labels(store, batch.id, "case", cases_needed)
-        for k, case in enumerate(case_serials):
-            aggregation.pack(store, case, good[k * per_case:(k + 1) * per_case],
-                             operator=operator, close=True)
-        console.print(f"  packed {cases_needed} cases")
-        pallet_serials = _labels(store, batch.id, "pallet", pallets)
-        for k, pallet in enumerate(pallet_serials):
-            aggregation.pack(store, pallet, case_serials[k * per_pallet:(k + 1) * per_pallet],
-                             operator=operator, close=True)
-        console.print(f"  built {pallets} pallets: SSCC {', '.join(pallet_serials)}")
-        batches.stop(store, batch.id, operator=operator)
+                               planned_qty=planned)
+    settings = LineSimSettings(seed=seed, rate=rate, transit_ms=800, noread_rate=fault_rate,
+                               misread_rate=fault_rate / 2, repeat_rate=fault_rate / 5)
+    show_live = sys.stdout.isatty() if live is None else live
+    sim, plc = asyncio.run(_run_line(config, path, workdir, settings, batch.lot, show_live))
+    with Store(path) as store:
         closed = batches.close(store, batch.id, operator=operator)
+        conn = store.read()
+        pallet_serials = [r[0] for r in conn.execute(
+            "SELECT serial FROM codes WHERE batch_id = ? AND level = 2 AND state = 3 "
+            "ORDER BY id", (batch.id,))]
+        good = [r[0] for r in conn.execute(
+            "SELECT serial FROM codes WHERE batch_id = ? AND level = 0 AND state = 3 "
+            "AND parent_id IS NOT NULL ORDER BY id LIMIT 3", (batch.id,))]
+        items = closed.levels["item"]
+        console.print(f"[bold]batch {batch.id}[/bold]: {items.printed} items printed, "
+                      f"{items.commissioned} commissioned, {items.rejected} rejected ("
+                      + ", ".join(f"{k} {v}" for k, v in sorted(items.rejected_by_reason.items()))
+                      + f"), {items.packed} packed, {items.void} void")
+        console.print(f"  the line: {len(sim.rejected)} items rejected at the gate "
+                      f"({plc.rejected_requested} on request, {plc.rejected_no_verdict} without "
+                      f"verdict), {len(sim.cases)} cases and {len(sim.pallets)} pallets left")
+        status = "[green]reconciled[/green]" if closed.reconciled else "[red]NOT reconciled[/red]"
+        console.print(f"reconciliation: {status}" + ("" if closed.reconciled else
+                                                      ": " + "; ".join(closed.problems)))
+        if not pallet_serials:
+            console.print("[red]no pallet was built[/red]")
+            raise typer.Exit(1)
         console.print("[bold]the cloud[/bold] (simulated) before shipment:")
         cloud = demo_cloud.prepare(path.parent, store)
         codec = PayloadCodec(line, config.products)
-        label = BatchLabel(batch.lot, batch.expiry)
-        scanned = [codec.render("item", s, product, label) for s in good[:3]]
+        label = BatchLabel(batch.lot, closed.batch.expiry)
+        scanned = [codec.render("item", s, product, label) for s in good]
         demo_cloud.scan_all(cloud, scanned, "east", "inside the factory")
         shipment = shipments.create(store, "DIST-EAST-01", "east", operator=operator)
         shipments.add(store, shipment.id, pallet_serials[0], operator=operator,
@@ -99,21 +112,60 @@ def demo(
     demo_cloud.scan_all(cloud, scanned[:2], "east", "after shipment")
     demo_cloud.scan_all(cloud, scanned[2:], "west", "after shipment")
     demo_cloud.reports(cloud)
-    items = closed.levels["item"]
-    console.print(f"[bold]batch {batch.id}[/bold]: {items.printed} items printed, "
-                  f"{items.commissioned} commissioned, {items.rejected} rejected "
-                  f"({', '.join(f'{k} {v}' for k, v in sorted(items.rejected_by_reason.items()))})"
-                  f", {items.packed} packed")
-    status = "[green]reconciled[/green]" if closed.reconciled else "[red]NOT reconciled[/red]"
-    console.print(f"reconciliation: {status}; audit chain verifies ({chain.entries} entries)")
+    console.print(f"audit chain verifies ({chain.entries} entries)")
     console.print(f"database: {path}")
     console.print(f"  try: codeline --db {path} inspect {pallet_serials[0]}")
+    if not closed.reconciled:
+        raise typer.Exit(1)
 
 
-def _labels(store: Store, batch_id: int, level: str, count: int) -> list[str]:
-    """Reserve, print and verify ``count`` container labels; their serials in order."""
-    block = flow.reserve(store, batch_id, level, level, count)  # type: ignore[arg-type]
-    ids = [c.id for c in block.codes]
-    flow.mark_printed(store, batch_id, level, ids)  # type: ignore[arg-type]
-    flow.record_verdicts(store, batch_id, level, [flow.Verdict(i) for i in ids])  # type: ignore[arg-type]
-    return [c.serial for c in block.codes]
+async def _run_line(config: object, path: Path, workdir: Path, settings: LineSimSettings,
+                    lot: str, show_live: bool) -> tuple[SimLine, PlcSim]:
+    from line_config.models import SiteConfig
+
+    assert isinstance(config, SiteConfig)
+    line = config.lines[0]
+    sim = SimLine(line, settings)
+    await sim.start()
+    site = Site(config, path, workdir)
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(site.run(stop))
+    plc = PlcSim(plc_endpoint(config), line.id, sim)
+    plc_task = asyncio.create_task(plc.run())
+    try:
+        await site.ready.wait()
+        await plc.run_batch(lot)
+        if show_live:
+            with Live(site_view(site.snapshot()), console=console,
+                      refresh_per_second=4) as view:
+                while plc.state != 17:
+                    await asyncio.sleep(0.25)
+                    view.update(site_view(site.snapshot()))
+                    _check(daemon)
+        else:
+            last = 0.0
+            loop = asyncio.get_running_loop()
+            while plc.state != 17:
+                await asyncio.sleep(0.1)
+                _check(daemon)
+                if loop.time() - last >= 1.0:
+                    last = loop.time()
+                    console.print("  " + plain_line(site.snapshot()["lines"][0]))
+        console.print("  " + plain_line(site.snapshot()["lines"][0]))
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await daemon
+        plc_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await plc_task
+        await sim.stop()
+    return sim, plc
+
+
+def _check(daemon: asyncio.Task[None]) -> None:
+    if daemon.done():
+        daemon.result()
+        raise RuntimeError("the controller stopped unexpectedly")
+
+

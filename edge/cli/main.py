@@ -10,7 +10,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edge.cli import agg_cmd, batch_cmd, config_cmd, demo, pool_cmd, ship_cmd, sim_cmd, sync_cmd
+from edge.cli import (
+    agg_cmd,
+    batch_cmd,
+    config_cmd,
+    demo,
+    pool_cmd,
+    run_cmd,
+    ship_cmd,
+    sim_cmd,
+    sync_cmd,
+)
 from edge.cli.context import Ctx, console, ctx_of, default_operator, emit, err_console, ms_text
 from edge.domain import audit, inspection
 from edge.domain.errors import CodelineError, UnknownCode
@@ -42,6 +52,9 @@ audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
 app.add_typer(audit_app, name="audit")
 app.command("demo")(demo.demo)
+app.command("run")(run_cmd.run)
+app.command("status")(run_cmd.status)
+app.add_typer(run_cmd.certs_app, name="certs")
 
 
 @app.callback()

@@ -162,3 +162,65 @@ def cloud(
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
+
+
+@app.command("line")
+def line(
+    ctx: typer.Context,
+    settings: list[str] = SetOpt,
+    line_id: str | None = typer.Option(None, "--line", help="line id (default: the first)"),
+    batch: str | None = typer.Option(None, "--batch", help="have the PLC start this batch "
+                                     "(id or lot) once the controller is up"),
+    plc_user: str | None = typer.Option(None, "--plc-user", help="PLC login user"),
+    plc_password_env: str | None = typer.Option(None, "--plc-password-env"),
+    plc_security: str = typer.Option("none", "--plc-security",
+                                     help="none, sign or sign_encrypt"),
+    plc_cert_dir: Path = typer.Option(Path("plc-sim-pki"), "--plc-cert-dir"),
+) -> None:
+    """A whole simulated line from the config: devices, conveyor, and the PLC."""
+    import os
+
+    from edge.cli.context import ctx_of
+    from simulators.line import LineSimSettings, SimLine
+    from simulators.plc import PlcSecurity, PlcSim
+
+    c = ctx_of(ctx)
+    chosen = c.line(line_id)
+    if chosen.plc is None:
+        raise UsageProblem(f"line {chosen.id} has no plc: section; the PLC needs its endpoint")
+    if plc_security not in ("none", "sign", "sign_encrypt"):
+        raise typer.BadParameter("expected none, sign or sign_encrypt",
+                                 param_hint="--plc-security")
+    sim_settings = _settings(LineSimSettings, settings)
+    security = PlcSecurity(plc_security, plc_cert_dir, plc_user,
+                           os.environ.get(plc_password_env) if plc_password_env else None)
+    endpoint = f"opc.tcp://{chosen.plc.host}:{chosen.plc.port}/codeline/"
+
+    async def main() -> None:
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, done.set)
+        sim = SimLine(chosen, sim_settings)
+        await sim.start()
+        plc = PlcSim(endpoint, chosen.id, sim, security)
+        plc_task = asyncio.create_task(plc.run())
+        for device_id, port in sim.ports.items():
+            console.print(f"  {device_id} on 127.0.0.1:{port}")
+        console.print(f"line {chosen.id} simulated; PLC connects to {endpoint}", soft_wrap=True)
+        if batch is not None:
+            async def start() -> None:
+                await plc.run_batch(batch)
+                console.print(f"PLC started batch {batch}")
+            asyncio.create_task(start())
+        try:
+            await done.wait()
+        finally:
+            plc_task.cancel()
+            await sim.stop()
+            console.print(f"rejected at the gate: {plc.rejected_requested} requested, "
+                          f"{plc.rejected_no_verdict} without verdict; {len(sim.cases)} cases, "
+                          f"{len(sim.pallets)} pallets left the line")
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

@@ -92,68 +92,73 @@ def _not_shipping(conn: sqlite3.Connection, top: CodeRow) -> None:
 def pack(store: Store, container_serial: str, child_serials: list[str], *, operator: str,
          close: bool = False) -> Container:
     """Pack children into an open container; with ``close``, close it when it is full."""
+    with store.transaction() as conn:
+        return _pack(conn, container_serial, child_serials, operator=operator, close=close)
+
+
+def _pack(conn: sqlite3.Connection, container_serial: str, child_serials: list[str], *,
+          operator: str, close: bool) -> Container:
     if not child_serials:
         raise AggregationError("nothing to pack")
     if len(set(child_serials)) != len(child_serials):
         raise AggregationError("the same code appears twice in one pack request")
-    with store.transaction() as conn:
-        parent = code(conn, container_serial)
-        box = _open_container(conn, parent)
-        if box.status != "open":
-            raise ContainerClosed(
-                f"{parent.level_name} {parent.serial} is closed; reopen it with a reason first"
-            )
-        if box.child_count + len(child_serials) > box.capacity:
-            raise ContainerFull(
-                f"{parent.level_name} {parent.serial} holds {box.child_count} of {box.capacity}; "
-                f"{len(child_serials)} more do not fit"
-            )
-        ids: list[int] = []
-        for serial in child_serials:
-            child = code(conn, serial)
-            if child.level != parent.level - 1:
-                raise WrongLevel(
-                    f"{child.level_name} {child.serial} cannot go into a {parent.level_name}: "
-                    "a child is exactly one level below its parent"
-                )
-            if child.state is not State.COMMISSIONED:
-                raise NotCommissioned(
-                    f"{child.level_name} {child.serial} is {child.state.name}; only COMMISSIONED "
-                    "codes are packed"
-                )
-            if child.parent_id is not None:
-                holder = code_by_id(conn, child.parent_id)
-                raise AlreadyPacked(f"{child.serial} is already in {holder.serial}")
-            if child.batch_id != parent.batch_id:
-                raise MixedBatch(
-                    f"{child.serial} is of batch {child.batch_id}, {parent.serial} of batch "
-                    f"{parent.batch_id}"
-                )
-            if child.level > 0:
-                inner = conn.execute(
-                    "SELECT status FROM containers WHERE code_id = ?", (child.id,)
-                ).fetchone()
-                if inner is None or inner[0] != "closed":
-                    raise AggregationError(f"case {child.serial} is not closed; close it first")
-            ids.append(child.id)
-        before = conn.total_changes
-        conn.executemany(
-            "UPDATE codes SET parent_id = ? WHERE id = ? AND parent_id IS NULL AND state = ?",
-            ((parent.id, i, int(State.COMMISSIONED)) for i in ids),
+    parent = code(conn, container_serial)
+    box = _open_container(conn, parent)
+    if box.status != "open":
+        raise ContainerClosed(
+            f"{parent.level_name} {parent.serial} is closed; reopen it with a reason first"
         )
-        if conn.total_changes - before != len(ids):  # pragma: no cover - guarded above
-            raise AggregationError("a child changed while packing; nothing was packed")
-        count = box.child_count + len(ids)
-        status = "closed" if close and count == box.capacity else "open"
-        conn.execute(
-            "UPDATE containers SET child_count = ?, status = ?, closed_at = ? WHERE code_id = ?",
-            (count, status, now_ms() if status == "closed" else None, parent.id),
+    if box.child_count + len(child_serials) > box.capacity:
+        raise ContainerFull(
+            f"{parent.level_name} {parent.serial} holds {box.child_count} of {box.capacity}; "
+            f"{len(child_serials)} more do not fit"
         )
-        events.append(conn, "agg.pack", batch_id=parent.batch_id, code_id=parent.id,
-                      count=len(ids), closed=status == "closed")
-        audit.record(conn, operator, "agg.pack", parent.serial, count=len(ids),
-                     closed=status == "closed")
-        return Container(parent, box.capacity, count, status, None)
+    ids: list[int] = []
+    for serial in child_serials:
+        child = code(conn, serial)
+        if child.level != parent.level - 1:
+            raise WrongLevel(
+                f"{child.level_name} {child.serial} cannot go into a {parent.level_name}: "
+                "a child is exactly one level below its parent"
+            )
+        if child.state is not State.COMMISSIONED:
+            raise NotCommissioned(
+                f"{child.level_name} {child.serial} is {child.state.name}; only COMMISSIONED "
+                "codes are packed"
+            )
+        if child.parent_id is not None:
+            holder = code_by_id(conn, child.parent_id)
+            raise AlreadyPacked(f"{child.serial} is already in {holder.serial}")
+        if child.batch_id != parent.batch_id:
+            raise MixedBatch(
+                f"{child.serial} is of batch {child.batch_id}, {parent.serial} of batch "
+                f"{parent.batch_id}"
+            )
+        if child.level > 0:
+            inner = conn.execute(
+                "SELECT status FROM containers WHERE code_id = ?", (child.id,)
+            ).fetchone()
+            if inner is None or inner[0] != "closed":
+                raise AggregationError(f"case {child.serial} is not closed; close it first")
+        ids.append(child.id)
+    before = conn.total_changes
+    conn.executemany(
+        "UPDATE codes SET parent_id = ? WHERE id = ? AND parent_id IS NULL AND state = ?",
+        ((parent.id, i, int(State.COMMISSIONED)) for i in ids),
+    )
+    if conn.total_changes - before != len(ids):  # pragma: no cover - guarded above
+        raise AggregationError("a child changed while packing; nothing was packed")
+    count = box.child_count + len(ids)
+    status = "closed" if close and count == box.capacity else "open"
+    conn.execute(
+        "UPDATE containers SET child_count = ?, status = ?, closed_at = ? WHERE code_id = ?",
+        (count, status, now_ms() if status == "closed" else None, parent.id),
+    )
+    events.append(conn, "agg.pack", batch_id=parent.batch_id, code_id=parent.id,
+                  count=len(ids), closed=status == "closed")
+    audit.record(conn, operator, "agg.pack", parent.serial, count=len(ids),
+                 closed=status == "closed")
+    return Container(parent, box.capacity, count, status, None)
 
 
 def close(store: Store, container_serial: str, *, operator: str,
@@ -279,3 +284,67 @@ def decommission(store: Store, serial: str, *, operator: str, reason: str | None
         transition(conn, [c.id], State.COMMISSIONED, State.DECOMMISSIONED)
         events.append(conn, "code.decommission", batch_id=c.batch_id, code_id=c.id, reason=why)
         audit.record(conn, operator, "code.decommission", serial, reason=why)
+
+
+def seal(store: Store, container_id: int, child_serials: list[str], *, operator: str,
+         partial_reason: str | None = None) -> Container:
+    """A station's verified container: its printed label code becomes COMMISSIONED, the
+    children are packed and the container closed, all in one transaction (full, or partial
+    with a reason). Any refusal leaves everything as it was."""
+    with store.transaction() as conn:
+        label = code_by_id(conn, container_id)
+        if label.level == 0:
+            raise WrongLevel(f"{label.serial} is an item code; items hold nothing")
+        at = now_ms()
+        transition(conn, [container_id], State.PRINTED, State.COMMISSIONED, stamp="verified_at",
+                   at=at, batch_id=label.batch_id, level=label.level_name)  # type: ignore[arg-type]
+        events.append(conn, "flow.commission", batch_id=label.batch_id, count=1, at=at,
+                      level=label.level_name)
+        box = _pack(conn, label.serial, child_serials, operator=operator, close=True)
+        if box.status == "open":
+            if not (partial_reason and partial_reason.strip()):
+                raise ReasonRequired(
+                    f"{label.level_name} {label.serial} holds {box.child_count} of "
+                    f"{box.capacity}: sealing it partial needs a reason"
+                )
+            conn.execute(
+                "UPDATE containers SET status = 'closed', closed_at = ?, partial_reason = ? "
+                "WHERE code_id = ?",
+                (at, partial_reason, container_id),
+            )
+            events.append(conn, "agg.close", batch_id=label.batch_id, code_id=container_id,
+                          count=box.child_count, partial=True)
+            audit.record(conn, operator, "agg.close", label.serial, reason=partial_reason,
+                         children=box.child_count)
+            box = Container(box.code, box.capacity, box.child_count, "closed", partial_reason)
+        return box
+
+
+def check_children(conn: sqlite3.Connection, batch_id: int, parent_level: int,
+                   serials: list[str]) -> list[str]:
+    """Why these codes cannot be packed into a new container of the batch (empty: they can)."""
+    problems: list[str] = []
+    if len(set(serials)) != len(serials):
+        problems.append("the same code was read twice")
+    for serial in serials:
+        row = conn.execute(
+            "SELECT level, state, batch_id, parent_id FROM codes WHERE serial = ?", (serial,)
+        ).fetchone()
+        if row is None:
+            problems.append(f"{serial}: not a code of this site")
+        elif row[0] != parent_level - 1:
+            problems.append(f"{serial}: wrong level")
+        elif row[1] != int(State.COMMISSIONED):
+            problems.append(f"{serial}: {State(row[1]).name}, not COMMISSIONED")
+        elif row[3] is not None:
+            problems.append(f"{serial}: already packed")
+        elif row[2] != batch_id:
+            problems.append(f"{serial}: of batch {row[2]}, not {batch_id}")
+    return problems
+
+
+def unpacked_count(conn: sqlite3.Connection, batch_id: int, level: int) -> int:
+    """COMMISSIONED codes of the batch at ``level`` that are in no container yet."""
+    return int(conn.execute(
+        "SELECT count(*) FROM codes WHERE batch_id = ? AND level = ? AND state = ? "
+        "AND parent_id IS NULL", (batch_id, level, int(State.COMMISSIONED))).fetchone()[0])

@@ -8,6 +8,7 @@ transaction, so a verdict is on disk before the caller acts on it.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -107,26 +108,11 @@ def record_verdicts(
     """Commission the good codes and reject the bad, all in one durable transaction."""
     if not verdicts:
         return
-    good = [v.code_id for v in verdicts if v.reject is None]
-    bad: dict[Reason, list[int]] = {}
     for v in verdicts:
-        if v.reject is not None:
-            if v.reject not in REJECT_REASONS:
-                raise ValueError(f"{v.reject.label} is not a reject reason")
-            bad.setdefault(v.reject, []).append(v.code_id)
+        if v.reject is not None and v.reject not in REJECT_REASONS:
+            raise ValueError(f"{v.reject.label} is not a reject reason")
     with store.transaction() as conn:
-        at = now_ms()
-        transition(conn, good, State.PRINTED, State.COMMISSIONED, stamp="verified_at", at=at,
-                   batch_id=batch_id, level=level)
-        if good:
-            events.append(conn, "flow.commission", batch_id=batch_id, count=len(good), at=at,
-                          level=level)
-        for reason, ids in bad.items():
-            transition(conn, ids, State.PRINTED, State.REJECTED, reason=reason,
-                       stamp="verified_at", at=at, batch_id=batch_id)
-            events.append(conn, "flow.reject", batch_id=batch_id, count=len(ids), at=at,
-                          level=level, reason=reason.label,
-                          code_id=ids[0] if len(ids) == 1 else None)
+        _verdicts(conn, batch_id, level, verdicts, now_ms())
 
 
 def void(
@@ -145,6 +131,48 @@ def void(
                       reason=reason.label)
         audit.record(conn, operator, "flow.void", f"batch:{batch_id}", reason=reason.label,
                      count=len(code_ids))
+
+
+def record_line(
+    store: Store, batch_id: int, level: Level, printed: Sequence[int], verdicts: Sequence[Verdict]
+) -> None:
+    """A line's group commit: print confirmations, then verdicts, in one durable transaction.
+
+    A verdict may name a code confirmed in the same call; the line acts on none of them until
+    this returns (invariant 5).
+    """
+    if not printed and not verdicts:
+        return
+    with store.transaction() as conn:
+        at = now_ms()
+        if printed:
+            transition(conn, printed, State.RESERVED, State.PRINTED, stamp="printed_at", at=at,
+                       batch_id=batch_id, level=level)
+            events.append(conn, "flow.print", batch_id=batch_id, count=len(printed), at=at,
+                          level=level)
+        _verdicts(conn, batch_id, level, verdicts, at)
+
+
+def _verdicts(conn: sqlite3.Connection, batch_id: int, level: Level,
+              verdicts: Sequence[Verdict], at: int) -> None:
+    good = [v.code_id for v in verdicts if v.reject is None]
+    bad: dict[Reason, list[int]] = {}
+    for v in verdicts:
+        if v.reject is not None:
+            if v.reject not in REJECT_REASONS:
+                raise ValueError(f"{v.reject.label} is not a reject reason")
+            bad.setdefault(v.reject, []).append(v.code_id)
+    transition(conn, good, State.PRINTED, State.COMMISSIONED, stamp="verified_at", at=at,
+               batch_id=batch_id, level=level)
+    if good:
+        events.append(conn, "flow.commission", batch_id=batch_id, count=len(good), at=at,
+                      level=level)
+    for reason, ids in bad.items():
+        transition(conn, ids, State.PRINTED, State.REJECTED, reason=reason,
+                   stamp="verified_at", at=at, batch_id=batch_id)
+        events.append(conn, "flow.reject", batch_id=batch_id, count=len(ids), at=at,
+                      level=level, reason=reason.label,
+                      code_id=ids[0] if len(ids) == 1 else None)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The line runtime (``codeline run``): wires drivers to the domain, serves the PLC."""

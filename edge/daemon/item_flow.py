@@ -1,0 +1,393 @@
+"""The item flow of one line (DESIGN.md §4): printer buffer kept N ahead, one item per print
+confirmation, the in-transit FIFO, one verdict per read, group commits, reject requests.
+
+Items are numbered in the order the printer confirms them (from 1 at every start of the
+runtime; the PLC counts the same products). The k-th read belongs to the k-th item in
+transit. A verdict is published to the PLC only once it is committed (invariant 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from drivers.errors import DriverError
+from drivers.interfaces import (
+    BufferLost,
+    CodeReader,
+    DoublePrint,
+    FaultCleared,
+    FaultRaised,
+    Printed,
+    Printer,
+    ReadResult,
+    grade_value,
+)
+from edge.daemon.dbworker import DbWorker
+from edge.daemon.signals import Counts, LineOutputs, RateMeter
+from edge.domain import codes as code_queries
+from edge.domain import flow
+from edge.domain.errors import DomainError, InvalidPayload
+from edge.domain.lifecycle import Reason
+from edge.domain.payloads import BatchLabel, PayloadCodec
+from edge.store.database import Store
+from line_config.models import ItemPrintStation, ItemVerifyStation, Line, Product
+
+log = logging.getLogger("codeline.flow")
+
+
+@dataclass
+class InTransit:
+    """An item between printer and camera: its number and the code printed on it.
+
+    ``code_id`` None marks a second print of a code (a double print): rejected, and the
+    code's own state is left to the first item that carries it."""
+
+    seq: int
+    code_id: int | None
+    serial: str
+    printed_at: float
+
+
+@dataclass
+class Judged:
+    """A verdict waiting for its commit."""
+
+    item: InTransit
+    reject: Reason | None
+
+
+class Committer:
+    """Group commit of print confirmations and verdicts.
+
+    A reject is committed at once (the gate is waiting for it); good verdicts wait at most
+    ``commit_ms`` or until ``commit_every`` are pending. Commits run on the database thread,
+    one at a time and in order, and each is published only after it is on disk."""
+
+    def __init__(self, db: DbWorker, batch_id: int, every: int, ms: int,
+                 committed: Callable[[list[Judged]], Awaitable[None]]) -> None:
+        self.db = db
+        self.batch_id = batch_id
+        self.every = every
+        self.window = ms / 1000
+        self.committed = committed
+        self.printed: list[int] = []
+        self.judged: list[Judged] = []
+        self.first_at: float | None = None
+        self._work = asyncio.Event()
+        self._urgent = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.commits = 0
+
+    def add_printed(self, code_id: int) -> None:
+        self.printed.append(code_id)
+        self._mark()
+
+    def add_verdict(self, judged: Judged) -> None:
+        self.judged.append(judged)
+        self._mark()
+        if judged.reject is not None or len(self.judged) >= self.every:
+            self._urgent.set()
+
+    def _mark(self) -> None:
+        if self.first_at is None:
+            self.first_at = time.monotonic()
+        self._idle.clear()
+        self._work.set()
+
+    async def drain(self) -> None:
+        """Commit everything pending now and wait until it is on disk."""
+        self._urgent.set()
+        await self._idle.wait()
+
+    async def run(self) -> None:
+        while True:
+            await self._work.wait()
+            if not self._urgent.is_set() and self.first_at is not None:
+                delay = self.first_at + self.window - time.monotonic()
+                if delay > 0:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(delay):
+                            await self._urgent.wait()
+            printed, judged = self.printed, self.judged
+            self.printed, self.judged, self.first_at = [], [], None
+            self._work.clear()
+            self._urgent.clear()
+            verdicts = [flow.Verdict(j.item.code_id, j.reject) for j in judged
+                        if j.item.code_id is not None]
+            await self.db.call(flow.record_line, self.batch_id, "item", printed, verdicts)
+            self.commits += 1
+            await self.committed(judged)
+            if not self.printed and not self.judged:
+                self._idle.set()
+
+
+class ItemFlow:
+    """Printer, reader and verdicts of one line's running batch."""
+
+    def __init__(self, line: Line, product: Product, label: BatchLabel, batch_id: int,
+                 printer: Printer, reader: CodeReader, db: DbWorker, outputs: LineOutputs,
+                 counts: tuple[Counts, Counts], *, target: int | None,
+                 commissioned: int, on_alarm: Callable[[str, str, bool], None]) -> None:
+        print_station = next(s for s in line.stations if isinstance(s, ItemPrintStation))
+        verify_station = next(s for s in line.stations if isinstance(s, ItemVerifyStation))
+        self.line = line
+        self.product = product
+        self.label = label
+        self.codec = PayloadCodec(line, [product])
+        self.batch_id = batch_id
+        self.printer = printer
+        self.reader = reader
+        self.db = db
+        self.outputs = outputs
+        self.batch_counts, self.total_counts = counts
+        self.station = print_station
+        self.target = target
+        self.commissioned = commissioned
+        self.on_alarm = on_alarm
+        self.min_grade = grade_value(line.reject.min_grade)
+        self.committer = Committer(db, batch_id, verify_station.verdict_commit_every,
+                                   verify_station.verdict_commit_ms, self._committed)
+        self.stock: deque[flow.ReservedCode] = deque()
+        self.sent: dict[str, flow.ReservedCode] = {}
+        self.fifo: asyncio.Queue[InTransit] = asyncio.Queue()
+        self.in_fifo = 0
+        self.seq = 0
+        self.judged_through = 0
+        self.unresolved = 0  # sent and neither judged-and-committed nor voided
+        self.recent: OrderedDict[str, None] = OrderedDict()
+        self.consecutive = 0
+        self.feeding = False
+        self.rate = RateMeter()
+        self.reject_latency: deque[float] = deque(maxlen=100_000)
+        self.latencies: deque[float] = deque(maxlen=100_000)
+        self._feed_wake = asyncio.Event()
+        self.done = asyncio.Event()
+        self._changed = asyncio.Event()
+
+    # --- the printer side ---
+    def need(self) -> int | None:
+        """Codes still to send to meet the batch target (None: no target)."""
+        if self.target is None:
+            return None
+        return max(0, self.target - self.commissioned - self.unresolved)
+
+    async def feed(self) -> None:
+        """Keep the printer ``buffer_ahead`` codes ahead; reserve blocks as needed."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.05):
+                    await self._feed_wake.wait()
+            self._feed_wake.clear()
+            if not self.feeding:
+                continue
+            room = self.station.buffer_ahead - self.printer.pending
+            need = self.need()
+            count = room if need is None else min(room, need)
+            if count <= 0:
+                continue
+            if len(self.stock) < count:
+                block = max(count - len(self.stock), self.line.pool.reserve_block)
+                if need is not None:
+                    block = max(count - len(self.stock), min(block, need - len(self.stock)))
+                try:
+                    reservation = await self.db.call(flow.reserve, self.batch_id,
+                                                     self.station.id, "item", block)
+                except DomainError as exc:
+                    self.on_alarm("pool", str(exc), True)
+                    continue
+                self.stock.extend(reservation.codes)
+            batch = [self.stock.popleft() for _ in range(count)]
+            payloads = []
+            for code in batch:
+                payload = self.codec.render("item", code.serial, self.product, self.label)
+                self.sent[payload] = code
+                payloads.append(payload)
+            self.unresolved += len(payloads)
+            try:
+                await self.printer.send(payloads)
+            except (DriverError, ValueError) as exc:
+                # Not taken; they were meant for the printer, so they are void all the same.
+                for payload in payloads:
+                    self.sent.pop(payload, None)
+                await self._void(batch, Reason.UNCONFIRMED)
+                self.on_alarm("printer", f"printer refused codes: {exc}", True)
+
+    async def printer_events(self) -> None:
+        """Turn the printer's ordered events into items, voids and alarms."""
+        async for event in self.printer.events():
+            if isinstance(event, Printed):
+                code = self.sent.pop(event.code, None)
+                self._item(code.id if code else None, code.serial if code else event.code)
+                if code is not None:
+                    self.committer.add_printed(code.id)
+                else:
+                    log.error("printer confirmed a code it was never sent",
+                              extra={"line": self.line.id, "serial": event.code})
+            elif isinstance(event, DoublePrint):
+                self._item(None, event.code)
+                self.on_alarm("printer", "double print: a code printed on two items", False)
+            elif isinstance(event, BufferLost):
+                lost = [self.sent.pop(c) for c in event.codes if c in self.sent]
+                await self._void(lost, Reason.PRINTER_RESET)
+                log.warning("printer buffer lost", extra={"line": self.line.id,
+                                                          "count": len(lost), "why": event.why})
+            elif isinstance(event, FaultRaised):
+                self.on_alarm("printer", f"{event.code}: {event.text}", True)
+            elif isinstance(event, FaultCleared):
+                self.on_alarm("printer", "", False)
+            self._feed_wake.set()
+
+    def _item(self, code_id: int | None, serial: str) -> None:
+        self.seq += 1
+        self.in_fifo += 1
+        self.fifo.put_nowait(InTransit(self.seq, code_id, serial, time.monotonic()))
+        self.batch_counts.printed += 1
+        self.total_counts.printed += 1
+
+    async def _void(self, codes: list[flow.ReservedCode], reason: Reason) -> None:
+        ids = [c.id for c in codes if c.id >= 0]
+        if ids:
+            await self.db.call(flow.void, self.batch_id, "item", ids, reason, operator="system")
+        self.unresolved -= len(codes)
+        self._changed.set()
+        self.outputs.changed()
+
+    async def void_unsent(self) -> None:
+        """Codes reserved but never sent: VOID (they were meant for a printer)."""
+        if self.stock:
+            codes, self.stock = list(self.stock), deque()
+            self.unresolved += len(codes)
+            await self._void(codes, Reason.UNCONFIRMED)
+
+    # --- the reader side ---
+    async def verify(self) -> None:
+        """One read per item in transit; its verdict goes to the committer."""
+        while True:
+            item = await self.fifo.get()
+            try:
+                result = await self.reader.read()
+            except DriverError as exc:
+                self.on_alarm("reader", f"reader failed: {exc}", False)
+                result = ReadResult(None)
+            received = time.perf_counter()
+            reject = await self.judge(item, result)
+            self.in_fifo -= 1
+            self._changed.set()
+            if reject is None:
+                self.consecutive = 0
+            else:
+                self.consecutive += 1
+                self.reject_latency.append(received)
+            self.committer.add_verdict(Judged(item, reject))
+            if self.consecutive >= self.line.reject.consecutive_limit:
+                self.on_alarm("verify", f"{self.consecutive} rejects in a row (last: "
+                              f"{reject.label if reject else '?'}): check printer and camera",
+                              True)
+                self.consecutive = 0
+
+    async def judge(self, item: InTransit, result: ReadResult) -> Reason | None:
+        """The verdict of one read against the item at the head of the FIFO."""
+        if result.data is None:
+            return Reason.NO_READ
+        try:
+            read = self.codec.parse(result.data).serial
+        except InvalidPayload:
+            self.on_alarm("verify", f"item {item.seq}: read a code that is not of this line",
+                          False)
+            return Reason.UNKNOWN
+        expected = self.codec.parse(item.serial).serial
+        if read == expected:
+            if item.code_id is None or read in self.recent:
+                return Reason.DUPLICATE
+            self._remember(read)
+            if result.grade is not None and grade_value(result.grade) < self.min_grade:
+                return Reason.GRADE
+            return None
+        if read in self.recent:
+            return Reason.DUPLICATE
+        known = await self.db.call(_known_serial, read)
+        if not known:
+            self.on_alarm("verify", f"item {item.seq}: serial {read} is not in the pool "
+                          "(counterfeit or mix-up)", False)
+            return Reason.UNKNOWN
+        return Reason.MISREAD
+
+    def _remember(self, serial: str) -> None:
+        self.recent[serial] = None
+        while len(self.recent) > 200_000:
+            self.recent.popitem(last=False)
+
+    async def _committed(self, judged: list[Judged]) -> None:
+        rejects = [j.item.seq for j in judged if j.reject is not None]
+        if judged:
+            self.judged_through = max(self.judged_through, judged[-1].item.seq)
+        await self.outputs.verdicts(self.judged_through, rejects)
+        now = time.perf_counter()
+        while self.reject_latency and rejects:
+            started = self.reject_latency.popleft()
+            self.latencies.append(now - started)
+            rejects = rejects[1:]
+        for j in judged:
+            counted = j.item.code_id is not None
+            if j.reject is None:
+                self.batch_counts.commissioned += 1
+                self.total_counts.commissioned += 1
+                self.commissioned += 1
+                self.rate.add()
+            else:
+                self.batch_counts.rejected += 1
+                self.total_counts.rejected += 1
+                self.batch_counts.rejected_by_reason[j.reject.label] += 1
+                self.total_counts.rejected_by_reason[j.reject.label] += 1
+            if counted:
+                self.unresolved -= 1
+        self._changed.set()
+        self.outputs.changed()
+        if self.target is not None and self.commissioned >= self.target and \
+                self.unresolved == 0:
+            self.done.set()
+        self._feed_wake.set()
+
+    async def settled(self, condition: Callable[[], bool]) -> None:
+        """Wait until ``condition()`` holds (checked after every change of the flow)."""
+        while not condition():
+            self._changed.clear()
+            await self._changed.wait()
+
+    async def drain(self, within: float) -> bool:
+        """Wait until every item in transit has its verdict on disk; False on time-out."""
+        try:
+            async with asyncio.timeout(within):
+                await self.settled(lambda: self.in_fifo == 0)
+                await self.committer.drain()
+        except TimeoutError:
+            return False
+        return True
+
+    async def abandon_in_transit(self) -> None:
+        """Items that will get no verdict: rejected (no-verdict); the gate rejects them too."""
+        items: list[InTransit] = []
+        while not self.fifo.empty():
+            items.append(self.fifo.get_nowait())
+        self.in_fifo = 0
+        for item in items:
+            self.committer.add_verdict(Judged(item, Reason.NO_VERDICT))
+        await self.committer.drain()
+
+    def kick(self) -> None:
+        self._feed_wake.set()
+
+
+def _known_serial(store: Store, serial: str) -> bool:
+    try:
+        code_queries.code(store.read(), serial)
+    except DomainError:
+        return False
+    return True

@@ -1,0 +1,492 @@
+"""One line at run time: its PackML state, its devices, the item flow and the stations.
+
+Commands (from the PLC over OPC-UA, or from inside: an alarm holds, a met target completes)
+are applied one at a time, in order; each moves the line into an acting state, does that
+state's work (connect devices, fill the printer, drain the in-transit items, void what is
+left in the printer) and settles it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from drivers.errors import DriverError
+from drivers.interfaces import CodeReader, Printer
+from drivers.registry import (
+    MultiReader,
+    label_printer_for,
+    multi_reader_for,
+    printer_for,
+    reader_for,
+)
+from edge.daemon.dbworker import DbWorker
+from edge.daemon.item_flow import ItemFlow
+from edge.daemon.packml import Command, CommandRefused, PackML, State
+from edge.daemon.signals import Alarm, Counts, LineOutputs, NoOutputs
+from edge.daemon.stations import CaseStation, LabelBench, PalletStation, StationContext
+from edge.domain import batches
+from edge.domain.errors import DomainError
+from edge.domain.payloads import BatchLabel
+from edge.store.database import Store
+from line_config.models import (
+    CasePackStation,
+    ItemPrintStation,
+    ItemVerifyStation,
+    Line,
+    PalletBuildStation,
+    SiteConfig,
+)
+
+log = logging.getLogger("codeline.line")
+
+CONNECT_TIMEOUT_S = 10.0
+DRAIN_TIMEOUT_S = 10.0
+FINISH_TIMEOUT_S = 120.0
+
+
+@dataclass
+class Devices:
+    """A line's drivers, by role; a device shared by two stations is one driver."""
+
+    printer: Printer
+    reader: CodeReader
+    case_camera: MultiReader | None
+    pallet_reader: CodeReader | None
+    benches: dict[str, LabelBench]
+    all: dict[str, Any]
+
+    @classmethod
+    def build(cls, line: Line) -> Devices:
+        by_id = {d.id: d for d in line.devices}
+        made: dict[tuple[str, str], Any] = {}
+
+        def get(kind: str, device_id: str) -> Any:
+            key = (kind, device_id)
+            if key not in made:
+                factory = {"printer": printer_for, "reader": reader_for,
+                           "multi": multi_reader_for, "label": label_printer_for}[kind]
+                made[key] = factory(by_id[device_id])
+            return made[key]
+
+        printer = reader = case_camera = pallet_reader = None
+        benches: dict[str, LabelBench] = {}
+        for station in line.stations:
+            if isinstance(station, ItemPrintStation):
+                printer = get("printer", station.printer)
+            elif isinstance(station, ItemVerifyStation):
+                reader = get("reader", station.reader)
+            elif isinstance(station, CasePackStation | PalletBuildStation):
+                key = f"{station.label_printer}+{station.label_reader}"
+                if key not in benches:
+                    benches[key] = LabelBench(get("label", station.label_printer),
+                                              get("reader", station.label_reader))
+                if isinstance(station, CasePackStation):
+                    case_camera = get("multi", station.camera)
+                else:
+                    pallet_reader = get("reader", station.reader)
+        if printer is None or reader is None:
+            raise ValueError(f"line {line.id} has no item_print/item_verify station")
+        return cls(printer, reader, case_camera, pallet_reader, benches,
+                   {f"{k[1]}": v for k, v in made.items()})
+
+
+def _is_up(device: Any) -> bool:
+    availability = getattr(device, "availability", None)
+    if availability is not None:
+        return bool(availability.up)
+    camera = getattr(device, "camera", None)
+    if camera is not None:
+        return getattr(camera, "writer", True) is not None
+    return True
+
+
+class LineRuntime:
+    """The runtime of one configured line."""
+
+    def __init__(self, config: SiteConfig, line: Line, db: DbWorker) -> None:
+        self.config = config
+        self.line = line
+        self.db = db
+        self.packml = PackML()
+        self.outputs: LineOutputs = NoOutputs()
+        self.devices = Devices.build(line)
+        self.connected = False
+        self.batch: batches.Batch | None = None
+        self.batch_counts = Counts()
+        self.total_counts = Counts()
+        self.alarms: deque[Alarm] = deque(maxlen=50)
+        self.active_alarms: dict[str, str] = {}
+        self.stop_reason = ""
+        self.flow: ItemFlow | None = None
+        self.case_station: CaseStation | None = None
+        self.pallet_station: PalletStation | None = None
+        self._commands: asyncio.Queue[tuple[Command | str, str | None,
+                                            asyncio.Future[str]]] = asyncio.Queue()
+        self._production: asyncio.Task[None] | None = None
+        self._completing = False
+
+    # --- what the PLC and the status view read ---
+    @property
+    def state(self) -> State:
+        return self.packml.state
+
+    def snapshot(self) -> dict[str, Any]:
+        f = self.flow
+        return {
+            "line": self.line.id,
+            "state": self.packml.state.value,
+            "state_name": self.packml.state.label,
+            "batch": None if self.batch is None else {
+                "id": self.batch.id, "lot": self.batch.lot, "product": self.batch.product_id,
+                "planned": self.batch.planned_qty},
+            "rate": round(f.rate.rate(), 1) if f else 0.0,
+            "counts": {"batch": self.batch_counts.as_dict(), "total": self.total_counts.as_dict()},
+            "buffers": {"printer": self.devices.printer.pending,
+                        "buffer_ahead": next(s.buffer_ahead for s in self.line.stations
+                                             if isinstance(s, ItemPrintStation)),
+                        "in_transit": f.in_fifo if f else 0,
+                        "item_seq": f.seq if f else 0,
+                        "judged_through": f.judged_through if f else 0},
+            "devices": {name: _is_up(dev) for name, dev in self.devices.all.items()},
+            "alarms": [{"source": a.source, "text": a.text, "at": a.at, "active": a.active}
+                       for a in list(self.alarms)[-10:]],
+            "active_alarms": dict(self.active_alarms),
+            "stop_reason": self.stop_reason,
+        }
+
+    # --- commands ---
+    async def command(self, command: Command | str, argument: str | None = None) -> str:
+        """Queue a command and wait for its outcome (CommandRefused if not accepted)."""
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._commands.put_nowait((command, argument, future))
+        return await future
+
+    def alarm(self, source: str, text: str, hold: bool) -> None:
+        """An alarm from a device or station; ``hold`` holds the line. Empty text clears."""
+        if not text:
+            if self.active_alarms.pop(source, None) is not None:
+                self.alarms.append(Alarm(source, "cleared", time.time(), active=False))
+                self.outputs.changed()
+            return
+        self.alarms.append(Alarm(source, text, time.time()))
+        if hold:
+            self.active_alarms[source] = text
+        log.warning("alarm: %s", text, extra={"line": self.line.id, "station": source,
+                                              "batch": self.batch.id if self.batch else None})
+        self.outputs.changed()
+        if hold and self.packml.state in (State.EXECUTE, State.STARTING, State.UNHOLDING):
+            self.stop_reason = text
+            self._commands.put_nowait(
+                (Command.HOLD, text, asyncio.get_running_loop().create_future()))
+
+    async def run(self) -> None:
+        """Apply commands in order until cancelled."""
+        await self._load_counts()
+        self.outputs.changed()
+        while True:
+            command, argument, future = await self._commands.get()
+            try:
+                result = await self._apply(command, argument)
+            except (CommandRefused, DomainError) as exc:
+                if not future.done():
+                    future.set_exception(exc)
+            except Exception as exc:
+                log.exception("command failed", extra={"line": self.line.id})
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                if not future.done():
+                    future.set_result(result)
+            self.outputs.changed()
+
+    async def _apply(self, command: Command | str, argument: str | None) -> str:
+        if command == "start_batch":
+            return await self._start_batch(argument or "")
+        if command == "complete":
+            return await self._complete()
+        assert isinstance(command, Command)
+        if command is Command.UNHOLD and self.packml.state is State.COMPLETING:
+            self._resume_stations()  # a station held while the batch finishes
+            return self.packml.state.label
+        if command is Command.HOLD and argument and self.packml.state is not State.EXECUTE:
+            return self.packml.state.label  # an alarm after the line already left Execute
+        self.packml.command(command, argument or "")
+        self.outputs.changed()
+        handler = {
+            Command.RESET: self._resetting,
+            Command.START: self._starting,
+            Command.STOP: self._stopping,
+            Command.HOLD: self._holding,
+            Command.UNHOLD: self._unholding,
+            Command.SUSPEND: self._holding,
+            Command.UNSUSPEND: self._unholding,
+            Command.ABORT: self._aborting,
+            Command.CLEAR: self._clearing,
+        }[command]
+        await handler()
+        log.info("state %s", self.packml.state.label, extra={"line": self.line.id})
+        return self.packml.state.label
+
+    # --- acting states ---
+    async def _resetting(self) -> None:
+        if not self.connected:
+            try:
+                await self._connect_all()
+            except (DriverError, OSError, TimeoutError) as exc:
+                self.alarm("line", f"devices not reachable: {exc}", False)
+                self.packml.fall_back(State.STOPPED, "reset failed")
+                return
+            self.connected = True
+        self.active_alarms.clear()
+        self.stop_reason = ""
+        self.packml.done()
+
+    async def _connect_all(self) -> None:
+        for name, device in self.devices.all.items():
+            try:
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    await device.connect()
+            except TimeoutError:
+                raise TimeoutError(f"{name} did not answer within {CONNECT_TIMEOUT_S:.0f} s") \
+                    from None
+
+    async def _start_batch(self, ref: str) -> str:
+        """Start a created or stopped batch (by id or lot) on this line."""
+        def start(store: Store) -> batches.Batch:
+            conn = store.read()
+            listed = batches.list_batches(conn, self.line.id)
+            found = [b for b in listed if str(b.id) == ref or b.lot == ref]
+            if not found:
+                raise DomainError(f"no batch {ref!r} on line {self.line.id}")
+            batch = found[-1]
+            if batch.state == "running":
+                return batch
+            return batches.start(store, batch.id, operator="plc")
+        batch = await self.db.call(start)
+        self.batch = batch
+        await self._load_counts()
+        return f"batch {batch.id} ({batch.lot}) running"
+
+    async def _starting(self) -> None:
+        batch = await self.db.call(lambda s: batches.running(s.read(), self.line.id))
+        if batch is None:
+            self.alarm("line", "no running batch: start one (StartBatch or `codeline batch "
+                       "start`)", False)
+            self.packml.fall_back(State.IDLE, "no batch")
+            raise CommandRefused(f"line {self.line.id} has no running batch")
+        self.batch = batch
+        await self._load_counts()
+        product = self.config.product(batch.product_id)
+        label = BatchLabel(batch.lot, batch.expiry)
+        commissioned = await self.db.call(_commissioned, batch.id)
+        counts = (self.batch_counts, self.total_counts)
+        flow = ItemFlow(self.line, product, label, batch.id, self.devices.printer,
+                        self.devices.reader, self.db, self.outputs, counts,
+                        target=batch.planned_qty, commissioned=commissioned,
+                        on_alarm=self.alarm)
+        self.flow = flow
+        ctx = StationContext(self.line, product, label, batch.id, self.db, self.outputs, counts,
+                             self.alarm, lambda: self._completing)
+        self.case_station = self.pallet_station = None
+        for station in self.line.stations:
+            if isinstance(station, PalletBuildStation) and self.devices.pallet_reader:
+                bench = self.devices.benches[f"{station.label_printer}+{station.label_reader}"]
+                self.pallet_station = PalletStation(
+                    ctx, bench, station.id, self.devices.pallet_reader,
+                    lambda: self.case_station is None or self.case_station.finished.is_set())
+        for station in self.line.stations:
+            if isinstance(station, CasePackStation) and self.devices.case_camera:
+                bench = self.devices.benches[f"{station.label_printer}+{station.label_reader}"]
+                pallet = self.pallet_station
+                self.case_station = CaseStation(
+                    ctx, bench, station.id, self.devices.case_camera,
+                    pallet.case_sealed if pallet else (lambda serial: None))
+        self._completing = False
+        self._production = asyncio.create_task(self._produce(), name=f"{self.line.id}-flow")
+        printer = self.devices.printer
+        job = getattr(getattr(printer, "config", None), "job", None) or \
+            getattr(getattr(printer, "config", None), "message", None)
+        try:
+            if job:
+                await printer.select_job(job)
+            await printer.clear()
+            await printer.start()
+        except DriverError as exc:
+            self.alarm("printer", f"printer did not start: {exc}", False)
+            await self._halt_production()
+            self.packml.fall_back(State.IDLE, "printer did not start")
+            raise CommandRefused(f"printer did not start: {exc}") from None
+        flow.feeding = True
+        flow.kick()
+        for container in (self.case_station, self.pallet_station):
+            if container is not None:
+                container.resume()
+        self.packml.done()
+
+    async def _produce(self) -> None:
+        flow = self.flow
+        assert flow is not None
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(flow.printer_events())
+            tasks.create_task(flow.feed())
+            tasks.create_task(flow.verify())
+            tasks.create_task(flow.committer.run())
+            tasks.create_task(self._watch_target())
+            for station in (self.case_station, self.pallet_station):
+                if station is not None:
+                    tasks.create_task(station.run())
+
+    async def _watch_target(self) -> None:
+        assert self.flow is not None
+        await self.flow.done.wait()
+        self._commands.put_nowait(("complete", None, asyncio.get_running_loop().create_future()))
+
+    async def _holding(self) -> None:
+        if self.flow is not None:
+            self.flow.feeding = False
+        with contextlib.suppress(DriverError):
+            await self.devices.printer.stop()
+        self.packml.done()
+
+    async def _unholding(self) -> None:
+        printer = self.devices.printer
+        try:
+            clear = getattr(printer, "clear_faults", None)
+            if clear is not None:
+                await clear()
+            await printer.start()
+        except DriverError as exc:
+            self.alarm("printer", f"printer did not restart: {exc}", False)
+            self.packml.fall_back(State.HELD, "printer did not restart")
+            raise CommandRefused(f"printer did not restart: {exc}") from None
+        self._resume_stations()
+        if self.flow is not None:
+            self.flow.feeding = True
+            self.flow.kick()
+        self.packml.done()
+
+    def _resume_stations(self) -> None:
+        self.active_alarms.clear()
+        self.stop_reason = ""
+        for station in (self.case_station, self.pallet_station):
+            if station is not None and station.held is not None:
+                station.resume()
+
+    async def _complete(self) -> str:
+        if self.packml.state is not State.EXECUTE:
+            return self.packml.state.label
+        self.packml.complete()
+        self.outputs.changed()
+        flow = self.flow
+        assert flow is not None and self.batch is not None
+        flow.feeding = False
+        await flow.drain(DRAIN_TIMEOUT_S)
+        self._completing = True
+        for station in (self.case_station, self.pallet_station):
+            if station is not None:
+                try:
+                    async with asyncio.timeout(FINISH_TIMEOUT_S):
+                        await station.finished.wait()
+                except TimeoutError:
+                    self.alarm(station.station_id, "did not finish the last container", False)
+        await self._wind_down()
+        batch_id = self.batch.id
+        self.batch = await self.db.call(batches.stop, batch_id, operator="line")
+        self.packml.done()
+        log.info("batch complete", extra={"line": self.line.id, "batch": batch_id})
+        return self.packml.state.label
+
+    async def _stopping(self) -> None:
+        await self._wind_down()
+        self.packml.done()
+
+    async def _wind_down(self) -> None:
+        """Stop printing, judge what is in transit, void what the printer still holds."""
+        flow = self.flow
+        printer = self.devices.printer
+        if flow is not None:
+            flow.feeding = False
+        with contextlib.suppress(DriverError):
+            await printer.stop()
+        if flow is not None:
+            if not await flow.drain(DRAIN_TIMEOUT_S):
+                await flow.abandon_in_transit()
+            with contextlib.suppress(DriverError):
+                await printer.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                    await flow.settled(lambda: not flow.sent)
+            await flow.void_unsent()
+        await self._halt_production()
+
+    async def _halt_production(self) -> None:
+        if self._production is not None:
+            self._production.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._production
+            self._production = None
+
+    async def _aborting(self) -> None:
+        flow = self.flow
+        if flow is not None:
+            flow.feeding = False
+        with contextlib.suppress(DriverError):
+            await self.devices.printer.stop()
+            await self.devices.printer.clear()
+        if flow is not None:
+            with contextlib.suppress(Exception):
+                await flow.abandon_in_transit()
+        await self._halt_production()
+        self.packml.done()
+
+    async def _clearing(self) -> None:
+        self.active_alarms.clear()
+        self.packml.done()
+
+    async def shutdown(self) -> None:
+        """Bring the line to Stopped (SIGTERM): printer buffer settled, devices closed."""
+        if self.packml.allowed(Command.STOP):
+            with contextlib.suppress(CommandRefused):
+                await self.command(Command.STOP, "shutdown")
+        await self._halt_production()
+        for device in self.devices.all.values():
+            with contextlib.suppress(Exception):
+                await device.close()
+
+    async def _load_counts(self) -> None:
+        def load(store: Store) -> tuple[Counts, Counts]:
+            conn = store.read()
+            total = Counts()
+            for b in batches.list_batches(conn, self.line.id):
+                _add(total, batches.report(conn, b.id))
+            batch = Counts()
+            if self.batch is not None:
+                _add(batch, batches.report(conn, self.batch.id))
+            return batch, total
+        fresh_batch, fresh_total = await self.db.call(load)
+        for mine, fresh in ((self.batch_counts, fresh_batch), (self.total_counts, fresh_total)):
+            mine.__dict__.update(fresh.__dict__)
+
+
+def _add(counts: Counts, report: batches.BatchReport) -> None:
+    empty = batches.LevelCounts()
+    item = report.levels.get("item", empty)
+    counts.printed += item.printed
+    counts.commissioned += item.commissioned
+    counts.rejected += item.rejected
+    counts.rejected_by_reason.update(item.rejected_by_reason)
+    counts.cases += report.levels.get("case", empty).commissioned
+    counts.pallets += report.levels.get("pallet", empty).commissioned
+
+
+def _commissioned(store: Store, batch_id: int) -> int:
+    row = store.read().execute(
+        "SELECT count(*) FROM codes WHERE batch_id = ? AND level = 0 AND state IN (3, 4)",
+        (batch_id,)).fetchone()
+    return int(row[0])

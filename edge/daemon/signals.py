@@ -1,0 +1,88 @@
+"""What a line tells the outside world (the PLC server, the status view), and its figures."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class LineOutputs(Protocol):
+    """Receives a line's news; the OPC-UA server publishes it to the PLC."""
+
+    async def verdicts(self, through_seq: int, rejects: Sequence[int]) -> None:
+        """Items up to ``through_seq`` are judged (committed); ``rejects`` must be rejected."""
+        ...
+
+    def changed(self) -> None:
+        """State, counters or alarms changed: refresh what is published."""
+        ...
+
+    def released(self, level: str) -> None:
+        """A case or pallet is sealed and may leave its station."""
+        ...
+
+
+class NoOutputs:
+    """A line without a PLC server."""
+
+    async def verdicts(self, through_seq: int, rejects: Sequence[int]) -> None:
+        pass
+
+    def changed(self) -> None:
+        pass
+
+    def released(self, level: str) -> None:
+        pass
+
+
+@dataclass
+class Counts:
+    """PackML-style admin counters of one scope (a batch, or everything since start)."""
+
+    printed: int = 0
+    commissioned: int = 0
+    rejected: int = 0
+    cases: int = 0
+    pallets: int = 0
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"printed": self.printed, "commissioned": self.commissioned,
+                "rejected": self.rejected, "cases": self.cases, "pallets": self.pallets,
+                "rejected_by_reason": dict(self.rejected_by_reason)}
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """One alarm: where, what, when (epoch seconds)."""
+
+    source: str
+    text: str
+    at: float
+    active: bool = True
+
+
+class RateMeter:
+    """Items per second over a sliding window."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self.window = window_s
+        self.stamps: deque[tuple[float, int]] = deque()
+
+    def add(self, n: int = 1) -> None:
+        now = time.monotonic()
+        self.stamps.append((now, n))
+        while self.stamps and self.stamps[0][0] < now - self.window:
+            self.stamps.popleft()
+
+    def rate(self) -> float:
+        now = time.monotonic()
+        while self.stamps and self.stamps[0][0] < now - self.window:
+            self.stamps.popleft()
+        if not self.stamps:
+            return 0.0
+        span = max(now - self.stamps[0][0], 1.0)
+        return sum(n for _, n in self.stamps) / span

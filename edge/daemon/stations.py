@@ -1,0 +1,297 @@
+"""Case and pallet stations: read the children in front of the station, check them, print
+the container's label, read the label back, and seal — or hold with an alarm, packing
+nothing.
+
+A case station sees a whole open case in one frame (multi-code read); a pallet station reads
+each case as it arrives. At the end of a batch the last container may be partial, sealed
+with a reason. The label printer and the reader that checks labels may serve both stations;
+a :class:`LabelBench` lets one station use them at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from drivers.errors import DriverError
+from drivers.interfaces import CodeReader, LabelPrinter, ReadResult
+from drivers.labels.zpl_codec import LabelText, datamatrix_label, qr_label, sscc_label
+from drivers.registry import MultiReader
+from edge.daemon.dbworker import DbWorker
+from edge.daemon.signals import Counts, LineOutputs
+from edge.domain import aggregation, flow
+from edge.domain.errors import DomainError, InvalidPayload
+from edge.domain.lifecycle import LEVEL_NUMBER, Reason
+from edge.domain.payloads import BatchLabel, PayloadCodec
+from line_config.models import Level, Line, Product, SsccFormat
+
+log = logging.getLogger("codeline.station")
+
+POLL_S = 0.05
+END_OF_BATCH = "end of batch"
+
+
+class StationHeld(Exception):
+    """A mismatch: the station holds with this alarm text and packs nothing."""
+
+
+class LabelBench:
+    """A label printer and the reader that checks its labels, used by one station at a time."""
+
+    def __init__(self, printer: LabelPrinter, reader: CodeReader) -> None:
+        self.printer = printer
+        self.reader = reader
+        self.lock = asyncio.Lock()
+
+
+@dataclass
+class StationContext:
+    """What a station needs of its line and batch."""
+
+    line: Line
+    product: Product
+    label: BatchLabel
+    batch_id: int
+    db: DbWorker
+    outputs: LineOutputs
+    counts: tuple[Counts, Counts]
+    alarm: Callable[[str, str, bool], None]
+    ending: Callable[[], bool]
+
+
+class ContainerStation:
+    """What case and pallet stations share: label, verify, seal, hold."""
+
+    level: Level
+    station_id: str
+
+    def __init__(self, ctx: StationContext, bench: LabelBench) -> None:
+        self.ctx = ctx
+        self.bench = bench
+        self.codec = PayloadCodec(ctx.line, [ctx.product])
+        self.active = asyncio.Event()
+        self.finished = asyncio.Event()
+        self.held: str | None = None
+        self.sealed: list[str] = []
+
+    @property
+    def capacity(self) -> int:
+        p = self.ctx.line.packaging
+        return p.items_per_case if self.level == "case" else p.cases_per_pallet
+
+    def hold(self, text: str) -> None:
+        self.held = text
+        self.active.clear()
+        self.ctx.alarm(self.station_id, text, True)
+
+    def resume(self) -> None:
+        self.held = None
+        self.active.set()
+
+    def _render(self, serial: str) -> tuple[str, str]:
+        """The payload and the ZPL label of container code ``serial``."""
+        payload = self.codec.render(self.level, serial, self.ctx.product, self.ctx.label)
+        fmt = self.ctx.line.codes.for_level(self.level)
+        text = LabelText((self.ctx.product.name[:40], f"LOT {self.ctx.label.lot or '-'}",
+                          f"{self.level.upper()} {serial}"))
+        if isinstance(fmt, SsccFormat):
+            return payload, sscc_label(payload[2:], text)
+        if fmt.symbology == "datamatrix":
+            return payload, datamatrix_label(payload, text)
+        return payload, qr_label(payload, text)
+
+    async def label_and_seal(self, children: list[str], partial_reason: str | None) -> str:
+        """Print the label, read it back, seal: the container's serial, or StationHeld."""
+        db = self.ctx.db
+        level_no = LEVEL_NUMBER[self.level]
+        problems = await db.call(lambda store: aggregation.check_children(
+            store.read(), self.ctx.batch_id, level_no, children))
+        if problems:
+            raise StationHeld(f"{len(children)} {self.child_level} codes read, refused: "
+                              + "; ".join(problems[:3]))
+        try:
+            reservation = await db.call(flow.reserve, self.ctx.batch_id, self.station_id,
+                                        self.level, 1)
+        except DomainError as exc:
+            raise StationHeld(str(exc)) from None
+        code = reservation.codes[0]
+        payload, zpl = self._render(code.serial)
+        async with self.bench.lock:
+            try:
+                await self.bench.printer.print_label(zpl)
+            except DriverError as exc:
+                await db.call(flow.void, self.ctx.batch_id, self.level, [code.id],
+                              Reason.UNCONFIRMED, operator="line")
+                raise StationHeld(f"{self.level} label not printed: {exc}") from None
+            await db.call(flow.mark_printed, self.ctx.batch_id, self.level, [code.id])
+            read = await read_until(self.bench.reader, 3.0)
+        seen = self._serial(read)
+        if seen != code.serial:
+            await db.call(flow.record_verdicts, self.ctx.batch_id, self.level,
+                          [flow.Verdict(code.id, Reason.MISREAD if seen else Reason.NO_READ)])
+            raise StationHeld(
+                f"{self.level} label read {seen or 'nothing'} but {code.serial} was sent "
+                "(roll change reprint?): remove the label, then Unhold to relabel"
+            )
+        try:
+            await db.call(aggregation.seal, code.id, children, operator="line",
+                          partial_reason=partial_reason)
+        except DomainError as exc:
+            await db.call(flow.record_verdicts, self.ctx.batch_id, self.level,
+                          [flow.Verdict(code.id, Reason.NO_VERDICT)])
+            raise StationHeld(f"{self.level} {code.serial} not sealed: {exc}") from None
+        self.sealed.append(code.serial)
+        for scope in self.ctx.counts:
+            if self.level == "case":
+                scope.cases += 1
+            else:
+                scope.pallets += 1
+        log.info("sealed", extra={"line": self.ctx.line.id, "station": self.station_id,
+                                  "batch": self.ctx.batch_id, "serial": code.serial,
+                                  "children": len(children)})
+        self.ctx.outputs.released(self.level)
+        self.ctx.outputs.changed()
+        return code.serial
+
+    @property
+    def child_level(self) -> str:
+        return "item" if self.level == "case" else "case"
+
+    def _serial(self, result: ReadResult) -> str | None:
+        if result.data is None:
+            return None
+        try:
+            return self.codec.parse(result.data).serial
+        except InvalidPayload:
+            return result.data[:40]
+
+
+async def read_until(reader: CodeReader | MultiReader, within: float) -> ReadResult:
+    """Trigger until something is read or ``timeout`` passes (the object may still be on its
+    way to the reader)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        try:
+            result = await reader.read()  # type: ignore[union-attr]
+        except DriverError:
+            result = ReadResult(None)
+        if result.data is not None or loop.time() >= deadline:
+            return result
+        await asyncio.sleep(POLL_S)
+
+
+class CaseStation(ContainerStation):
+    """A camera above the open case reads every item code in it at once."""
+
+    level: Level = "case"
+
+    def __init__(self, ctx: StationContext, bench: LabelBench, station_id: str,
+                 camera: MultiReader, on_sealed: Callable[[str], None]) -> None:
+        super().__init__(ctx, bench)
+        self.station_id = station_id
+        self.camera = camera
+        self.on_sealed = on_sealed
+        self.leaving: set[str] = set()
+
+    async def run(self) -> None:
+        while True:
+            await self.active.wait()
+            try:
+                reads = await self.camera.read_all()
+            except DriverError as exc:
+                self.hold(f"case camera: {exc}")
+                continue
+            serials = []
+            for result in reads:
+                serial = self._serial(result)
+                if serial is not None:
+                    serials.append(serial)
+            if self.leaving & set(serials):
+                await asyncio.sleep(POLL_S)  # the sealed case has not left the station yet
+                continue
+            self.leaving = set()
+            partial: str | None = None
+            if len(serials) < self.capacity:
+                if not self.ctx.ending():
+                    await asyncio.sleep(POLL_S)
+                    continue
+                left = await self.ctx.db.call(lambda store: aggregation.unpacked_count(
+                    store.read(), self.ctx.batch_id, 0))
+                if left == 0:
+                    self.finished.set()
+                    await asyncio.sleep(POLL_S)
+                    continue
+                if len(serials) < left:
+                    await asyncio.sleep(POLL_S)
+                    continue
+                partial = END_OF_BATCH
+            if len(serials) > self.capacity:
+                self.hold(f"{len(serials)} items in a case of {self.capacity}")
+                continue
+            try:
+                case = await self.label_and_seal(serials, partial)
+            except StationHeld as exc:
+                self.hold(str(exc))
+                continue
+            self.leaving = set(serials)
+            self.on_sealed(case)
+
+
+class PalletStation(ContainerStation):
+    """A reader sees each case arrive on the pallet; a full pallet gets its SSCC label."""
+
+    level: Level = "pallet"
+
+    def __init__(self, ctx: StationContext, bench: LabelBench, station_id: str,
+                 reader: CodeReader, cases_done: Callable[[], bool]) -> None:
+        super().__init__(ctx, bench)
+        self.station_id = station_id
+        self.reader = reader
+        self.cases_done = cases_done
+        self.expected: asyncio.Queue[str] = asyncio.Queue()
+        self.collected: list[str] = []
+        self.arrive_timeout = 10.0
+
+    def case_sealed(self, serial: str) -> None:
+        self.expected.put_nowait(serial)
+
+    async def run(self) -> None:
+        waiting: str | None = None
+        while True:
+            await self.active.wait()
+            last = self.ctx.ending() and self.cases_done() and self.expected.empty() \
+                and waiting is None
+            if self.collected and (len(self.collected) == self.capacity or last):
+                try:
+                    await self.label_and_seal(self.collected,
+                                              None if len(self.collected) == self.capacity
+                                              else END_OF_BATCH)
+                except StationHeld as exc:
+                    self.hold(str(exc))
+                    continue
+                self.collected = []
+                continue
+            if last:
+                self.finished.set()
+                await asyncio.sleep(POLL_S)
+                continue
+            if waiting is None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(POLL_S):
+                        waiting = await self.expected.get()
+                if waiting is None:
+                    continue
+            read = await read_until(self.reader, self.arrive_timeout)
+            seen = self._serial(read)
+            if seen is None:
+                self.hold(f"case {waiting} did not reach the pallet reader")
+                continue
+            if seen != waiting:
+                self.hold(f"pallet reader read case {seen}, expected {waiting}")
+                continue
+            self.collected.append(seen)
+            waiting = None

@@ -1,0 +1,220 @@
+"""A PLC: an OPC-UA client of the controller that runs the simulated line.
+
+It follows the controller's PackML state (infeed on only in Execute), fires the reject gate
+by item number from ``Reject.Verdicts`` (an item not yet judged when it reaches the gate is
+rejected: fail-safe), moves sealed cases and pallets on when the release counters step, and
+sends PackML commands. Item numbers restart with every controller session, so it keeps one
+record per session; after a lost session it stops the infeed and, on reconnecting, lets the
+conveyor run empty before starting again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from asyncua import ua
+from asyncua.client.client import Client
+from asyncua.crypto.cert_gen import setup_self_signed_certificate
+from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
+from asyncua.ua.uaerrors import UaError
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from simulators.items import Item
+from simulators.line import SimLine
+
+log = logging.getLogger("codeline.sim.plc")
+
+NAMESPACE = "urn:codeline:plc"
+EXECUTE, COMPLETING, COMPLETE, HELD = 6, 16, 17, 11
+CLIENT_URI = "urn:codeline:plc-simulator"
+
+
+@dataclass
+class Session:
+    """What the PLC knows of one controller session: where its item numbers start."""
+
+    base: int
+    judged_through: int = 0
+    rejects: set[int] = field(default_factory=set)
+
+
+@dataclass
+class PlcSecurity:
+    """How the PLC connects: message security, its certificate, and a user."""
+
+    mode: str = "none"  # none | sign | sign_encrypt
+    cert_dir: Path | None = None
+    username: str | None = None
+    password: str | None = None
+
+
+class PlcSim:
+    """The PLC of one simulated line."""
+
+    def __init__(self, endpoint: str, line_id: str, line: SimLine,
+                 security: PlcSecurity | None = None) -> None:
+        self.endpoint = endpoint
+        self.line_id = line_id
+        self.line = line
+        self.security = security or PlcSecurity()
+        self.client: Client | None = None
+        self.sessions: list[Session] = []
+        self.state = 0
+        self.state_name = ""
+        self.alarm = ""
+        self.releases = {"case": 0, "pallet": 0}
+        self.rejected_requested = 0
+        self.rejected_no_verdict = 0
+        self.connected = asyncio.Event()
+        self.state_changed = asyncio.Event()
+        self._cleared = False
+        self.ns = 0
+        line.decide = self.decide
+
+    # --- the gate ---
+    def decide(self, item: Item) -> str | None:
+        """Reject or pass ``item`` at the gate (a reason, or None to pass)."""
+        session = None
+        for candidate in self.sessions:
+            if candidate.base < item.seq:
+                session = candidate
+        if session is None:
+            self.rejected_no_verdict += 1
+            return "no-verdict"
+        number = item.seq - session.base
+        if number > session.judged_through:
+            self.rejected_no_verdict += 1
+            return "no-verdict"
+        if number in session.rejects:
+            self.rejected_requested += 1
+            return "requested"
+        return None
+
+    # --- the controller session ---
+    def _node(self, name: str) -> Any:
+        assert self.client is not None
+        return self.client.get_node(ua.NodeId.from_string(f"ns={self.ns};s={self.line_id}.{name}"))
+
+    async def call(self, command: str, *args: Any) -> str:
+        """Call a PackML method (Reset, Start, ..., StartBatch) and return its answer."""
+        parent = self._node("Line")
+        method = self._node(f"PackML.{command}")
+        result = await parent.call_method(method, *args)
+        return str(result)
+
+    async def run(self) -> None:
+        """Connect (retrying), follow the controller, reconnect when it goes away."""
+        while True:
+            try:
+                await self._session()
+            except (TimeoutError, OSError, UaError, ConnectionError) as exc:
+                log.info("controller session ended: %s", exc)
+            self.connected.clear()
+            self.line.infeed = False
+            self._cleared = False
+            await asyncio.sleep(0.3)
+
+    async def _client(self) -> Client:
+        client = Client(self.endpoint, timeout=4)
+        client.application_uri = CLIENT_URI
+        sec = self.security
+        if sec.mode != "none":
+            assert sec.cert_dir is not None
+            cert, key = sec.cert_dir / "plc-cert.der", sec.cert_dir / "plc-key.pem"
+            await setup_self_signed_certificate(
+                key, cert, CLIENT_URI, "localhost", [ExtendedKeyUsageOID.CLIENT_AUTH],
+                {"commonName": "codeline PLC simulator"})
+            mode = ua.MessageSecurityMode.SignAndEncrypt if sec.mode == "sign_encrypt" \
+                else ua.MessageSecurityMode.Sign
+            await client.set_security(SecurityPolicyBasic256Sha256, str(cert), str(key),
+                                      mode=mode)
+        if sec.username:
+            client.set_user(sec.username)
+            client.set_password(sec.password or "")
+        return client
+
+    async def _session(self) -> None:
+        client = await self._client()
+        async with client:
+            self.client = client
+            self.ns = await client.get_namespace_index(NAMESPACE)
+            self.sessions.append(Session(base=len(self.line.items.items)))
+            names = {"PackML.State": "state", "PackML.StateName": "state_name",
+                     "Alarm.Text": "alarm", "Reject.Verdicts": "verdicts",
+                     "Release.Cases": "case", "Release.Pallets": "pallet"}
+            nodes = {self._node(n).nodeid: key for n, key in names.items()}
+            first = {key: await self._node(n).read_value() for n, key in names.items()}
+            self.releases["case"] = int(first["case"])
+            self.releases["pallet"] = int(first["pallet"])
+            handler = _Handler(self, nodes)
+            subscription = await client.create_subscription(10, handler)
+            await subscription.subscribe_data_change([self._node(n) for n in names],
+                                                     queuesize=0)
+            self.connected.set()
+            while True:
+                await asyncio.sleep(0.3)
+                await client.check_connection()
+                if not self._cleared and self.line.in_transit() == 0:
+                    self._cleared = True  # the conveyor ran empty: safe to feed again
+                self._infeed()
+
+    def _infeed(self) -> None:
+        self.line.infeed = self._cleared and self.state == EXECUTE
+        if self.state in (COMPLETING, COMPLETE) and self.line.in_transit() == 0:
+            self.line.push_partial_case()
+
+    def on_change(self, key: str, value: Any) -> None:
+        if key == "state":
+            self.state = int(value)
+            self._infeed()
+            self.state_changed.set()
+        elif key == "state_name":
+            self.state_name = str(value)
+        elif key == "alarm":
+            self.alarm = str(value)
+        elif key == "verdicts":
+            values = list(value or [0])
+            session = self.sessions[-1]
+            session.judged_through = max(session.judged_through, int(values[0]))
+            session.rejects.update(int(v) for v in values[1:])
+        elif key in ("case", "pallet"):
+            count = int(value)
+            while self.releases[key] < count:
+                self.releases[key] += 1
+                if key == "case":
+                    self.line.release_case()
+                else:
+                    self.line.release_pallet()
+
+    async def wait_state(self, *states: int, within: float = 60.0) -> int:
+        """Wait until the controller reports one of ``states``."""
+        async with asyncio.timeout(within):
+            while self.state not in states:
+                self.state_changed.clear()
+                await self.state_changed.wait()
+        return self.state
+
+    async def run_batch(self, batch: str) -> None:
+        """What an operator does at the HMI: pick the batch, reset, start."""
+        await self.connected.wait()
+        await self.call("StartBatch", ua.Variant(batch, ua.VariantType.String))
+        with contextlib.suppress(UaError):
+            await self.call("Reset")
+        await self.wait_state(4)
+        await self.call("Start")
+
+
+class _Handler:
+    def __init__(self, plc: PlcSim, nodes: dict[Any, str]) -> None:
+        self.plc = plc
+        self.nodes = nodes
+
+    def datachange_notification(self, node: Any, val: Any, data: Any) -> None:
+        key = self.nodes.get(node.nodeid)
+        if key is not None:
+            self.plc.on_change(key, val)
