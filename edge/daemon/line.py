@@ -307,6 +307,8 @@ class LineRuntime:
                 self.case_station = CaseStation(
                     ctx, bench, station.id, self.devices.case_camera,
                     pallet.case_sealed if pallet else (lambda serial: None))
+        if self.pallet_station is not None:
+            await self.pallet_station.load_open_pallet()
         self._completing = False
         self._production = asyncio.create_task(self._produce(), name=f"{self.line.id}-flow")
         printer = self.devices.printer

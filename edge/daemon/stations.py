@@ -26,11 +26,14 @@ from edge.domain import aggregation, flow
 from edge.domain.errors import DomainError, InvalidPayload
 from edge.domain.lifecycle import LEVEL_NUMBER, Reason
 from edge.domain.payloads import BatchLabel, PayloadCodec
+from edge.store.database import Store
 from line_config.models import Level, Line, Product, SsccFormat
 
 log = logging.getLogger("codeline.station")
 
 POLL_S = 0.05
+SETTLE_S = 1.0
+GIVE_UP_S = 10.0
 END_OF_BATCH = "end of batch"
 
 
@@ -196,6 +199,8 @@ class CaseStation(ContainerStation):
         self.camera = camera
         self.on_sealed = on_sealed
         self.leaving: set[str] = set()
+        self._view: frozenset[str] | None = None
+        self._since = 0.0
 
     async def run(self) -> None:
         while True:
@@ -219,18 +224,35 @@ class CaseStation(ContainerStation):
                 if not self.ctx.ending():
                     await asyncio.sleep(POLL_S)
                     continue
+                # The batch is ending: a part-filled case is sealed once the view is steady
+                # (the packer pushed it out); an empty, steady view ends the station's work.
+                view = frozenset(serials)
+                now = asyncio.get_running_loop().time()
+                if view != self._view:
+                    self._view, self._since = view, now
                 left = await self.ctx.db.call(lambda store: aggregation.unpacked_count(
                     store.read(), self.ctx.batch_id, 0))
-                if left == 0:
+                steady = now - self._since
+                if not serials and (left == 0 or steady >= GIVE_UP_S):
+                    if left:
+                        self.ctx.alarm(self.station_id, f"{left} commissioned items never "
+                                       "reached the case station (rejected at the gate "
+                                       "after a restart?)", False)
                     self.finished.set()
-                    await asyncio.sleep(POLL_S)
-                    continue
-                if len(serials) < left:
+                    return
+                if not serials or steady < SETTLE_S:
                     await asyncio.sleep(POLL_S)
                     continue
                 partial = END_OF_BATCH
             if len(serials) > self.capacity:
                 self.hold(f"{len(serials)} items in a case of {self.capacity}")
+                continue
+            resealed = await self.ctx.db.call(_sealed_together, serials, self.capacity)
+            if resealed is not None:
+                # Sealed before a restart, never released: release it now.
+                self.leaving = set(serials)
+                self.ctx.outputs.released("case")
+                self.on_sealed(resealed)
                 continue
             try:
                 case = await self.label_and_seal(serials, partial)
@@ -257,7 +279,14 @@ class PalletStation(ContainerStation):
         self.arrive_timeout = 10.0
 
     def case_sealed(self, serial: str) -> None:
+        if serial in self.collected:
+            self.collected.remove(serial)  # re-released after a restart: it is arriving now
         self.expected.put_nowait(serial)
+
+    async def load_open_pallet(self) -> None:
+        """After a restart: the cases already sealed and not on a pallet are on the open
+        pallet (they were released before the restart)."""
+        self.collected = await self.ctx.db.call(_loose_cases, self.ctx.batch_id)
 
     async def run(self) -> None:
         waiting: str | None = None
@@ -295,3 +324,27 @@ class PalletStation(ContainerStation):
                 continue
             self.collected.append(seen)
             waiting = None
+
+
+def _sealed_together(store: Store, serials: list[str], capacity: int) -> str | None:
+    """The closed case holding exactly these items, if there is one."""
+    if not serials:
+        return None
+    marks = ",".join("?" * len(serials))
+    rows = store.read().execute(
+        f"SELECT DISTINCT parent_id FROM codes WHERE serial IN ({marks})", serials).fetchall()
+    if len(rows) != 1 or rows[0][0] is None:
+        return None
+    parent = store.read().execute(
+        "SELECT c.serial, k.child_count, k.status FROM codes c JOIN containers k "
+        "ON k.code_id = c.id WHERE c.id = ?", (rows[0][0],)).fetchone()
+    if parent is None or parent[2] != "closed" or parent[1] != len(serials):
+        return None
+    return str(parent[0])
+
+
+def _loose_cases(store: Store, batch_id: int) -> list[str]:
+    return [r[0] for r in store.read().execute(
+        "SELECT c.serial FROM codes c JOIN containers k ON k.code_id = c.id "
+        "WHERE c.batch_id = ? AND c.level = 1 AND c.parent_id IS NULL AND k.status = 'closed' "
+        "ORDER BY k.closed_at, c.id", (batch_id,))]
