@@ -163,6 +163,12 @@ class LineRuntime:
     # --- commands ---
     async def command(self, command: Command | str, argument: str | None = None) -> str:
         """Queue a command and wait for its outcome (CommandRefused if not accepted)."""
+        if command is Command.UNHOLD and self.packml.state is State.COMPLETING:
+            # A station held while the batch finishes: released at once (the completing
+            # work is waiting for it).
+            self._resume_stations()
+            self.outputs.changed()
+            return self.packml.state.label
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._commands.put_nowait((command, argument, future))
         return await future
@@ -211,9 +217,6 @@ class LineRuntime:
         if command == "complete":
             return await self._complete()
         assert isinstance(command, Command)
-        if command is Command.UNHOLD and self.packml.state is State.COMPLETING:
-            self._resume_stations()  # a station held while the batch finishes
-            return self.packml.state.label
         if command is Command.HOLD and argument and self.packml.state is not State.EXECUTE:
             return self.packml.state.label  # an alarm after the line already left Execute
         self.packml.command(command, argument or "")
@@ -384,6 +387,7 @@ class LineRuntime:
         if self.packml.state is not State.EXECUTE:
             return self.packml.state.label
         self.packml.complete()
+        log.info("state %s", self.packml.state.label, extra={"line": self.line.id})
         self.outputs.changed()
         flow = self.flow
         assert flow is not None and self.batch is not None

@@ -1,0 +1,175 @@
+"""A real ``codeline run`` process against the simulated line and PLC in the test process,
+and the checks that compare what physically happened with the database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from edge.cli.line_harness import loopback_config, plc_endpoint
+from edge.domain import batches, pool
+from edge.domain.lifecycle import State
+from edge.domain.payloads import PayloadCodec
+from edge.store.database import Store
+from line_config.loading import example_path, load_config
+from line_config.models import SiteConfig
+from simulators.line import LineSimSettings, SimLine
+from simulators.plc import HELD, PlcSecurity, PlcSim
+
+COMPLETING, COMPLETE = 16, 17
+
+
+@dataclass
+class Rig:
+    """The config, the physical line, the PLC and the daemon process."""
+
+    config: SiteConfig
+    config_path: Path
+    db_path: Path
+    sim: SimLine
+    plc: PlcSim
+    daemon: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    def start_daemon(self) -> None:
+        assert self.log_path is not None
+        with self.log_path.open("ab") as log:
+            self.daemon = subprocess.Popen(
+                [sys.executable, "-c", "from edge.cli.main import run; run()",
+                 "--config", str(self.config_path), "run"],
+                stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def kill_daemon(self) -> None:
+        assert self.daemon is not None
+        self.daemon.send_signal(signal.SIGKILL)
+        self.daemon.wait(10)
+
+    def stop_daemon(self) -> int:
+        assert self.daemon is not None
+        self.daemon.send_signal(signal.SIGTERM)
+        return self.daemon.wait(60)
+
+
+async def operator(plc: PlcSim) -> None:
+    """An operator at the HMI: acknowledges every hold (after removing a wrong label)."""
+    while True:
+        await asyncio.sleep(0.3)
+        if plc.state == HELD or (plc.state == COMPLETING and plc.alarm):
+            with contextlib.suppress(Exception):
+                await plc.call("Unhold")
+
+
+@contextlib.asynccontextmanager
+async def rig(tmp_path: Path, settings: LineSimSettings, planned: int,
+              security: PlcSecurity | None = None,
+              plc_overrides: dict[str, object] | None = None) -> AsyncIterator[Rig]:
+    """Pool and batch in a fresh database, the simulated line with its PLC, the daemon."""
+    logging.getLogger("asyncua").setLevel(logging.CRITICAL)
+    config = loopback_config(load_config(example_path("simulated")), tmp_path)
+    if plc_overrides:
+        data = config.model_dump(mode="python")
+        data["lines"][0]["plc"].update(plc_overrides)
+        config = SiteConfig.model_validate(data)
+    config_path = tmp_path / "line.yaml"
+    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    line = config.lines[0]
+    db_path = Path(config.store.path)
+    with Store(db_path, create=True) as store:
+        for level, count in (("item", planned * 2), ("case", planned), ("pallet", 20)):
+            pool.generate(store, line, level, count, operator="test")  # type: ignore[arg-type]
+        batches.create(store, config, line.id, "tea-500", "LOT1", operator="test",
+                       planned_qty=planned)
+    sim = SimLine(line, settings)
+    await sim.start()
+    plc = PlcSim(plc_endpoint(config), line.id, sim, security)
+    plc_task = asyncio.create_task(plc.run())
+    the_rig = Rig(config, config_path, db_path, sim, plc, log_path=tmp_path / "daemon.log")
+    the_rig.start_daemon()
+    try:
+        yield the_rig
+    finally:
+        if the_rig.daemon is not None and the_rig.daemon.poll() is None:
+            the_rig.daemon.kill()
+            the_rig.daemon.wait(10)
+        plc_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await plc_task
+        await sim.stop()
+
+
+@dataclass
+class Findings:
+    """What the comparison of line and database found."""
+
+    problems: list[str]
+    stranded: int
+    report: batches.BatchReport
+
+
+def compare(r: Rig) -> Findings:
+    """Physical line against the database, item by item, case by case, pallet by pallet."""
+    line = r.config.lines[0]
+    codec = PayloadCodec(line, r.config.products)
+    problems: list[str] = []
+    printed = [item.code for item in r.sim.items.items if item.code is not None]
+    if len(printed) != len(set(printed)):
+        problems.append("a code was printed on two items")
+    with Store(r.db_path) as store:
+        conn = store.read()
+        state = {row[0]: (State(row[1]), row[2]) for row in conn.execute(
+            "SELECT serial, state, parent_id FROM codes WHERE level = 0 AND state > 0")}
+        serial_of_id = dict(conn.execute("SELECT id, serial FROM codes WHERE level > 0"))
+        parent_of = {row[0]: serial_of_id.get(row[1]) for row in conn.execute(
+            "SELECT serial, parent_id FROM codes WHERE parent_id IS NOT NULL")}
+        rejected_physically = {codec.parse(item.code).serial for item, _ in r.sim.rejected
+                               if item.code}
+        accepted = {codec.parse(item.code).serial for item in r.sim.accepted if item.code}
+        for serial, (st, _) in state.items():
+            if st is State.REJECTED and serial not in rejected_physically and \
+                    serial in accepted:
+                problems.append(f"{serial} judged bad but not rejected at the gate")
+        stranded = 0
+        for serial, (st, parent) in state.items():
+            if st is State.COMMISSIONED and serial not in accepted:
+                stranded += 1
+                if parent is not None:
+                    problems.append(f"{serial} packed but physically rejected")
+        for case in r.sim.cases:
+            if case.label is None:
+                problems.append("a case left without a label")
+                continue
+            case_serial = codec.parse(case.label).serial
+            for code in case.items:
+                serial = codec.parse(code).serial
+                if state.get(serial, (None, None))[0] is not State.COMMISSIONED:
+                    problems.append(f"{serial} accepted but {state.get(serial)}")
+                if parent_of.get(serial) != case_serial:
+                    problems.append(f"{serial} is in case {case_serial} but the database "
+                                    f"says {parent_of.get(serial)}")
+        for pallet in r.sim.pallets:
+            if pallet.label is None:
+                problems.append("a pallet left without a label")
+                continue
+            pallet_serial = codec.parse(pallet.label).serial
+            for case in pallet.cases:
+                case_serial = codec.parse(case.label or "").serial
+                if parent_of.get(case_serial) != pallet_serial:
+                    problems.append(f"case {case_serial} is on pallet {pallet_serial} but the "
+                                    f"database says {parent_of.get(case_serial)}")
+        report = batches.report(conn, 1)
+    return Findings(problems, stranded, report)
+
+
+async def wait_complete(plc: PlcSim, within: float) -> None:
+    await plc.wait_state(COMPLETE, within=within)

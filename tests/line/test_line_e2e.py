@@ -1,0 +1,99 @@
+"""The whole line end to end: a real ``codeline run`` process, the simulated line and PLC."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from edge.domain import batches
+from edge.store.database import Store
+from simulators.line import LineSimSettings
+from simulators.plc import PlcSecurity
+from tests.line.harness import compare, operator, rig, wait_complete
+
+pytestmark = pytest.mark.timeout(240)
+
+FAULTS = LineSimSettings(seed=11, rate=200, transit_ms=1500, noread_rate=0.01,
+                         misread_rate=0.005, repeat_rate=0.002, printer_disconnect_after=300,
+                         label_roll_change_at=6)
+
+
+async def test_a_faulty_line_rejects_exactly_the_bad_items_and_reconciles(
+        tmp_path: Path) -> None:
+    planned = 2 * 10 * 24
+    async with rig(tmp_path, FAULTS, planned) as r:
+        await r.plc.run_batch("LOT1")
+        acknowledging = asyncio.create_task(operator(r.plc))
+        await wait_complete(r.plc, 180)
+        acknowledging.cancel()
+        assert r.stop_daemon() == 0
+        found = compare(r)
+        assert found.problems == []
+        assert found.stranded == 0
+        with Store(r.db_path) as store:
+            closed = batches.close(store, 1, operator="test")
+        assert closed.reconciled, closed.problems
+        items = closed.levels["item"]
+        assert items.commissioned == planned == items.packed
+        assert items.rejected == len(r.sim.rejected) > 0
+        assert "no-read" in items.rejected_by_reason
+        assert len(r.sim.cases) == 20 and len(r.sim.pallets) == 2
+        assert r.plc.rejected_no_verdict == 0
+        case = closed.levels["case"]
+        assert case.rejected == 1  # the roll-change label, read back and refused
+        assert r.sim.printer.total_count == len(r.sim.items.items)
+
+
+async def test_a_killed_controller_restarts_and_finishes_the_batch(tmp_path: Path) -> None:
+    planned = 2 * 10 * 24
+    settings = LineSimSettings(seed=5, rate=200, transit_ms=1000, noread_rate=0.01,
+                               misread_rate=0.005)
+    async with rig(tmp_path, settings, planned) as r:
+        await r.plc.run_batch("LOT1")
+        while len(r.sim.items.items) < 250:
+            await asyncio.sleep(0.05)
+        r.kill_daemon()
+        await asyncio.sleep(1.0)
+        r.start_daemon()
+        await r.plc.connected.wait()
+        await asyncio.sleep(0.5)
+        await r.plc.connected.wait()
+        await r.plc.wait_state(2, within=30)  # Stopped: a new controller process
+        await r.plc.call("Reset")
+        await r.plc.wait_state(4, within=30)
+        await r.plc.call("Start")
+        acknowledging = asyncio.create_task(operator(r.plc))
+        await wait_complete(r.plc, 180)
+        acknowledging.cancel()
+        assert r.stop_daemon() == 0
+        found = compare(r)
+        assert found.problems == []
+        with Store(r.db_path) as store:
+            closed = batches.close(store, 1, operator="test")
+        assert closed.reconciled, closed.problems
+        items = closed.levels["item"]
+        # Items judged good but not yet told to the PLC when it died were rejected at the
+        # gate (fail-safe); they stay COMMISSIONED, unpacked: never in a case.
+        assert items.packed + found.stranded == items.commissioned
+        assert found.stranded <= 60
+        assert items.void > 0  # the printer's buffer at the kill: VOID, never printed again
+        assert r.plc.rejected_no_verdict > 0
+
+
+async def test_the_plc_connects_with_signature_encryption_and_a_password(
+        tmp_path: Path) -> None:
+    users = tmp_path / "plc-users"
+    from edge.daemon.plc_server import hash_password
+
+    users.write_text(f"plc1:{hash_password('s3cret-pass')}\n")
+    security = PlcSecurity("sign_encrypt", tmp_path / "plc-pki", "plc1", "s3cret-pass")
+    overrides = {"security": ["sign_encrypt"], "users_file": str(users)}
+    async with rig(tmp_path, LineSimSettings(rate=200, transit_ms=500), 48, security,
+                   overrides) as r:
+        await r.plc.run_batch("LOT1")
+        await wait_complete(r.plc, 60)
+        assert r.stop_daemon() == 0
+        assert compare(r).problems == []
+        assert len(r.sim.cases) == 2
