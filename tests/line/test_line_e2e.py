@@ -10,7 +10,6 @@ import pytest
 from edge.domain import batches
 from edge.store.database import Store
 from simulators.line import LineSimSettings
-from simulators.plc import PlcSecurity
 from tests.line.harness import compare, operator, rig, wait_complete
 
 pytestmark = pytest.mark.timeout(240)
@@ -80,20 +79,3 @@ async def test_a_killed_controller_restarts_and_finishes_the_batch(tmp_path: Pat
         assert found.stranded <= 60
         assert items.void > 0  # the printer's buffer at the kill: VOID, never printed again
         assert r.plc.rejected_no_verdict > 0
-
-
-async def test_the_plc_connects_with_signature_encryption_and_a_password(
-        tmp_path: Path) -> None:
-    users = tmp_path / "plc-users"
-    from edge.daemon.plc_server import hash_password
-
-    users.write_text(f"plc1:{hash_password('s3cret-pass')}\n")
-    security = PlcSecurity("sign_encrypt", tmp_path / "plc-pki", "plc1", "s3cret-pass")
-    overrides = {"security": ["sign_encrypt"], "users_file": str(users)}
-    async with rig(tmp_path, LineSimSettings(rate=200, transit_ms=500), 48, security,
-                   overrides) as r:
-        await r.plc.run_batch("LOT1")
-        await wait_complete(r.plc, 60)
-        assert r.stop_daemon() == 0
-        assert compare(r).problems == []
-        assert len(r.sim.cases) == 2
