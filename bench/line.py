@@ -55,10 +55,10 @@ async def run(items: int, rate: float) -> None:
     await plc.wait_state(6, within=30)
     started = time.perf_counter()
     runtime = site.lines[0]
-    while runtime.flow is None or runtime.flow.commissioned < items:
-        await asyncio.sleep(0.01)
-    elapsed = time.perf_counter() - started
     flow = runtime.flow
+    assert flow is not None
+    await flow.settled(lambda: flow.commissioned >= items)
+    elapsed = time.perf_counter() - started
     latencies = sorted(x * 1000 for x in flow.latencies)
     await plc.wait_state(17, within=120)
     stop.set()
