@@ -18,13 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from edge.cli.line_harness import loopback_config, plc_endpoint
-from edge.daemon.site import Site
+from edge.cli.line_harness import loopback_config, running_line
 from edge.domain import batches, pool
 from edge.store.database import Store
 from line_config.loading import example_path, load_config
-from simulators.line import LineSimSettings, SimLine
-from simulators.plc import PlcSim
+from simulators.line import LineSimSettings
 
 
 async def run(items: int, rate: float) -> None:
@@ -43,30 +41,22 @@ async def run(items: int, rate: float) -> None:
             pool.generate(store, line, level, count, operator="bench")  # type: ignore[arg-type]
         batches.create(store, config, line.id, "tea-500", "BENCH", operator="bench",
                        planned_qty=items)
-    sim = SimLine(line, LineSimSettings(rate=rate, transit_ms=2000, noread_rate=0.02))
-    await sim.start()
-    site = Site(config, path, workdir)
-    stop = asyncio.Event()
-    daemon = asyncio.create_task(site.run(stop))
-    plc = PlcSim(plc_endpoint(config), line.id, sim)
-    plc_task = asyncio.create_task(plc.run())
-    await site.ready.wait()
-    await plc.run_batch("BENCH")
-    await plc.wait_state(6, within=30)
-    started = time.perf_counter()
-    runtime = site.lines[0]
-    flow = runtime.flow
-    assert flow is not None
-    await flow.settled(lambda: flow.commissioned >= items)
-    elapsed = time.perf_counter() - started
-    latencies = sorted(x * 1000 for x in flow.latencies)
-    await plc.wait_state(17, within=120)
-    stop.set()
-    await daemon
-    plc_task.cancel()
-    await sim.stop()
+    settings = LineSimSettings(rate=rate, transit_ms=2000, noread_rate=0.02)
+    async with running_line(config, path, workdir, settings) as run:
+        plc = run.plc
+        await plc.run_batch("BENCH")
+        await plc.wait_state(6, within=30)
+        started = time.perf_counter()
+        flow = run.site.lines[0].flow
+        assert flow is not None
+        await flow.settled(lambda: flow.commissioned >= items)
+        elapsed = time.perf_counter() - started
+        latencies = sorted(x * 1000 for x in flow.latencies)
+        await plc.wait_state(17, within=120)
+        commits = flow.committer.commits
+        sim = run.sim
     print(f"items commissioned: {items:,} in {elapsed:.2f} s = {items / elapsed:,.0f} items/s "
-          f"(infeed {rate:,.0f}/s, {flow.committer.commits} group commits)")
+          f"(infeed {rate:,.0f}/s, {commits} group commits)")
     if latencies:
         p = statistics.quantiles(latencies, n=100)
         print(f"reject decision latency over {len(latencies)} rejects: p50 {p[49]:.2f} ms, "

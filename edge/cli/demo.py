@@ -13,7 +13,6 @@ signed manifest over the edge's API, and the same scans answer activated.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 import tempfile
@@ -24,13 +23,14 @@ from rich.live import Live
 
 from edge.cli import demo_cloud
 from edge.cli.context import console
-from edge.cli.line_harness import loopback_config, plc_endpoint
+from edge.cli.line_harness import loopback_config, running_line
 from edge.cli.status_view import plain_line, site_view
-from edge.daemon.site import Site
+from edge.daemon.packml import State
 from edge.domain import audit, batches, pool, shipments
 from edge.domain.payloads import BatchLabel, PayloadCodec
 from edge.store.database import Store
 from line_config.loading import example_path, load_config
+from line_config.models import SiteConfig
 from simulators.line import LineSimSettings, SimLine
 from simulators.plc import PlcSim
 
@@ -119,53 +119,30 @@ def demo(
         raise typer.Exit(1)
 
 
-async def _run_line(config: object, path: Path, workdir: Path, settings: LineSimSettings,
-                    lot: str, show_live: bool) -> tuple[SimLine, PlcSim]:
-    from line_config.models import SiteConfig
+COMPLETE = State.COMPLETE.value
 
-    assert isinstance(config, SiteConfig)
-    line = config.lines[0]
-    sim = SimLine(line, settings)
-    await sim.start()
-    site = Site(config, path, workdir)
-    stop = asyncio.Event()
-    daemon = asyncio.create_task(site.run(stop))
-    plc = PlcSim(plc_endpoint(config), line.id, sim)
-    plc_task = asyncio.create_task(plc.run())
-    try:
-        await site.ready.wait()
+
+async def _run_line(config: SiteConfig, path: Path, workdir: Path,
+                    settings: LineSimSettings, lot: str,
+                    show_live: bool) -> tuple[SimLine, PlcSim]:
+    async with running_line(config, path, workdir, settings) as run:
+        site, plc = run.site, run.plc
         await plc.run_batch(lot)
         if show_live:
             with Live(site_view(site.snapshot()), console=console,
                       refresh_per_second=4) as view:
-                while plc.state != 17:
+                while plc.state != COMPLETE:
                     await asyncio.sleep(0.25)
                     view.update(site_view(site.snapshot()))
-                    _check(daemon)
+                    run.check_alive()
         else:
             last = 0.0
             loop = asyncio.get_running_loop()
-            while plc.state != 17:
+            while plc.state != COMPLETE:
                 await asyncio.sleep(0.1)
-                _check(daemon)
+                run.check_alive()
                 if loop.time() - last >= 1.0:
                     last = loop.time()
                     console.print("  " + plain_line(site.snapshot()["lines"][0]))
         console.print("  " + plain_line(site.snapshot()["lines"][0]))
-    finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            await daemon
-        plc_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await plc_task
-        await sim.stop()
-    return sim, plc
-
-
-def _check(daemon: asyncio.Task[None]) -> None:
-    if daemon.done():
-        daemon.result()
-        raise RuntimeError("the controller stopped unexpectedly")
-
-
+        return run.sim, plc

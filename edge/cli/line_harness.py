@@ -7,10 +7,17 @@ free loopback ports and the database into a work folder, so that several runs ne
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.daemon.site import Site
 from line_config.models import SiteConfig
+from simulators.line import LineSimSettings, SimLine
+from simulators.plc import PlcSim
 from sync.serving import free_port
 
 
@@ -38,3 +45,45 @@ def plc_endpoint(config: SiteConfig, line_index: int = 0) -> str:
     if plc is None:
         raise ValueError(f"line {config.lines[line_index].id} has no plc section")
     return f"opc.tcp://{plc.host}:{plc.port}/codeline/"
+
+
+@dataclass
+class RunningLine:
+    """The controller, the simulated line and its PLC, all in this process."""
+
+    site: Site
+    sim: SimLine
+    plc: PlcSim
+    daemon: asyncio.Task[None]
+
+    def check_alive(self) -> None:
+        """Raise if the controller stopped on its own."""
+        if self.daemon.done():
+            self.daemon.result()
+            raise RuntimeError("the controller stopped unexpectedly")
+
+
+@contextlib.asynccontextmanager
+async def running_line(config: SiteConfig, db_path: Path, workdir: Path,
+                       settings: LineSimSettings) -> AsyncIterator[RunningLine]:
+    """Start the first line of ``config`` simulated, the controller and the PLC; stop all
+    three on the way out (the controller cleanly, as on SIGTERM)."""
+    line = config.lines[0]
+    sim = SimLine(line, settings)
+    await sim.start()
+    site = Site(config, db_path, workdir)
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(site.run(stop))
+    plc = PlcSim(plc_endpoint(config), line.id, sim)
+    plc_task = asyncio.create_task(plc.run())
+    try:
+        await site.ready.wait()
+        yield RunningLine(site, sim, plc, daemon)
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await daemon
+        plc_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await plc_task
+        await sim.stop()

@@ -43,7 +43,7 @@ log = logging.getLogger("codeline.flow")
 
 @dataclass
 class InTransit:
-    """An item between printer and camera: its number and the code printed on it.
+    """An item between printer and camera: its number and the serial printed on it.
 
     ``code_id`` None marks a second print of a code (a double print): rejected, and the
     code's own state is left to the first item that carries it."""
@@ -224,14 +224,15 @@ class ItemFlow:
         async for event in self.printer.events():
             if isinstance(event, Printed):
                 code = self.sent.pop(event.code, None)
-                self._item(code.id if code else None, code.serial if code else event.code)
+                self._item(code.id if code else None,
+                           code.serial if code else self._serial_of(event.code))
                 if code is not None:
                     self.committer.add_printed(code.id)
                 else:
                     log.error("printer confirmed a code it was never sent",
                               extra={"line": self.line.id, "serial": event.code})
             elif isinstance(event, DoublePrint):
-                self._item(None, event.code)
+                self._item(None, self._serial_of(event.code))
                 self.on_alarm("printer", "double print: a code printed on two items", False)
             elif isinstance(event, BufferLost):
                 lost = [self.sent.pop(c) for c in event.codes if c in self.sent]
@@ -244,6 +245,13 @@ class ItemFlow:
                 self.on_alarm("printer", "", False)
             self._feed_wake.set()
 
+    def _serial_of(self, payload: str) -> str:
+        """The serial in a payload the printer reported (the payload itself if unparsable)."""
+        try:
+            return self.codec.parse(payload).serial
+        except InvalidPayload:
+            return payload
+
     def _item(self, code_id: int | None, serial: str) -> None:
         self.seq += 1
         self.in_fifo += 1
@@ -251,11 +259,13 @@ class ItemFlow:
         self.batch_counts.printed += 1
         self.total_counts.printed += 1
 
-    async def _void(self, codes: list[flow.ReservedCode], reason: Reason) -> None:
-        ids = [c.id for c in codes if c.id >= 0]
-        if ids:
-            await self.db.call(flow.void, self.batch_id, "item", ids, reason, operator="system")
-        self.unresolved -= len(codes)
+    async def _void(self, codes: list[flow.ReservedCode], reason: Reason, *,
+                    sent: bool = True) -> None:
+        if codes:
+            await self.db.call(flow.void, self.batch_id, "item", [c.id for c in codes], reason,
+                               operator="system")
+        if sent:
+            self.unresolved -= len(codes)
         self._changed.set()
         self.outputs.changed()
 
@@ -263,8 +273,7 @@ class ItemFlow:
         """Codes reserved but never sent: VOID (they were meant for a printer)."""
         if self.stock:
             codes, self.stock = list(self.stock), deque()
-            self.unresolved += len(codes)
-            await self._void(codes, Reason.UNCONFIRMED)
+            await self._void(codes, Reason.UNCONFIRMED, sent=False)
 
     # --- the reader side ---
     async def verify(self) -> None:
@@ -302,8 +311,7 @@ class ItemFlow:
             self.on_alarm("verify", f"item {item.seq}: read a code that is not of this line",
                           False)
             return Reason.UNKNOWN
-        expected = self.codec.parse(item.serial).serial
-        if read == expected:
+        if read == item.serial:
             if item.code_id is None or read in self.recent:
                 return Reason.DUPLICATE
             self._remember(read)

@@ -13,23 +13,15 @@ import contextlib
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 from drivers.errors import DriverError
-from drivers.interfaces import CodeReader, Printer
-from drivers.registry import (
-    MultiReader,
-    label_printer_for,
-    multi_reader_for,
-    printer_for,
-    reader_for,
-)
 from edge.daemon.dbworker import DbWorker
+from edge.daemon.devices import Devices, device_up
 from edge.daemon.item_flow import ItemFlow
 from edge.daemon.packml import Command, CommandRefused, PackML, State
 from edge.daemon.signals import Alarm, Counts, LineOutputs, NoOutputs
-from edge.daemon.stations import CaseStation, LabelBench, PalletStation, StationContext
+from edge.daemon.stations import CaseStation, PalletStation, StationContext
 from edge.domain import batches
 from edge.domain.errors import DomainError
 from edge.domain.payloads import BatchLabel
@@ -37,7 +29,6 @@ from edge.store.database import Store
 from line_config.models import (
     CasePackStation,
     ItemPrintStation,
-    ItemVerifyStation,
     Line,
     PalletBuildStation,
     SiteConfig,
@@ -48,62 +39,6 @@ log = logging.getLogger("codeline.line")
 CONNECT_TIMEOUT_S = 10.0
 DRAIN_TIMEOUT_S = 10.0
 FINISH_TIMEOUT_S = 120.0
-
-
-@dataclass
-class Devices:
-    """A line's drivers, by role; a device shared by two stations is one driver."""
-
-    printer: Printer
-    reader: CodeReader
-    case_camera: MultiReader | None
-    pallet_reader: CodeReader | None
-    benches: dict[str, LabelBench]
-    all: dict[str, Any]
-
-    @classmethod
-    def build(cls, line: Line) -> Devices:
-        by_id = {d.id: d for d in line.devices}
-        made: dict[tuple[str, str], Any] = {}
-
-        def get(kind: str, device_id: str) -> Any:
-            key = (kind, device_id)
-            if key not in made:
-                factory = {"printer": printer_for, "reader": reader_for,
-                           "multi": multi_reader_for, "label": label_printer_for}[kind]
-                made[key] = factory(by_id[device_id])
-            return made[key]
-
-        printer = reader = case_camera = pallet_reader = None
-        benches: dict[str, LabelBench] = {}
-        for station in line.stations:
-            if isinstance(station, ItemPrintStation):
-                printer = get("printer", station.printer)
-            elif isinstance(station, ItemVerifyStation):
-                reader = get("reader", station.reader)
-            elif isinstance(station, CasePackStation | PalletBuildStation):
-                key = f"{station.label_printer}+{station.label_reader}"
-                if key not in benches:
-                    benches[key] = LabelBench(get("label", station.label_printer),
-                                              get("reader", station.label_reader))
-                if isinstance(station, CasePackStation):
-                    case_camera = get("multi", station.camera)
-                else:
-                    pallet_reader = get("reader", station.reader)
-        if printer is None or reader is None:
-            raise ValueError(f"line {line.id} has no item_print/item_verify station")
-        return cls(printer, reader, case_camera, pallet_reader, benches,
-                   {f"{k[1]}": v for k, v in made.items()})
-
-
-def _is_up(device: Any) -> bool:
-    availability = getattr(device, "availability", None)
-    if availability is not None:
-        return bool(availability.up)
-    camera = getattr(device, "camera", None)
-    if camera is not None:
-        return getattr(camera, "writer", True) is not None
-    return True
 
 
 class LineRuntime:
@@ -153,7 +88,7 @@ class LineRuntime:
                         "in_transit": f.in_fifo if f else 0,
                         "item_seq": f.seq if f else 0,
                         "judged_through": f.judged_through if f else 0},
-            "devices": {name: _is_up(dev) for name, dev in self.devices.all.items()},
+            "devices": {name: device_up(dev) for name, dev in self.devices.all.items()},
             "alarms": [{"source": a.source, "text": a.text, "at": a.at, "active": a.active}
                        for a in list(self.alarms)[-10:]],
             "active_alarms": dict(self.active_alarms),
@@ -287,7 +222,8 @@ class LineRuntime:
         await self._load_counts()
         product = self.config.product(batch.product_id)
         label = BatchLabel(batch.lot, batch.expiry)
-        commissioned = await self.db.call(_commissioned, batch.id)
+        commissioned = await self.db.call(lambda store: _items_counting(
+            batches.report(store.read(), batch.id)))
         counts = (self.batch_counts, self.total_counts)
         flow = ItemFlow(self.line, product, label, batch.id, self.devices.printer,
                         self.devices.reader, self.db, self.outputs, counts,
@@ -299,13 +235,13 @@ class LineRuntime:
         self.case_station = self.pallet_station = None
         for station in self.line.stations:
             if isinstance(station, PalletBuildStation) and self.devices.pallet_reader:
-                bench = self.devices.benches[f"{station.label_printer}+{station.label_reader}"]
+                bench = self.devices.bench_for(station)
                 self.pallet_station = PalletStation(
                     ctx, bench, station.id, self.devices.pallet_reader,
                     lambda: self.case_station is None or self.case_station.finished.is_set())
         for station in self.line.stations:
             if isinstance(station, CasePackStation) and self.devices.case_camera:
-                bench = self.devices.benches[f"{station.label_printer}+{station.label_reader}"]
+                bench = self.devices.bench_for(station)
                 pallet = self.pallet_station
                 self.case_station = CaseStation(
                     ctx, bench, station.id, self.devices.case_camera,
@@ -470,29 +406,17 @@ class LineRuntime:
             conn = store.read()
             total = Counts()
             for b in batches.list_batches(conn, self.line.id):
-                _add(total, batches.report(conn, b.id))
+                total.add_report(batches.report(conn, b.id))
             batch = Counts()
             if self.batch is not None:
-                _add(batch, batches.report(conn, self.batch.id))
+                batch.add_report(batches.report(conn, self.batch.id))
             return batch, total
         fresh_batch, fresh_total = await self.db.call(load)
-        for mine, fresh in ((self.batch_counts, fresh_batch), (self.total_counts, fresh_total)):
-            mine.__dict__.update(fresh.__dict__)
+        self.batch_counts.reset_to(fresh_batch)
+        self.total_counts.reset_to(fresh_total)
 
 
-def _add(counts: Counts, report: batches.BatchReport) -> None:
-    empty = batches.LevelCounts()
-    item = report.levels.get("item", empty)
-    counts.printed += item.printed
-    counts.commissioned += item.commissioned
-    counts.rejected += item.rejected
-    counts.rejected_by_reason.update(item.rejected_by_reason)
-    counts.cases += report.levels.get("case", empty).commissioned
-    counts.pallets += report.levels.get("pallet", empty).commissioned
-
-
-def _commissioned(store: Store, batch_id: int) -> int:
-    row = store.read().execute(
-        "SELECT count(*) FROM codes WHERE batch_id = ? AND level = 0 AND state IN (3, 4)",
-        (batch_id,)).fetchone()
-    return int(row[0])
+def _items_counting(report: batches.BatchReport) -> int:
+    """Items that count towards the planned quantity: commissioned, not decommissioned."""
+    item = report.levels.get("item", batches.LevelCounts())
+    return item.commissioned - item.decommissioned

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from edge.domain import batches
+
 
 class LineOutputs(Protocol):
     """Receives a line's news; the OPC-UA server publishes it to the PLC."""
@@ -48,6 +50,24 @@ class Counts:
     cases: int = 0
     pallets: int = 0
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
+
+    def reset_to(self, other: Counts) -> None:
+        """Take ``other``'s figures, in place (the flow and stations hold this object)."""
+        self.printed, self.commissioned, self.rejected = (other.printed, other.commissioned,
+                                                          other.rejected)
+        self.cases, self.pallets = other.cases, other.pallets
+        self.rejected_by_reason = Counter(other.rejected_by_reason)
+
+    def add_report(self, report: batches.BatchReport) -> None:
+        """Add a batch's figures from its reconciliation report."""
+        empty = batches.LevelCounts()
+        item = report.levels.get("item", empty)
+        self.printed += item.printed
+        self.commissioned += item.commissioned
+        self.rejected += item.rejected
+        self.rejected_by_reason.update(item.rejected_by_reason)
+        self.cases += report.levels.get("case", empty).commissioned
+        self.pallets += report.levels.get("pallet", empty).commissioned
 
     def as_dict(self) -> dict[str, object]:
         return {"printed": self.printed, "commissioned": self.commissioned,

@@ -84,14 +84,7 @@ def reserve(store: Store, batch_id: int, station_id: str, level: Level, count: i
 
 def mark_printed(store: Store, batch_id: int, level: Level, code_ids: Sequence[int]) -> None:
     """The printer confirmed these ``level`` codes printed (RESERVED → PRINTED)."""
-    if not code_ids:
-        return
-    with store.transaction() as conn:
-        at = now_ms()
-        transition(conn, code_ids, State.RESERVED, State.PRINTED, stamp="printed_at", at=at,
-                   batch_id=batch_id, level=level)
-        events.append(conn, "flow.print", batch_id=batch_id, count=len(code_ids), at=at,
-                      level=level)
+    record_line(store, batch_id, level, code_ids, [])
 
 
 @dataclass(frozen=True)
@@ -106,13 +99,7 @@ def record_verdicts(
     store: Store, batch_id: int, level: Level, verdicts: Sequence[Verdict]
 ) -> None:
     """Commission the good codes and reject the bad, all in one durable transaction."""
-    if not verdicts:
-        return
-    for v in verdicts:
-        if v.reject is not None and v.reject not in REJECT_REASONS:
-            raise ValueError(f"{v.reject.label} is not a reject reason")
-    with store.transaction() as conn:
-        _verdicts(conn, batch_id, level, verdicts, now_ms())
+    record_line(store, batch_id, level, [], verdicts)
 
 
 def void(

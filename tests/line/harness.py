@@ -114,7 +114,6 @@ class Findings:
 
     problems: list[str]
     stranded: int
-    report: batches.BatchReport
 
 
 def compare(r: Rig) -> Findings:
@@ -167,8 +166,7 @@ def compare(r: Rig) -> Findings:
                 if parent_of.get(case_serial) != pallet_serial:
                     problems.append(f"case {case_serial} is on pallet {pallet_serial} but the "
                                     f"database says {parent_of.get(case_serial)}")
-        report = batches.report(conn, 1)
-    return Findings(problems, stranded, report)
+    return Findings(problems, stranded)
 
 
 async def wait_complete(plc: PlcSim, within: float) -> None:

@@ -42,7 +42,9 @@ async def test_a_faulty_line_rejects_exactly_the_bad_items_and_reconciles(
         assert r.plc.rejected_no_verdict == 0
         case = closed.levels["case"]
         assert case.rejected == 1  # the roll-change label, read back and refused
-        assert r.sim.printer.total_count == len(r.sim.items.items)
+        # The printer's link did drop once, and every physical print is in the database.
+        assert r.log_path is not None and "device back online" in r.log_path.read_text()
+        assert items.printed == len(r.sim.items.items)
 
 
 async def test_a_killed_controller_restarts_and_finishes_the_batch(tmp_path: Path) -> None:

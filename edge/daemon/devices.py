@@ -1,0 +1,89 @@
+"""A line's drivers, built from its config by role: one driver per device, shared by the
+stations that use it; label printer and label reader paired as a bench."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from drivers.interfaces import CodeReader, Printer
+from drivers.registry import (
+    MultiReader,
+    label_printer_for,
+    multi_reader_for,
+    printer_for,
+    reader_for,
+)
+from edge.daemon.stations import LabelBench
+from line_config.models import (
+    CasePackStation,
+    ItemPrintStation,
+    ItemVerifyStation,
+    Line,
+    PalletBuildStation,
+)
+
+
+@dataclass
+class Devices:
+    """A line's drivers, by role; a device shared by two stations is one driver."""
+
+    printer: Printer
+    reader: CodeReader
+    case_camera: MultiReader | None
+    pallet_reader: CodeReader | None
+    benches: dict[str, LabelBench]
+    all: dict[str, Any]
+
+    @classmethod
+    def build(cls, line: Line) -> Devices:
+        by_id = {d.id: d for d in line.devices}
+        made: dict[tuple[str, str], Any] = {}
+
+        def get(kind: str, device_id: str) -> Any:
+            key = (kind, device_id)
+            if key not in made:
+                factory = {"printer": printer_for, "reader": reader_for,
+                           "multi": multi_reader_for, "label": label_printer_for}[kind]
+                made[key] = factory(by_id[device_id])
+            return made[key]
+
+        printer = reader = case_camera = pallet_reader = None
+        benches: dict[str, LabelBench] = {}
+        for station in line.stations:
+            if isinstance(station, ItemPrintStation):
+                printer = get("printer", station.printer)
+            elif isinstance(station, ItemVerifyStation):
+                reader = get("reader", station.reader)
+            elif isinstance(station, CasePackStation | PalletBuildStation):
+                key = _bench_key(station)
+                if key not in benches:
+                    benches[key] = LabelBench(get("label", station.label_printer),
+                                              get("reader", station.label_reader))
+                if isinstance(station, CasePackStation):
+                    case_camera = get("multi", station.camera)
+                else:
+                    pallet_reader = get("reader", station.reader)
+        if printer is None or reader is None:
+            raise ValueError(f"line {line.id} has no item_print/item_verify station")
+        return cls(printer, reader, case_camera, pallet_reader, benches,
+                   {device_id: driver for (_, device_id), driver in made.items()})
+
+    def bench_for(self, station: CasePackStation | PalletBuildStation) -> LabelBench:
+        """The label printer and label reader pair of ``station``."""
+        return self.benches[_bench_key(station)]
+
+
+def _bench_key(station: CasePackStation | PalletBuildStation) -> str:
+    return f"{station.label_printer}+{station.label_reader}"
+
+
+def device_up(device: Any) -> bool:
+    """Whether a driver's link is up (drivers without a supervised link count as up)."""
+    availability = getattr(device, "availability", None)
+    if availability is not None:
+        return bool(availability.up)
+    camera = getattr(device, "camera", None)
+    if camera is not None:
+        return getattr(camera, "writer", True) is not None
+    return True
