@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.interfaces import CodeReader
+from drivers.opcua.printer import OpcUaPrinter
+from drivers.printers.modbus_laser import ModbusLaser
 from drivers.printers.clarity import ClarityPrinter
 from drivers.printers.wsi import WsiPrinter
 from drivers.readers.dmcc import DmccReader
@@ -22,6 +24,8 @@ from simulators.clarity import ClarityPrinterSim, ClaritySettings
 from simulators.dmcc import DmccReaderSim, DmccSettings
 from simulators.items import ItemStream
 from simulators.keyence import KeyenceReaderSim, KeyenceSettings
+from simulators.laser import LaserSettings, LaserSim
+from simulators.opcua_printer import OpcUaPrinterSettings, OpcUaPrinterSim
 from simulators.wsi import FAULT_INK, WsiPrinterSim, WsiSettings
 from tests.drivers.helpers import tcp
 
@@ -103,9 +107,57 @@ def _clarity_fault(sim: ClarityPrinterSim) -> str:
     return "HEAD"
 
 
+async def _laser(faults: Faults) -> tuple[LaserSim, ModbusLaser]:
+    sim = LaserSim(LaserSettings(busy_every=7 if faults.garbage else 0,
+                                 disconnect_after=faults.disconnect_after))
+    host, port = (await sim.serve_tcp()).rsplit(":", 1)
+    driver = ModbusLaser(cfg.ModbusLaser(
+        id="laser", driver="modbus_laser", **RECONNECT,
+        transport={"kind": "modbus_tcp", "host": host, "port": int(port), "timeout_ms": 500}))
+    await driver.connect(attempts=3)
+    return sim, driver
+
+
+def _laser_product(sim: LaserSim) -> bool:
+    if not sim.ready():
+        return False
+    sim.product_detect()
+    return True
+
+
+def _laser_fault(sim: LaserSim) -> str:
+    sim.laser_alarm()
+    return "LASER_ALARM"
+
+
+async def _opcua_printer(faults: Faults) -> tuple[OpcUaPrinterSim, OpcUaPrinter]:
+    sim = OpcUaPrinterSim(OpcUaPrinterSettings(refuse_every=5 if faults.garbage else 0,
+                                               disconnect_after=faults.disconnect_after))
+    await sim.serve_tcp()
+    driver = OpcUaPrinter(cfg.OpcUaPrinter(
+        id="opc", driver="opcua_printer", job="J", queue_target=60, **RECONNECT,
+        transport={"kind": "opcua", "endpoint": sim.endpoint, "security": "none"}))
+    await driver.connect(attempts=3)
+    return sim, driver
+
+
+def _opcua_printer_product(sim: OpcUaPrinterSim) -> bool:
+    if not sim.ready():
+        return False
+    sim.product_detect()
+    return True
+
+
+def _opcua_printer_fault(sim: OpcUaPrinterSim) -> str:
+    sim.raise_fault("RIBBON_OUT", "ribbon out")
+    return "RIBBON_OUT"
+
+
 PRINTERS = [
     PrinterEntry("wsi", _wsi, _wsi_product, _wsi_fault),
     PrinterEntry("clarity", _clarity, _clarity_product, _clarity_fault),
+    PrinterEntry("modbus_laser", _laser, _laser_product, _laser_fault),
+    PrinterEntry("opcua_printer", _opcua_printer, _opcua_printer_product, _opcua_printer_fault),
 ]
 
 

@@ -12,9 +12,13 @@ import pytest
 async def no_leaked_tasks() -> AsyncIterator[None]:
     before = set(asyncio.all_tasks())
     yield
-    await asyncio.sleep(0)
-    leaked = [t for t in asyncio.all_tasks() - before
-              if t is not asyncio.current_task() and not t.done()]
+    leaked: list[asyncio.Task[object]] = []
+    for _ in range(50):  # tasks being cancelled (a server's sessions) get a moment to end
+        await asyncio.sleep(0.01)
+        leaked = [t for t in asyncio.all_tasks() - before
+                  if t is not asyncio.current_task() and not t.done()]
+        if not leaked:
+            break
     for task in leaked:
         task.cancel()
     assert not leaked, f"tasks left running: {[t.get_name() for t in leaked]}"

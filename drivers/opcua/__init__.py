@@ -1,0 +1,1 @@
+"""OPC-UA devices: the client link they share, and our printer model."""
