@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.interfaces import CodeReader
+from drivers.opcua.autoid import AutoIdReader
 from drivers.opcua.printer import OpcUaPrinter
 from drivers.printers.modbus_laser import ModbusLaser
 from drivers.printers.clarity import ClarityPrinter
@@ -20,6 +21,7 @@ from drivers.printers.wsi import WsiPrinter
 from drivers.readers.dmcc import DmccReader
 from drivers.readers.keyence import KeyenceReader
 from line_config import devices as cfg
+from simulators.autoid import AutoIdReaderSim, AutoIdSettings
 from simulators.clarity import ClarityPrinterSim, ClaritySettings
 from simulators.dmcc import DmccReaderSim, DmccSettings
 from simulators.items import ItemStream
@@ -181,9 +183,21 @@ async def _keyence(faults: Faults, items: ItemStream) -> tuple[KeyenceReaderSim,
     return sim, driver
 
 
+async def _autoid(faults: Faults, items: ItemStream) -> tuple[AutoIdReaderSim, CodeReader]:
+    sim = AutoIdReaderSim(AutoIdSettings(garbage_rate=0.3 if faults.garbage else 0.0,
+                                         disconnect_after=faults.disconnect_after), items)
+    await sim.serve_tcp()
+    driver = AutoIdReader(cfg.AutoIdReader(
+        id="autoid", driver="autoid_opcua", **RECONNECT,
+        transport={"kind": "opcua", "endpoint": sim.endpoint, "security": "none"}))
+    await driver.connect(attempts=3)
+    return sim, driver
+
+
 READERS = [
     ReaderEntry("dmcc", _dmcc),
     ReaderEntry("keyence", _keyence),
+    ReaderEntry("autoid", _autoid),
 ]
 
 
