@@ -7,11 +7,18 @@ The runtime and ``codeline probe`` build devices here and see only the family in
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+import contextlib
+import inspect
+from dataclasses import asdict, is_dataclass
+from typing import Any, Protocol
 
+from drivers.errors import DriverError
 from drivers.interfaces import Camera, CodeReader, Decoder, LabelPrinter, Printer, ReadResult
 from drivers.labels.zpl import ZplPrinter
+from drivers.opcua.autoid import AutoIdReader
+from drivers.opcua.printer import OpcUaPrinter
 from drivers.printers.clarity import ClarityPrinter
+from drivers.printers.modbus_laser import ModbusLaser
 from drivers.printers.wsi import WsiPrinter
 from drivers.readers.dmcc import DmccReader
 from drivers.readers.keyence import KeyenceReader
@@ -85,6 +92,10 @@ def printer_for(device: cfg.DeviceBase) -> Printer:
         return WsiPrinter(device)
     if isinstance(device, cfg.ClarityPrinter):
         return ClarityPrinter(device)
+    if isinstance(device, cfg.ModbusLaser):
+        return ModbusLaser(device)
+    if isinstance(device, cfg.OpcUaPrinter):
+        return OpcUaPrinter(device)
     raise UnsupportedDevice(f"device {device.id!r}: no printer driver for "
                             f"{getattr(device, 'driver', '?')!r}")
 
@@ -95,6 +106,8 @@ def reader_for(device: cfg.DeviceBase) -> CodeReader:
         return DmccReader(device)
     if isinstance(device, cfg.KeyenceReader):
         return KeyenceReader(device)
+    if isinstance(device, cfg.AutoIdReader):
+        return AutoIdReader(device)
     if isinstance(device, cfg.Camera):
         return CameraReader(camera_for(device), decoder_for(device))
     raise UnsupportedDevice(f"device {device.id!r}: no reader driver for "
@@ -114,3 +127,54 @@ def label_printer_for(device: cfg.DeviceBase) -> LabelPrinter:
         return ZplPrinter(device)
     raise UnsupportedDevice(f"device {device.id!r}: no label printer driver for "
                             f"{getattr(device, 'driver', '?')!r}")
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in asdict(value).items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+async def probe(device: cfg.DeviceBase, read: bool = True,
+                timeout_s: float = 10.0) -> dict[str, Any]:
+    """Connect to ``device``, collect what it reports about itself, disconnect.
+
+    Printers and label printers report their status (identity, state, job, faults);
+    readers and cameras, unless ``read`` is False, make one read of what is in front of them.
+    Raises :class:`DriverError` when the device cannot be reached or answers wrongly.
+    """
+    report: dict[str, Any] = {"device": device.id, "driver": getattr(device, "driver", "?"),
+                              "family": getattr(device, "family", "?")}
+    handle: Any
+    if isinstance(device, cfg.Camera):
+        handle = multi_reader_for(device)
+    elif report["family"] == "printer":
+        handle = printer_for(device)
+    elif report["family"] == "label_printer":
+        handle = label_printer_for(device)
+    else:
+        handle = reader_for(device)
+    try:
+        async with asyncio.timeout(timeout_s):
+            await handle.connect(**({"attempts": 1} if _takes_attempts(handle) else {}))
+            report["connected"] = True
+            status = getattr(handle, "status", None)
+            if status is not None:
+                report["status"] = _plain(await status())
+            if read and report["family"] in ("reader", "camera"):
+                if isinstance(handle, CameraReader):
+                    report["read"] = _plain(await handle.read_all())
+                else:
+                    report["read"] = _plain(await handle.read())
+    except TimeoutError:
+        raise DriverError(f"device {device.id!r}: no answer within {timeout_s:.0f} s") from None
+    finally:
+        with contextlib.suppress(Exception):
+            await handle.close()
+    return report
+
+
+def _takes_attempts(handle: Any) -> bool:
+    return "attempts" in inspect.signature(handle.connect).parameters

@@ -25,10 +25,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from asyncua import Server, ua
+from asyncua import ua
 from asyncua.common.node import Node
+from asyncua.server.server import Server
+from asyncua.ua.attribute_ids import AttributeIds
 from pydantic import Field
 
+from drivers.opcua.link import loaded_type, numeric_node
 from simulators.items import ItemStream
 from simulators.opcua_device import OpcUaDeviceSim
 from simulators.reading import Rate, ReaderFaults, what_is_read
@@ -143,16 +146,17 @@ class AutoIdReaderSim(OpcUaDeviceSim):
         self.ns = await server.get_namespace_index(AUTOID_URI)
         di = await server.get_namespace_index(DI_URI)
         own = await server.register_namespace("urn:codeline:sim:autoid")
-        device_set = server.get_node(ua.NodeId(DEVICE_SET, di))
+        device_set = server.get_node(numeric_node(di, DEVICE_SET))
         self.device = await device_set.add_object(
             own, self.settings.device_name,
-            objecttype=ua.NodeId(OPTICAL_READER_TYPE, self.ns))
+            objecttype=numeric_node(self.ns, OPTICAL_READER_TYPE))
         for child in await self.device.get_children():
             self.nodes[(await child.read_browse_name()).Name] = child
         # The nodeset leaves LastScanData's DataType out (asyncua then takes Null and refuses
         # every write): it holds a ScanData.
         await self.nodes["LastScanData"].write_attribute(
-            ua.AttributeIds.DataType, ua.DataValue(ua.NodeId(SCAN_DATA, self.ns)))
+            AttributeIds.DataType,
+            ua.DataValue(ua.Variant(numeric_node(self.ns, SCAN_DATA), ua.VariantType.NodeId)))
         await self.nodes["DeviceName"].write_value(self.settings.device_name)
         await self._write("DeviceStatus", ua.Variant(IDLE, ua.VariantType.Int32))
         for name, value in (("Manufacturer", "codeline"), ("Model", "AutoID reader sim")):
@@ -162,7 +166,7 @@ class AutoIdReaderSim(OpcUaDeviceSim):
         server.link_method(self.nodes["ScanStart"], self._scan_start)
         server.link_method(self.nodes["ScanStop"], self._scan_stop)
         self._events = await server.get_event_generator(
-            ua.NodeId(OPTICAL_SCAN_EVENT_TYPE, self.ns), self.device)
+            numeric_node(self.ns, OPTICAL_SCAN_EVENT_TYPE), self.device.nodeid)
 
     async def _write(self, name: str, value: Any) -> None:
         if name in self.nodes:
@@ -171,9 +175,9 @@ class AutoIdReaderSim(OpcUaDeviceSim):
     # --- reading ---
     def _result(self, data: str) -> Any:
         grade = self.rng.choice([4, 4, 4, 3, 3, 2])
-        return ua.OpticalScanResult(
+        return loaded_type("OpticalScanResult")(
             CodeType=self.settings.code_type,
-            ScanData=ua.ScanData(Encoding=2, Value=data),
+            ScanData=loaded_type("ScanData")(Encoding=2, Value=data),
             Timestamp=datetime.datetime.now(datetime.UTC),
             Grade=float(grade), Symbology=self.settings.symbology)
 
@@ -201,8 +205,10 @@ class AutoIdReaderSim(OpcUaDeviceSim):
         return [result], SUCCESS
 
     async def _publish(self, result: Any) -> None:
-        await self._write("LastScanData", ua.Variant(result.ScanData, ua.VariantType.ExtensionObject))
-        await self._write("LastScanTimestamp", ua.Variant(result.Timestamp, ua.VariantType.DateTime))
+        await self._write("LastScanData",
+                          ua.Variant(result.ScanData, ua.VariantType.ExtensionObject))
+        await self._write("LastScanTimestamp",
+                          ua.Variant(result.Timestamp, ua.VariantType.DateTime))
         self._events.event.ScanResult = result
         self._events.event.DeviceName = self.settings.device_name
         await self._events.trigger(message=f"scan {result.ScanData.Value}")
@@ -210,8 +216,9 @@ class AutoIdReaderSim(OpcUaDeviceSim):
     async def _garbage_event(self) -> None:
         """A stray scan event of a kind an optical reader never sends (an RFID EPC)."""
         self.garbage_events += 1
-        junk = ua.OpticalScanResult(
-            CodeType="RAW:junk", ScanData=ua.ScanData(Encoding=1, Value=self.rng.randbytes(6)),
+        junk = loaded_type("OpticalScanResult")(
+            CodeType="RAW:junk",
+            ScanData=loaded_type("ScanData")(Encoding=1, Value=self.rng.randbytes(6)),
             Timestamp=datetime.datetime.now(datetime.UTC))
         self._events.event.ScanResult = junk
         await self._events.trigger(message="stray")

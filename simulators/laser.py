@@ -29,7 +29,7 @@ COIL_WRITES = {5, 15}
 HOLDING_WRITES = {6, 16}
 
 
-IDENTITY = ModbusDeviceIdentification(info_name={
+IDENTITY = ModbusDeviceIdentification(info_name={  # type: ignore[no-untyped-call]
     "VendorName": "codeline", "ProductCode": "LASER-SIM", "MajorMinorRevision": "1.0",
     "ModelName": "simulated laser marker"})
 
@@ -174,7 +174,8 @@ class LaserSim:
         return bits
 
     async def _action(self, function_code: int, start: int, address: int, count: int,
-                      registers: list[int], values: list[int] | list[bool] | None) -> ExcCodes | None:
+                      registers: list[int],
+                      values: list[int] | list[bool] | None) -> ExcCodes | None:
         """pymodbus calls this on every request, before it reads or writes the block."""
         if function_code in READS or values is not None:
             self.requests += 1
@@ -235,5 +236,5 @@ class LaserSim:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._products
         if self.server is not None:
-            await self.server.shutdown()
+            await self.server.shutdown()  # type: ignore[no-untyped-call]
             self.server = None

@@ -20,7 +20,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,12 +35,15 @@ from line_config.models import (
     Line,
     PalletBuildStation,
 )
+from simulators.autoid import AutoIdReaderSim, AutoIdSettings
 from simulators.camera import CameraSettings, CameraSim, compose
 from simulators.clarity import ClarityPrinterSim, ClaritySettings
 from simulators.dmcc import DmccReaderSim, DmccSettings
 from simulators.items import Item, ItemStream
 from simulators.keyence import KeyenceReaderSim, KeyenceSettings
-from simulators.transports import TcpSimulator
+from simulators.laser import LaserSettings, LaserSim
+from simulators.opcua_device import OpcUaDeviceSim
+from simulators.opcua_printer import OpcUaPrinterSettings, OpcUaPrinterSim
 from simulators.wsi import WsiPrinterSim, WsiSettings
 from simulators.zpl import ZplPrinterSim, ZplSettings
 
@@ -109,6 +113,14 @@ class RoutedZplSim(ZplPrinterSim):
             self.line.apply_label(data, for_pallet)
 
 
+class Served(Protocol):
+    """A device simulator the line starts on its configured loopback port."""
+
+    async def serve_tcp(self, port: int = 0) -> str: ...
+
+    async def stop(self) -> None: ...
+
+
 class SimLine:
     """The simulators of one configured line and the conveyor between them."""
 
@@ -118,7 +130,7 @@ class SimLine:
         self.items = ItemStream()
         self.labels = ItemStream()
         self.pallet_cases = ItemStream()
-        self.sims: dict[str, TcpSimulator] = {}
+        self.sims: dict[str, Served] = {}
         self.ports: dict[str, int] = {}
         self.infeed = False
         self.printed_at: deque[tuple[float, Item]] = deque()
@@ -156,11 +168,18 @@ class SimLine:
                 self._labels(devices[station.label_printer], devices[station.label_reader])
 
     # --- building ---
-    def _add(self, device: cfg.DeviceBase, sim: TcpSimulator) -> None:
+    def _add(self, device: cfg.DeviceBase, sim: Served) -> None:
         transport = getattr(device, "transport", None)
         port = getattr(transport, "port", None)
+        if isinstance(transport, cfg.OpcUaTransport) and isinstance(sim, OpcUaDeviceSim):
+            where = urlsplit(transport.endpoint)
+            port = where.port or 4840
+            sim.path = where.path.strip("/") or sim.path
+            if transport.security != "none":
+                sim.security = ("none", transport.security)
         if port is None:
-            raise ValueError(f"device {device.id}: the simulated line serves TCP devices only")
+            raise ValueError(f"device {device.id}: the simulated line serves network devices "
+                             f"only (TCP, Modbus TCP, OPC-UA)")
         self.sims[device.id] = sim
         self.ports[device.id] = port
 
@@ -174,6 +193,13 @@ class SimLine:
         elif isinstance(device, cfg.WsiPrinter):
             sim = WsiPrinterSim(WsiSettings(disconnect_after=s.printer_disconnect_after),
                                 self.items)
+        elif isinstance(device, cfg.ModbusLaser):
+            sim = LaserSim(LaserSettings(unit=device.transport.unit,
+                                         disconnect_after=s.printer_disconnect_after), self.items)
+        elif isinstance(device, cfg.OpcUaPrinter):
+            sim = OpcUaPrinterSim(OpcUaPrinterSettings(
+                disconnect_after=s.printer_disconnect_after,
+                capacity=max(2000, device.queue_target * 2)), self.items)
         else:
             raise ValueError(f"no simulated printer for device {device.id}")
         self._add(device, sim)
@@ -183,12 +209,15 @@ class SimLine:
                 faults: dict[str, Any]) -> None:
         if device.id in self.sims:
             return
-        sim: TcpSimulator
+        sim: Served
         if isinstance(device, cfg.DmccReader):
             sim = DmccReaderSim(DmccSettings(name=name, noread_string=device.noread_string,
                                              **faults), stream)
         elif isinstance(device, cfg.KeyenceReader):
             sim = KeyenceReaderSim(KeyenceSettings(name=name, **faults), stream)
+        elif isinstance(device, cfg.AutoIdReader):
+            sim = AutoIdReaderSim(AutoIdSettings(name=name, device_name=device.device_name,
+                                                 **faults), stream)
         else:
             raise ValueError(f"no simulated reader for device {device.id}")
         self._add(device, sim)

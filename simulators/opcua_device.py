@@ -11,8 +11,9 @@ import contextlib
 import tempfile
 from pathlib import Path
 
-from asyncua import Server, ua
+from asyncua import ua
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
+from asyncua.server.server import Server
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from sync.serving import free_port

@@ -11,11 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from typing import Any
+from typing import Any, NoReturn
 
-from asyncua import Server, ua
+from asyncua import ua
 from asyncua.common.methods import uamethod
 from asyncua.common.node import Node
+from asyncua.server.server import Server
+from asyncua.ua.object_ids import ObjectIds
+from asyncua.ua.status_codes import StatusCodes
+from asyncua.ua.uaerrors import UaStatusCodeError
 from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.opcua import printer_model as pm
@@ -26,6 +30,11 @@ TYPES = {pm.STATE: ua.VariantType.String, pm.QUEUE_DEPTH: ua.VariantType.UInt32,
          pm.QUEUE_CAPACITY: ua.VariantType.UInt32, pm.PRINT_COUNT: ua.VariantType.UInt32,
          pm.LAST_PRINTED: ua.VariantType.String, pm.FAULT_CODE: ua.VariantType.String,
          pm.FAULT_TEXT: ua.VariantType.String, pm.JOB: ua.VariantType.String}
+
+
+def refuse(code: int) -> NoReturn:
+    """Answer the method call with a Bad status."""
+    raise UaStatusCodeError(code)  # type: ignore[no-untyped-call]
 
 
 class OpcUaPrinterSettings(BaseModel):
@@ -122,21 +131,21 @@ class OpcUaPrinterSim(OpcUaDeviceSim):
 
     async def build(self, server: Server) -> None:
         ns = await server.register_namespace(pm.NAMESPACE)
-        printer = await server.nodes.objects.add_object(ua.NodeId(pm.OBJECT, ns),
-                                                        ua.QualifiedName(pm.OBJECT, ns))
+        printer = await server.nodes.objects.add_object(
+            ua.NodeId.from_string(f"ns={ns};s={pm.OBJECT}"), ua.QualifiedName(pm.OBJECT, ns))
         initial: dict[str, Any] = {pm.STATE: "Offline", pm.QUEUE_DEPTH: 0,
                                    pm.QUEUE_CAPACITY: self.settings.capacity,
                                    pm.PRINT_COUNT: 0, pm.LAST_PRINTED: "", pm.FAULT_CODE: "",
                                    pm.FAULT_TEXT: "", pm.JOB: ""}
         for name in pm.VARIABLES:
             self.nodes[name] = await printer.add_variable(
-                ua.NodeId(f"{pm.OBJECT}.{name}", ns), ua.QualifiedName(name, ns),
+                ua.NodeId.from_string(f"ns={ns};s={pm.OBJECT}.{name}"), ua.QualifiedName(name, ns),
                 ua.Variant(initial[name], TYPES[name]))
 
         @uamethod
         async def select_job(parent: ua.NodeId, name: str) -> None:
             if not name:
-                raise ua.UaStatusCodeError(ua.StatusCodes.BadInvalidArgument)
+                refuse(StatusCodes.BadInvalidArgument)
             self.job = name
             await self._changed()
 
@@ -146,9 +155,9 @@ class OpcUaPrinterSim(OpcUaDeviceSim):
             every = self.settings.refuse_every
             if every and self.enqueue_calls % every == 0:
                 self.refused += 1
-                raise ua.UaStatusCodeError(ua.StatusCodes.BadResourceUnavailable)
+                refuse(StatusCodes.BadResourceUnavailable)
             if len(codes) > pm.MAX_ENQUEUE or any(not c for c in codes):
-                raise ua.UaStatusCodeError(ua.StatusCodes.BadInvalidArgument)
+                refuse(StatusCodes.BadInvalidArgument)
             taken = codes[:max(0, self.settings.capacity - len(self.queue))]
             self.queue.extend(taken)
             await self._changed()
@@ -162,7 +171,7 @@ class OpcUaPrinterSim(OpcUaDeviceSim):
         @uamethod
         async def start(parent: ua.NodeId) -> None:
             if self.state == "Fault" or not self.job:
-                raise ua.UaStatusCodeError(ua.StatusCodes.BadInvalidState)
+                refuse(StatusCodes.BadInvalidState)
             self.state = "Running"
             await self._changed()
 
@@ -180,10 +189,10 @@ class OpcUaPrinterSim(OpcUaDeviceSim):
             await self._changed()
 
         string = ua.VariantType.String
-        codes = ua.Argument(Name="Codes", DataType=ua.NodeId(ua.ObjectIds.String), ValueRank=1,
-                            ArrayDimensions=[0])
-        accepted = ua.Argument(Name="Accepted", DataType=ua.NodeId(ua.ObjectIds.UInt32),
-                               ValueRank=-1)
+        codes = ua.Argument(Name="Codes", ValueRank=1, ArrayDimensions=[0],
+                            DataType=ua.NodeId.from_string(f"i={ObjectIds.String}"))
+        accepted = ua.Argument(Name="Accepted", ValueRank=-1,
+                               DataType=ua.NodeId.from_string(f"i={ObjectIds.UInt32}"))
         methods: dict[str, tuple[Any, list[Any], list[Any]]] = {
             pm.SELECT_JOB: (select_job, [string], []),
             pm.ENQUEUE_CODES: (enqueue_codes, [codes], [accepted]),
@@ -193,7 +202,7 @@ class OpcUaPrinterSim(OpcUaDeviceSim):
             pm.RESET_FAULT: (reset_fault, [], []),
         }
         for name, (func, inputs, outputs) in methods.items():
-            await printer.add_method(ua.NodeId(f"{pm.OBJECT}.{name}", ns),
+            await printer.add_method(ua.NodeId.from_string(f"ns={ns};s={pm.OBJECT}.{name}"),
                                      ua.QualifiedName(name, ns), func, inputs, outputs)
 
     async def on_started(self) -> None:

@@ -15,12 +15,12 @@ import contextlib
 import logging
 from typing import Any
 
-from asyncua import Client, ua
+from asyncua.client.client import Client
 from asyncua.common.node import Node
 
 from drivers.errors import ConnectionLost, DeviceFault, DriverError, ProtocolError
 from drivers.interfaces import GRADES, Grade, ReadResult
-from drivers.opcua.link import client_for, ua_errors
+from drivers.opcua.link import client_for, loaded_type, numeric_node, ua_errors
 from drivers.transport import Availability, Backoff
 from line_config.devices import AutoIdReader as AutoIdConfig
 
@@ -111,7 +111,7 @@ class AutoIdReader:
             await self.client.load_data_type_definitions()
             di = await self.client.get_namespace_index(DI_URI)
             autoid = await self.client.get_namespace_index(AUTOID_URI)
-            device_set = self.client.get_node(ua.NodeId(DEVICE_SET, di))
+            device_set = self.client.get_node(numeric_node(di, DEVICE_SET))
             self.device = None
             for child in await device_set.get_children():
                 if (await child.read_browse_name()).Name == self.config.device_name:
@@ -126,7 +126,7 @@ class AutoIdReader:
             subscription = await self.client.create_subscription(20, _Handler(self))
             await subscription.subscribe_data_change(status)
             await subscription.subscribe_events(
-                self.device, ua.NodeId(OPTICAL_SCAN_EVENT_TYPE, autoid))
+                self.device, numeric_node(autoid, OPTICAL_SCAN_EVENT_TYPE))
         self.backoff.reset()
         self.availability.went_up()
         self._lost.clear()
@@ -194,11 +194,11 @@ class AutoIdReader:
             raise ConnectionLost(f"{self.name}: not connected")
         if self.device_status == "error":
             raise DeviceFault("READER_ERROR", f"{self.name} reports DeviceStatus Error")
-        settings = ua.ScanSettings(Duration=0.0, Cycles=1, DataAvailable=False)
+        settings = loaded_type("ScanSettings")(Duration=0.0, Cycles=1, DataAvailable=False)
         try:
             async with asyncio.timeout(self.result_timeout):
                 with ua_errors(self.name, "Scan"):
-                    outputs = await self.device.call_method(self.scan, settings)
+                    outputs = await self.device.call_method(self.scan.nodeid, settings)
         except (ConnectionLost, TimeoutError) as exc:
             self._link_lost(str(exc) or "scan timed out")
             raise ConnectionLost(f"{self.name}: {exc or 'no scan result in time'}") from None

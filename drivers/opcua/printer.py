@@ -13,9 +13,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from asyncua import Client, ua
+from asyncua import ua
+from asyncua.client.client import Client
 from asyncua.common.node import Node
 from asyncua.common.subscription import Subscription
+from asyncua.ua.object_ids import ObjectIds
 
 from drivers.errors import CommandRefused, ConnectionLost, ProtocolError
 from drivers.opcua import printer_model as pm
@@ -79,7 +81,7 @@ class OpcUaPrinter(CountedPrinter):
 
     async def _identity(self) -> str:
         assert self.client is not None
-        info = self.client.get_node(ua.ObjectIds.Server_ServerStatus_BuildInfo)
+        info = self.client.get_node(ObjectIds.Server_ServerStatus_BuildInfo)
         build = await info.read_value()
         return f"{build.ManufacturerName} {build.ProductName} {build.SoftwareVersion}".strip()
 
@@ -96,10 +98,10 @@ class OpcUaPrinter(CountedPrinter):
         return self.client
 
     async def _call(self, method: str, *args: Any) -> Any:
-        client = self._live()
+        self._live()
         assert self.object is not None
         with ua_errors(self.name, method):
-            return await self.object.call_method(self.methods[method], *args)
+            return await self.object.call_method(self.methods[method].nodeid, *args)
 
     # --- CountedPrinter operations ---
     async def _snapshot(self) -> Snapshot:

@@ -84,8 +84,8 @@ class ModbusLaser(CountedPrinter):
         for _ in range(BUSY_RETRIES):
             self.round_trips += 1
             try:
-                reply = await getattr(self.client, call)(*args, device_id=self.config.transport.unit,
-                                                         **kwargs)
+                request = getattr(self.client, call)
+                reply = await request(*args, device_id=self.config.transport.unit, **kwargs)
             except ModbusException as exc:
                 raise ConnectionLost(f"{self.name}: {exc}") from exc
             if not reply.isError():

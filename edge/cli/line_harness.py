@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from edge.daemon.site import Site
 from line_config.models import SiteConfig
@@ -28,9 +29,16 @@ def loopback_config(config: SiteConfig, workdir: Path) -> SiteConfig:
     for line in data["lines"]:
         for device in line["devices"]:
             transport = device.get("transport", {})
-            if "port" in transport:
+            if transport.get("kind") in ("tcp", "modbus_tcp"):
                 transport["host"] = "127.0.0.1"
                 transport["port"] = free_port()
+            if "endpoint" in transport:
+                path = urlsplit(transport["endpoint"]).path
+                transport["endpoint"] = f"opc.tcp://127.0.0.1:{free_port()}{path}"
+                if transport.get("client_cert_file"):
+                    pki = workdir / "pki" / "devices"
+                    transport["client_cert_file"] = str(pki / "client-cert.der")
+                    transport["client_key_file"] = str(pki / "client-key.pem")
         if line.get("plc"):
             line["plc"]["host"] = "127.0.0.1"
             line["plc"]["port"] = free_port()

@@ -16,6 +16,7 @@ from edge.cli import (
     config_cmd,
     demo,
     pool_cmd,
+    probe_cmd,
     run_cmd,
     ship_cmd,
     sim_cmd,
@@ -54,6 +55,7 @@ app.add_typer(audit_app, name="audit")
 app.command("demo")(demo.demo)
 app.command("run")(run_cmd.run)
 app.command("status")(run_cmd.status)
+app.command("probe")(probe_cmd.probe_device)
 app.add_typer(run_cmd.certs_app, name="certs")
 
 

@@ -15,8 +15,8 @@ from typing import Any
 from drivers.interfaces import CodeReader
 from drivers.opcua.autoid import AutoIdReader
 from drivers.opcua.printer import OpcUaPrinter
-from drivers.printers.modbus_laser import ModbusLaser
 from drivers.printers.clarity import ClarityPrinter
+from drivers.printers.modbus_laser import ModbusLaser
 from drivers.printers.wsi import WsiPrinter
 from drivers.readers.dmcc import DmccReader
 from drivers.readers.keyence import KeyenceReader

@@ -73,10 +73,12 @@ async def operator(plc: PlcSim) -> None:
 @contextlib.asynccontextmanager
 async def rig(tmp_path: Path, settings: LineSimSettings, planned: int,
               security: PlcSecurity | None = None,
-              plc_overrides: dict[str, object] | None = None) -> AsyncIterator[Rig]:
+              plc_overrides: dict[str, object] | None = None,
+              example: str = "simulated") -> AsyncIterator[Rig]:
     """Pool and batch in a fresh database, the simulated line with its PLC, the daemon."""
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
-    config = loopback_config(load_config(example_path("simulated")), tmp_path)
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    config = loopback_config(load_config(example_path(example)), tmp_path)
     if plc_overrides:
         data = config.model_dump(mode="python")
         data["lines"][0]["plc"].update(plc_overrides)
@@ -88,8 +90,8 @@ async def rig(tmp_path: Path, settings: LineSimSettings, planned: int,
     with Store(db_path, create=True) as store:
         for level, count in (("item", planned * 2), ("case", planned), ("pallet", 20)):
             pool.generate(store, line, level, count, operator="test")  # type: ignore[arg-type]
-        batches.create(store, config, line.id, "tea-500", "LOT1", operator="test",
-                       planned_qty=planned)
+        batches.create(store, config, line.id, config.products[0].id, "LOT1",
+                       operator="test", planned_qty=planned)
     sim = SimLine(line, settings)
     await sim.start()
     plc = PlcSim(plc_endpoint(config), line.id, sim, security)
