@@ -167,6 +167,9 @@ class AutoIdReaderSim(OpcUaDeviceSim):
         server.link_method(self.nodes["ScanStop"], self._scan_stop)
         self._events = await server.get_event_generator(
             numeric_node(self.ns, OPTICAL_SCAN_EVENT_TYPE), self.device.nodeid)
+        # asyncua cannot map the nodeset's structure-typed fields to a variant type itself.
+        self._events.event.data_types["ScanResult"] = ua.VariantType.ExtensionObject
+        self._events.event.data_types["DeviceName"] = ua.VariantType.String
 
     async def _write(self, name: str, value: Any) -> None:
         if name in self.nodes:
@@ -209,7 +212,7 @@ class AutoIdReaderSim(OpcUaDeviceSim):
                           ua.Variant(result.ScanData, ua.VariantType.ExtensionObject))
         await self._write("LastScanTimestamp",
                           ua.Variant(result.Timestamp, ua.VariantType.DateTime))
-        self._events.event.ScanResult = result
+        self._events.event.ScanResult = [result]  # an array in the model (ValueRank 1)
         self._events.event.DeviceName = self.settings.device_name
         await self._events.trigger(message=f"scan {result.ScanData.Value}")
 
@@ -220,7 +223,7 @@ class AutoIdReaderSim(OpcUaDeviceSim):
             CodeType="RAW:junk",
             ScanData=loaded_type("ScanData")(Encoding=1, Value=self.rng.randbytes(6)),
             Timestamp=datetime.datetime.now(datetime.UTC))
-        self._events.event.ScanResult = junk
+        self._events.event.ScanResult = [junk]
         await self._events.trigger(message="stray")
 
     # --- methods ---

@@ -63,7 +63,9 @@ class _Handler:
         self.reader.device_status = DEVICE_STATUS.get(int(val), str(val))
 
     def event_notification(self, event: Any) -> None:
-        self.reader.took_event(getattr(event, "ScanResult", None))
+        results = getattr(event, "ScanResult", None)
+        for result in results if isinstance(results, list) else [results]:
+            self.reader.took_event(result)
 
 
 class AutoIdReader:

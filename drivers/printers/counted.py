@@ -64,6 +64,7 @@ class CountedPrinter:
         self.reconnects = 0
         self.total_printed = 0
         self.identity = ""
+        self._in_flight = 0  # codes in a load request not yet answered
         self._lock = asyncio.Lock()
         self._refill = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
@@ -245,6 +246,7 @@ class CountedPrinter:
                     break  # a device in fault refuses codes: wait until it clears
                 rows = self.queue.take(min(self.target - len(self.in_device), self.LOAD_CHUNK))
                 async with self._lock:
+                    self._in_flight = len(rows)
                     try:
                         taken = await self._load(rows)
                     except CommandRefused:
@@ -254,6 +256,8 @@ class CountedPrinter:
                         # reconnect either finds them queued or reports them lost.
                         self.in_device.extend(rows)
                         raise
+                    finally:
+                        self._in_flight = 0
                 self.in_device.extend(rows[:taken])
                 if taken < len(rows):
                     self.queue.codes.extendleft(reversed(rows[taken:]))
@@ -319,7 +323,7 @@ class CountedPrinter:
 
     @property
     def pending(self) -> int:
-        return len(self.queue.codes) + len(self.in_device)
+        return len(self.queue.codes) + self._in_flight + len(self.in_device)
 
     def events(self) -> AsyncIterator[PrinterEvent]:
         return self.event_stream.__aiter__()
