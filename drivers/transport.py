@@ -107,6 +107,15 @@ async def connect_with_backoff(
         return stream
 
 
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background task and wait until it has ended."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def close_stream(writer: asyncio.StreamWriter | None) -> None:
     """Close a stream writer, ignoring a peer that is already gone."""
     if writer is None:

@@ -16,10 +16,8 @@ field, so the fields are completed on load, as a conformant server exposes them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import datetime
-import os
 import random
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -32,9 +30,11 @@ from asyncua.ua.attribute_ids import AttributeIds
 from pydantic import Field
 
 from drivers.opcua.link import loaded_type, numeric_node
+from drivers.transport import stop_task
 from simulators.items import ItemStream
 from simulators.opcua_device import OpcUaDeviceSim
 from simulators.reading import Rate, ReaderFaults, what_is_read
+from simulators.standards import standard_file
 
 AUTOID_URI = "http://opcfoundation.org/UA/AutoID/"
 DI_URI = "http://opcfoundation.org/UA/DI/"
@@ -47,24 +47,9 @@ SUCCESS, NO_IDENTIFIER = 0, 8
 IDLE, ERROR, SCANNING = 0, 1, 2
 
 
-class MissingStandards(FileNotFoundError):
-    """The official nodesets are not where the simulator looks for them."""
-
-
-def standards_dir() -> Path:
-    """Where the official artifacts are: ``CODELINE_STANDARDS_DIR`` or ``../shared/standards``."""
-    configured = os.environ.get("CODELINE_STANDARDS_DIR")
-    return Path(configured) if configured else (
-        Path(__file__).resolve().parents[2] / "shared" / "standards")
-
-
 def nodeset(name: str) -> Path:
-    path = standards_dir() / "opcua" / name
-    if not path.is_file():
-        raise MissingStandards(
-            f"{path} not found: download the OPC UA nodesets (github.com/OPCFoundation/"
-            f"UA-Nodeset) there, or set CODELINE_STANDARDS_DIR")
-    return path
+    """An official OPC UA nodeset file, by its path below ``opcua/``."""
+    return standard_file(f"opcua/{name}")
 
 
 def complete_inherited_fields(xml: str) -> str:
@@ -219,9 +204,10 @@ class AutoIdReaderSim(OpcUaDeviceSim):
     async def _garbage_event(self) -> None:
         """A stray scan event of a kind an optical reader never sends (an RFID EPC)."""
         self.garbage_events += 1
+        epc = loaded_type("ScanDataEpc")(PC=0x3000, UId=self.rng.randbytes(12), XPC_W1=0,
+                                         XPC_W2=0)
         junk = loaded_type("OpticalScanResult")(
-            CodeType="RAW:junk",
-            ScanData=loaded_type("ScanData")(Encoding=1, Value=self.rng.randbytes(6)),
+            CodeType="EPC", ScanData=loaded_type("ScanData")(Encoding=3, Value=epc),
             Timestamp=datetime.datetime.now(datetime.UTC))
         self._events.event.ScanResult = [junk]
         await self._events.trigger(message="stray")
@@ -256,11 +242,8 @@ class AutoIdReaderSim(OpcUaDeviceSim):
             await self._write("DeviceStatus", ua.Variant(IDLE, ua.VariantType.Int32))
 
     async def _stop_scanning(self) -> None:
-        if self._scanning is not None:
-            self._scanning.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._scanning
-            self._scanning = None
+        await stop_task(self._scanning)
+        self._scanning = None
 
     async def _scan_stop(self, parent: ua.NodeId) -> list[ua.Variant]:
         await self._stop_scanning()

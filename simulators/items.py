@@ -6,7 +6,25 @@ pass. The line simulator's conveyor drives arrivals; a test can drive them by ha
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class MarkingDevice(Protocol):
+    """A simulated printer a product can pass: ready or not, and the product itself."""
+
+    def ready(self) -> bool: ...
+
+    def product_detect(self) -> None: ...
+
+
+async def product_flow(device: MarkingDevice, rate: float) -> None:
+    """Products pass ``device`` at ``rate`` per second while it is ready to print."""
+    while True:
+        await asyncio.sleep(1.0 / rate)
+        if device.ready():
+            device.product_detect()
 
 
 @dataclass

@@ -11,7 +11,6 @@ queued text. Faults come from the settings or from the test, never from the wire
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,7 +21,8 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.simulator.simutils import SimUtils
 
 from drivers.printers import laser_map as m
-from simulators.items import ItemStream
+from drivers.transport import stop_task
+from simulators.items import ItemStream, product_flow
 
 READS = {1, 2, 3, 4}
 COIL_WRITES = {5, 15}
@@ -220,21 +220,13 @@ class LaserSim:
         transport = self.server.transport
         bound = transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         if self.settings.print_rate > 0:
-            self._products = asyncio.create_task(self._product_flow(), name="laser-products")
+            self._products = asyncio.create_task(product_flow(self, self.settings.print_rate),
+                                                 name="laser-products")
         return f"127.0.0.1:{bound}"
 
-    async def _product_flow(self) -> None:
-        interval = 1.0 / self.settings.print_rate
-        while True:
-            await asyncio.sleep(interval)
-            if self.ready():
-                self.product_detect()
-
     async def stop(self) -> None:
-        if self._products is not None:
-            self._products.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._products
+        await stop_task(self._products)
+        self._products = None
         if self.server is not None:
             await self.server.shutdown()  # type: ignore[no-untyped-call]
             self.server = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 from collections import deque
 from typing import Any, NoReturn
 
@@ -23,7 +24,7 @@ from asyncua.ua.uaerrors import UaStatusCodeError
 from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.opcua import printer_model as pm
-from simulators.items import ItemStream
+from simulators.items import ItemStream, product_flow
 from simulators.opcua_device import OpcUaDeviceSim
 
 TYPES = {pm.STATE: ua.VariantType.String, pm.QUEUE_DEPTH: ua.VariantType.UInt32,
@@ -118,18 +119,10 @@ class OpcUaPrinterSim(OpcUaDeviceSim):
             self._dirty.clear()
             await self._publish()
 
-    async def _product_flow(self) -> None:
-        interval = 1.0 / self.settings.print_rate
-        while True:
-            await asyncio.sleep(interval)
-            if self.ready():
-                self.product_detect()
-
     # --- methods ---
-    async def _changed(self) -> None:
-        await self._publish()
-
     async def build(self, server: Server) -> None:
+        await server.set_build_info("urn:codeline:sim:printer", "codeline", "OPC-UA printer sim",
+                                    "1.0", "1", datetime.datetime.now(datetime.UTC))
         ns = await server.register_namespace(pm.NAMESPACE)
         printer = await server.nodes.objects.add_object(
             ua.NodeId.from_string(f"ns={ns};s={pm.OBJECT}"), ua.QualifiedName(pm.OBJECT, ns))
@@ -147,7 +140,7 @@ class OpcUaPrinterSim(OpcUaDeviceSim):
             if not name:
                 refuse(StatusCodes.BadInvalidArgument)
             self.job = name
-            await self._changed()
+            await self._publish()
 
         @uamethod
         async def enqueue_codes(parent: ua.NodeId, codes: list[str]) -> ua.Variant:
@@ -160,33 +153,33 @@ class OpcUaPrinterSim(OpcUaDeviceSim):
                 refuse(StatusCodes.BadInvalidArgument)
             taken = codes[:max(0, self.settings.capacity - len(self.queue))]
             self.queue.extend(taken)
-            await self._changed()
+            await self._publish()
             return ua.Variant(len(taken), ua.VariantType.UInt32)
 
         @uamethod
         async def clear_queue(parent: ua.NodeId) -> None:
             self.queue.clear()
-            await self._changed()
+            await self._publish()
 
         @uamethod
         async def start(parent: ua.NodeId) -> None:
             if self.state == "Fault" or not self.job:
                 refuse(StatusCodes.BadInvalidState)
             self.state = "Running"
-            await self._changed()
+            await self._publish()
 
         @uamethod
         async def stop(parent: ua.NodeId) -> None:
             if self.state == "Running":
                 self.state = "Offline"
-            await self._changed()
+            await self._publish()
 
         @uamethod
         async def reset_fault(parent: ua.NodeId) -> None:
             if self.state == "Fault":
                 self.state = "Offline"
             self.fault_code = self.fault_text = ""
-            await self._changed()
+            await self._publish()
 
         string = ua.VariantType.String
         codes = ua.Argument(Name="Codes", ValueRank=1, ArrayDimensions=[0],
@@ -208,7 +201,8 @@ class OpcUaPrinterSim(OpcUaDeviceSim):
     async def on_started(self) -> None:
         self._tasks.append(asyncio.create_task(self._publisher(), name="printer-publisher"))
         if self.settings.print_rate > 0:
-            self._tasks.append(asyncio.create_task(self._product_flow(), name="printer-flow"))
+            self._tasks.append(asyncio.create_task(
+                product_flow(self, self.settings.print_rate), name="printer-flow"))
 
     async def on_stopping(self) -> None:
         for task in self._tasks:

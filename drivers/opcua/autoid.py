@@ -21,7 +21,7 @@ from asyncua.common.node import Node
 from drivers.errors import ConnectionLost, DeviceFault, DriverError, ProtocolError
 from drivers.interfaces import GRADES, Grade, ReadResult
 from drivers.opcua.link import client_for, loaded_type, numeric_node, ua_errors
-from drivers.transport import Availability, Backoff
+from drivers.transport import Availability, Backoff, stop_task
 from line_config.devices import AutoIdReader as AutoIdConfig
 
 log = logging.getLogger("codeline.drivers.autoid")
@@ -171,19 +171,17 @@ class AutoIdReader:
                 await client.disconnect()
 
     async def close(self) -> None:
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
-            self._supervisor = None
+        await stop_task(self._supervisor)
+        self._supervisor = None
         self._up.clear()
         await self._close_client()
 
     # --- events ---
     def took_event(self, result: Any) -> None:
+        """A scan event: counted, or skipped as stray when it carries no optical code data
+        (an RFID EPC, say)."""
         text = scan_text(result)
-        if text is None or isinstance(getattr(result.ScanData, "Value", None), bytes) \
-                and str(getattr(result, "CodeType", "")).startswith("RAW"):
+        if text is None:
             self.stray_events += 1
             return
         self.scan_events += 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Coroutine, Sequence
@@ -18,6 +17,7 @@ from drivers.transport import (
     Stream,
     close_stream,
     connect_with_backoff,
+    stop_task,
 )
 from line_config.devices import DeviceBase
 
@@ -83,11 +83,8 @@ class LinkedDevice:
         self.writer.write(data)
 
     async def close(self) -> None:
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
-            self._supervisor = None
+        await stop_task(self._supervisor)
+        self._supervisor = None
         await close_stream(self.writer)
         self.writer = None
         self._connected.clear()

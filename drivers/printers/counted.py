@@ -14,7 +14,6 @@ keeps the queue filled, and turns counter snapshots into events.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -23,7 +22,7 @@ from dataclasses import dataclass, field
 from drivers.errors import CommandRefused, ConnectionLost, DeviceFault, DeviceTimeout, DriverError
 from drivers.interfaces import FaultCleared, FaultRaised, Printed, PrinterEvent, PrinterStatus
 from drivers.printers.base import HostQueue, PrinterEvents
-from drivers.transport import Availability, Backoff
+from drivers.transport import Availability, Backoff, stop_task
 
 log = logging.getLogger("codeline.drivers.printer")
 
@@ -188,11 +187,8 @@ class CountedPrinter:
         self._refill.set()
 
     async def close(self) -> None:
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
-            self._supervisor = None
+        await stop_task(self._supervisor)
+        self._supervisor = None
         self.online = False
         await self._close_link()
 

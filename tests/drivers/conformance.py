@@ -24,7 +24,7 @@ from line_config import devices as cfg
 from simulators.autoid import AutoIdReaderSim, AutoIdSettings
 from simulators.clarity import ClarityPrinterSim, ClaritySettings
 from simulators.dmcc import DmccReaderSim, DmccSettings
-from simulators.items import ItemStream
+from simulators.items import ItemStream, MarkingDevice
 from simulators.keyence import KeyenceReaderSim, KeyenceSettings
 from simulators.laser import LaserSettings, LaserSim
 from simulators.opcua_printer import OpcUaPrinterSettings, OpcUaPrinterSim
@@ -120,13 +120,6 @@ async def _laser(faults: Faults) -> tuple[LaserSim, ModbusLaser]:
     return sim, driver
 
 
-def _laser_product(sim: LaserSim) -> bool:
-    if not sim.ready():
-        return False
-    sim.product_detect()
-    return True
-
-
 def _laser_fault(sim: LaserSim) -> str:
     sim.laser_alarm()
     return "LASER_ALARM"
@@ -143,7 +136,8 @@ async def _opcua_printer(faults: Faults) -> tuple[OpcUaPrinterSim, OpcUaPrinter]
     return sim, driver
 
 
-def _opcua_printer_product(sim: OpcUaPrinterSim) -> bool:
+def _when_ready(sim: MarkingDevice) -> bool:
+    """A product passes a printer that says when it is ready (laser, OPC-UA printer)."""
     if not sim.ready():
         return False
     sim.product_detect()
@@ -158,8 +152,8 @@ def _opcua_printer_fault(sim: OpcUaPrinterSim) -> str:
 PRINTERS = [
     PrinterEntry("wsi", _wsi, _wsi_product, _wsi_fault),
     PrinterEntry("clarity", _clarity, _clarity_product, _clarity_fault),
-    PrinterEntry("modbus_laser", _laser, _laser_product, _laser_fault),
-    PrinterEntry("opcua_printer", _opcua_printer, _opcua_printer_product, _opcua_printer_fault),
+    PrinterEntry("modbus_laser", _laser, _when_ready, _laser_fault),
+    PrinterEntry("opcua_printer", _opcua_printer, _when_ready, _opcua_printer_fault),
 ]
 
 

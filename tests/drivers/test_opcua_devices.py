@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -49,12 +50,12 @@ async def test_the_printer_takes_what_fits_and_the_driver_keeps_the_rest() -> No
         while len(ledger.printed) < 80:
             if sim.ready():
                 sim.product_detect()
-            with __import__("contextlib").suppress(TimeoutError):
+            with contextlib.suppress(TimeoutError):
                 ledger.take(await driver.event_stream.next(0.01))
         ledger.check(codes)
         assert ledger.printed == codes == sim.items.printed()
         status = await driver.status()
-        assert "codeline" in status.identity.lower() or status.identity
+        assert status.identity == "codeline OPC-UA printer sim 1.0"
     finally:
         await driver.close()
         await sim.stop()

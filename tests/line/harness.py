@@ -18,6 +18,7 @@ import yaml
 
 from edge.cli.line_harness import loopback_config, plc_endpoint
 from edge.domain import batches, pool
+from edge.domain.batches import BatchReport
 from edge.domain.lifecycle import State
 from edge.domain.payloads import PayloadCodec
 from edge.store.database import Store
@@ -173,3 +174,21 @@ def compare(r: Rig) -> Findings:
 
 async def wait_complete(plc: PlcSim, within: float) -> None:
     await plc.wait_state(COMPLETE, within=within)
+
+
+async def run_batch_to_close(r: Rig, within: float = 180) -> BatchReport:
+    """The PLC starts the batch, an operator acknowledges holds until it is complete; the
+    daemon stops cleanly, the line matches the database with nothing stranded, and the
+    batch closes reconciled."""
+    await r.plc.run_batch("LOT1")
+    acknowledging = asyncio.create_task(operator(r.plc))
+    await wait_complete(r.plc, within)
+    acknowledging.cancel()
+    assert r.stop_daemon() == 0
+    found = compare(r)
+    assert found.problems == []
+    assert found.stranded == 0
+    with Store(r.db_path) as store:
+        closed = batches.close(store, 1, operator="test")
+    assert closed.reconciled, closed.problems
+    return closed

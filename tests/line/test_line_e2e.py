@@ -10,7 +10,7 @@ import pytest
 from edge.domain import batches
 from edge.store.database import Store
 from simulators.line import LineSimSettings
-from tests.line.harness import compare, operator, rig, wait_complete
+from tests.line.harness import compare, operator, rig, run_batch_to_close, wait_complete
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -23,17 +23,7 @@ async def test_a_faulty_line_rejects_exactly_the_bad_items_and_reconciles(
         tmp_path: Path) -> None:
     planned = 2 * 10 * 24
     async with rig(tmp_path, FAULTS, planned) as r:
-        await r.plc.run_batch("LOT1")
-        acknowledging = asyncio.create_task(operator(r.plc))
-        await wait_complete(r.plc, 180)
-        acknowledging.cancel()
-        assert r.stop_daemon() == 0
-        found = compare(r)
-        assert found.problems == []
-        assert found.stranded == 0
-        with Store(r.db_path) as store:
-            closed = batches.close(store, 1, operator="test")
-        assert closed.reconciled, closed.problems
+        closed = await run_batch_to_close(r)
         items = closed.levels["item"]
         assert items.commissioned == planned == items.packed
         assert items.rejected == len(r.sim.rejected) > 0

@@ -4,16 +4,13 @@ simulators of ``codeline sim line`` and a real ``codeline run`` process."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
-from edge.domain import batches
-from edge.store.database import Store
 from simulators.laser import LaserSim
 from simulators.line import LineSimSettings
-from tests.line.harness import compare, operator, rig, wait_complete
+from tests.line.harness import rig, run_batch_to_close
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -31,17 +28,7 @@ async def test_the_plant_example_marks_with_the_laser_and_verifies_over_autoid(
     async with rig(tmp_path, settings, planned, plc_overrides=LOOPBACK_PLC,
                    example="plant") as r:
         assert isinstance(r.sim.printer, LaserSim)
-        await r.plc.run_batch("LOT1")
-        acknowledging = asyncio.create_task(operator(r.plc))
-        await wait_complete(r.plc, 180)
-        acknowledging.cancel()
-        assert r.stop_daemon() == 0
-        found = compare(r)
-        assert found.problems == []
-        assert found.stranded == 0
-        with Store(r.db_path) as store:
-            closed = batches.close(store, 1, operator="test")
-        assert closed.reconciled, closed.problems
+        closed = await run_batch_to_close(r)
         items = closed.levels["item"]
         assert items.commissioned == planned == items.packed
         assert items.rejected == len(r.sim.rejected) > 0

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -14,11 +12,11 @@ from edge.domain import aggregation, batches, flow, shipments
 from edge.domain.lifecycle import Reason
 from edge.store.database import Store
 from line_config.models import SiteConfig
+from simulators.standards import standards_dir
 from sync import epcis
 from tests.conftest import commissioned, running_batch
 
-STANDARDS = Path(os.environ.get("CODELINE_STANDARDS_DIR",
-                                Path(__file__).resolve().parents[3] / "shared" / "standards"))
+STANDARDS = standards_dir()
 SCHEMA_FILE = STANDARDS / "gs1-epcis" / "EPCIS-JSON-Schema.json"
 
 
