@@ -1,39 +1,48 @@
 """Line throughput and reject decision latency against the simulated line on loopback.
 
-CLARiTY printer and DMCC reader simulators, the controller's runtime and the PLC simulator
-(an OPC-UA client) in one process; case and pallet stations run too. Prints items/s
-(commissioned per second of Execute) and reject latency p50/p99 (camera result received →
-reject request published on the OPC-UA server, after its commit).
+The physical line (CLARiTY printer and DMCC reader simulators, conveyor, case and pallet
+devices) and the PLC simulator run in their own process, ``codeline sim line``, as the
+hardware would; the controller runs in this one so its figures can be read. Prints items/s
+(commissioned per second of Execute) and the reject decision latency p50/p99 (camera result
+received → reject request published on the OPC-UA server, after its commit).
 
-    python -m bench.line [--items 6000] [--rate 3000]
+    python -m bench.line [--items 6000] [--rate 3000] [--noread 0.02]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
+import signal
 import statistics
+import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from edge.cli.line_harness import loopback_config, running_line
+import yaml
+
+from edge.cli.line_harness import loopback_config
+from edge.daemon.packml import State
+from edge.daemon.site import Site
 from edge.domain import batches, pool
 from edge.store.database import Store
 from line_config.loading import example_path, load_config
-from simulators.line import LineSimSettings
+from line_config.models import SiteConfig
 
 
-async def run(items: int, rate: float) -> None:
-    logging.getLogger("asyncua").setLevel(logging.CRITICAL)
-    workdir = Path(tempfile.mkdtemp(prefix="codeline-bench-"))
+def prepare(workdir: Path, items: int) -> tuple[SiteConfig, Path]:
+    """The simulated example on free ports with a deep printer buffer; pool and batch."""
     config = loopback_config(load_config(example_path("simulated")), workdir)
     data = config.model_dump(mode="python")
     data["lines"][0]["stations"][0]["buffer_ahead"] = 400
     data["lines"][0]["devices"][0]["high_water"] = 400
     data["lines"][0]["devices"][0]["low_water"] = 200
-    config = type(config).model_validate(data)
+    config = SiteConfig.model_validate(data)
     line = config.lines[0]
     path = Path(config.store.path)
     with Store(path, create=True) as store:
@@ -41,36 +50,92 @@ async def run(items: int, rate: float) -> None:
             pool.generate(store, line, level, count, operator="bench")  # type: ignore[arg-type]
         batches.create(store, config, line.id, "tea-500", "BENCH", operator="bench",
                        planned_qty=items)
-    settings = LineSimSettings(rate=rate, transit_ms=2000, noread_rate=0.02)
-    async with running_line(config, path, workdir, settings) as run:
-        plc = run.plc
-        await plc.run_batch("BENCH")
-        await plc.wait_state(6, within=30)
-        started = time.perf_counter()
-        flow = run.site.lines[0].flow
+    config_path = workdir / "line.yaml"
+    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    return config, config_path
+
+
+async def start_physical_line(config_path: Path, rate: float,
+                              noread: float) -> asyncio.subprocess.Process:
+    """``codeline sim line`` with its PLC, which starts the batch once the controller is up."""
+    sim = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from edge.cli.main import run; run()",
+        "--config", str(config_path), "sim", "line", "--batch", "BENCH",
+        "--set", f"rate={rate}", "--set", "transit_ms=2000", "--set", f"noread_rate={noread}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
+    assert sim.stdout is not None
+    async with asyncio.timeout(30):
+        while b"simulated" not in (line := await sim.stdout.readline()):
+            if not line:
+                raise RuntimeError("the simulated line did not start")
+    return sim
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def until(condition: Callable[[], bool], within: float) -> None:
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 (polled: the runtime has no event for it)
+            await asyncio.sleep(0.005)
+
+
+def percentiles(seconds: Iterable[float]) -> str:
+    ms = sorted(x * 1000 for x in seconds)
+    if len(ms) < 2:
+        return "too few samples"
+    p = statistics.quantiles(ms, n=100)
+    return f"p50 {p[49]:.2f} ms, p99 {p[98]:.2f} ms, max {ms[-1]:.2f} ms"
+
+
+async def run(items: int, rate: float, noread: float) -> None:
+    logging.getLogger("asyncua").setLevel(logging.CRITICAL)
+    workdir = Path(tempfile.mkdtemp(prefix="codeline-bench-"))
+    config, config_path = prepare(workdir, items)
+    sim = await start_physical_line(config_path, rate, noread)
+    site = Site(config, Path(config.store.path), workdir)
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(site.run(stop))
+    try:
+        line = site.lines[0]
+        await until(lambda: line.flow is not None and line.state is State.EXECUTE, 60)
+        flow = line.flow
         assert flow is not None
+        started, cpu, sim_cpu = time.perf_counter(), time.process_time(), cpu_seconds(sim.pid)
         await flow.settled(lambda: flow.commissioned >= items)
         elapsed = time.perf_counter() - started
-        latencies = sorted(x * 1000 for x in flow.latencies)
-        await plc.wait_state(17, within=120)
-        commits = flow.committer.commits
-        sim = run.sim
+        cpu, sim_cpu = time.process_time() - cpu, cpu_seconds(sim.pid) - sim_cpu
+        rejects, commits = list(flow.latencies), list(flow.committer.durations)
+        await until(lambda: line.state is State.COMPLETE, 120)
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await daemon
+        with contextlib.suppress(ProcessLookupError):
+            sim.send_signal(signal.SIGTERM)
+        out, _ = await sim.communicate()
     print(f"items commissioned: {items:,} in {elapsed:.2f} s = {items / elapsed:,.0f} items/s "
-          f"(infeed {rate:,.0f}/s, {commits} group commits)")
-    if latencies:
-        p = statistics.quantiles(latencies, n=100)
-        print(f"reject decision latency over {len(latencies)} rejects: p50 {p[49]:.2f} ms, "
-              f"p99 {p[98]:.2f} ms, max {latencies[-1]:.2f} ms")
-    print(f"gate: {plc.rejected_requested} rejected on request, {plc.rejected_no_verdict} "
-          f"without verdict; {len(sim.cases)} cases, {len(sim.pallets)} pallets")
+          f"(infeed {rate:,.0f}/s)")
+    print(f"reject decision latency over {len(rejects)} rejects: {percentiles(rejects)}")
+    print(f"group commit (durable, on the database thread) over {len(commits)} commits: "
+          f"{percentiles(commits)}")
+    print(f"CPU during Execute: controller {cpu / elapsed:.0%} of a core (its decoding process "
+          f"not counted), simulated line and PLC {sim_cpu / elapsed:.0%}")
+    gate = [x for x in out.decode().splitlines() if "rejected at the gate" in x]
+    print("physical line: " + (gate[-1].strip() if gate else "no summary"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=6000)
     parser.add_argument("--rate", type=float, default=3000)
+    parser.add_argument("--noread", type=float, default=0.02, help="share of no-reads")
     args = parser.parse_args()
-    asyncio.run(run(args.items, args.rate))
+    asyncio.run(run(args.items, args.rate, args.noread))
 
 
 if __name__ == "__main__":

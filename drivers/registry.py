@@ -13,7 +13,7 @@ from dataclasses import asdict, is_dataclass
 from typing import Any, Protocol
 
 from drivers.errors import DriverError
-from drivers.interfaces import Camera, CodeReader, Decoder, LabelPrinter, Printer, ReadResult
+from drivers.interfaces import Camera, CodeReader, LabelPrinter, Printer, ReadResult
 from drivers.labels.zpl import ZplPrinter
 from drivers.opcua.autoid import AutoIdReader
 from drivers.opcua.printer import OpcUaPrinter
@@ -23,7 +23,7 @@ from drivers.printers.wsi import WsiPrinter
 from drivers.readers.dmcc import DmccReader
 from drivers.readers.keyence import KeyenceReader
 from drivers.vision.cameras import camera_for
-from drivers.vision.decoders import decoder_for
+from drivers.vision.decode_process import ProcessDecoder
 from line_config import devices as cfg
 
 
@@ -44,21 +44,25 @@ class MultiReader(Protocol):
 
 
 class CameraReader:
-    """A camera and its decoder used as a code reader: one frame, every symbol in it."""
+    """A camera and its decoder used as a code reader: one frame, every symbol in it.
 
-    def __init__(self, camera: Camera, decoder: Decoder) -> None:
+    Frames are decoded in the shared decoding process (:mod:`drivers.vision.decode_process`),
+    not under the GIL the controller's event loop needs."""
+
+    def __init__(self, camera: Camera, decoder: ProcessDecoder) -> None:
         self.camera = camera
         self.decoder = decoder
 
     async def connect(self) -> None:
         await self.camera.connect()
+        await self.decoder.warm_up()
 
     async def close(self) -> None:
         await self.camera.close()
 
     async def read_all(self) -> list[ReadResult]:
         frame = await self.camera.grab()
-        symbols = await asyncio.to_thread(self.decoder.decode, frame)
+        symbols = await self.decoder.decode(frame)
         return [ReadResult(s.data, s.grade) for s in symbols]
 
     async def read(self) -> ReadResult:
@@ -109,7 +113,7 @@ def reader_for(device: cfg.DeviceBase) -> CodeReader:
     if isinstance(device, cfg.AutoIdReader):
         return AutoIdReader(device)
     if isinstance(device, cfg.Camera):
-        return CameraReader(camera_for(device), decoder_for(device))
+        return CameraReader(camera_for(device), ProcessDecoder(device))
     raise UnsupportedDevice(f"device {device.id!r}: no reader driver for "
                             f"{getattr(device, 'driver', '?')!r}")
 
@@ -117,7 +121,7 @@ def reader_for(device: cfg.DeviceBase) -> CodeReader:
 def multi_reader_for(device: cfg.DeviceBase) -> MultiReader:
     """A reader of everything in view for ``device``."""
     if isinstance(device, cfg.Camera):
-        return CameraReader(camera_for(device), decoder_for(device))
+        return CameraReader(camera_for(device), ProcessDecoder(device))
     return SingleReader(reader_for(device))
 
 

@@ -52,6 +52,17 @@ class PlcSecurity:
     username: str | None = None
     password: str | None = None
 
+    async def certificate(self) -> tuple[Path, Path]:
+        """The PLC's client certificate and key, made in ``cert_dir`` on first use."""
+        if self.cert_dir is None:
+            raise ValueError("a PLC with message security needs a cert_dir")
+        cert, key = self.cert_dir / "plc-cert.der", self.cert_dir / "plc-key.pem"
+        await asyncio.to_thread(self.cert_dir.mkdir, parents=True, exist_ok=True)
+        await setup_self_signed_certificate(
+            key, cert, CLIENT_URI, "localhost", [ExtendedKeyUsageOID.CLIENT_AUTH],
+            {"commonName": "codeline PLC simulator"})
+        return cert, key
+
 
 class PlcSim:
     """The PLC of one simulated line."""
@@ -119,16 +130,13 @@ class PlcSim:
             self._cleared = False
             await asyncio.sleep(0.3)
 
-    async def _client(self) -> Client:
+    async def open_client(self) -> Client:
+        """A client configured as this PLC connects (security, certificate, user)."""
         client = Client(self.endpoint, timeout=4)
         client.application_uri = CLIENT_URI
         sec = self.security
         if sec.mode != "none":
-            assert sec.cert_dir is not None
-            cert, key = sec.cert_dir / "plc-cert.der", sec.cert_dir / "plc-key.pem"
-            await setup_self_signed_certificate(
-                key, cert, CLIENT_URI, "localhost", [ExtendedKeyUsageOID.CLIENT_AUTH],
-                {"commonName": "codeline PLC simulator"})
+            cert, key = await sec.certificate()
             mode = ua.MessageSecurityMode.SignAndEncrypt if sec.mode == "sign_encrypt" \
                 else ua.MessageSecurityMode.Sign
             await client.set_security(SecurityPolicyBasic256Sha256, str(cert), str(key),
@@ -139,7 +147,7 @@ class PlcSim:
         return client
 
     async def _session(self) -> None:
-        client = await self._client()
+        client = await self.open_client()
         async with client:
             self.client = client
             self.ns = await client.get_namespace_index(NAMESPACE)

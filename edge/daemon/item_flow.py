@@ -84,6 +84,7 @@ class Committer:
         self._idle = asyncio.Event()
         self._idle.set()
         self.commits = 0
+        self.durations: deque[float] = deque(maxlen=100_000)  # seconds per group commit
 
     def add_printed(self, code_id: int) -> None:
         self.printed.append(code_id)
@@ -121,7 +122,9 @@ class Committer:
             self._urgent.clear()
             verdicts = [flow.Verdict(j.item.code_id, j.reject) for j in judged
                         if j.item.code_id is not None]
+            started = time.perf_counter()
             await self.db.call(flow.record_line, self.batch_id, "item", printed, verdicts)
+            self.durations.append(time.perf_counter() - started)
             self.commits += 1
             await self.committed(judged)
             if not self.printed and not self.judged:

@@ -22,7 +22,7 @@ from edge.daemon.item_flow import ItemFlow
 from edge.daemon.packml import Command, CommandRefused, PackML, State
 from edge.daemon.signals import Alarm, Counts, LineOutputs, NoOutputs
 from edge.daemon.stations import CaseStation, PalletStation, StationContext
-from edge.domain import batches
+from edge.domain import aggregation, batches
 from edge.domain.errors import DomainError
 from edge.domain.payloads import BatchLabel
 from edge.store.database import Store
@@ -39,6 +39,7 @@ log = logging.getLogger("codeline.line")
 CONNECT_TIMEOUT_S = 10.0
 DRAIN_TIMEOUT_S = 10.0
 FINISH_TIMEOUT_S = 120.0
+UNPACKED_REASON = "accepted but never packed: off the line before the case station"
 
 
 class LineRuntime:
@@ -339,10 +340,22 @@ class LineRuntime:
                     self.alarm(station.station_id, "did not finish the last container", False)
         await self._wind_down()
         batch_id = self.batch.id
+        if self.case_station is not None and self.case_station.finished.is_set():
+            await self._decommission_unpacked(batch_id)
         self.batch = await self.db.call(batches.stop, batch_id, operator="line")
         self.packml.done()
         log.info("batch complete", extra={"line": self.line.id, "batch": batch_id})
         return self.packml.state.label
+
+    async def _decommission_unpacked(self, batch_id: int) -> None:
+        """Good items that never reached a case are off the line: decommissioned, alarmed."""
+        lost = await self.db.call(aggregation.decommission_unpacked, batch_id, operator="line",
+                                  reason=UNPACKED_REASON)
+        if lost:
+            self.alarm("case", f"{lost} accepted items never reached a case (rejected at the "
+                       "gate without a verdict after a controller restart, or taken off the "
+                       "line): decommissioned", False)
+            await self._load_counts()
 
     async def _stopping(self) -> None:
         await self._wind_down()

@@ -286,6 +286,28 @@ def decommission(store: Store, serial: str, *, operator: str, reason: str | None
         audit.record(conn, operator, "code.decommission", serial, reason=why)
 
 
+def decommission_unpacked(store: Store, batch_id: int, *, operator: str, reason: str) -> int:
+    """Commissioned item codes of the batch that are in no case: DECOMMISSIONED.
+
+    For a line whose case station packs every good item, once the batch has finished and
+    its last case is sealed: such an item is no longer on the line (rejected at the gate for
+    want of a verdict after a controller restart, or taken off by hand) and will never ship.
+    Returns how many codes were decommissioned."""
+    with store.transaction() as conn:
+        ids = [r[0] for r in conn.execute(
+            "SELECT id FROM codes WHERE batch_id = ? AND level = 0 AND state = ? "
+            "AND parent_id IS NULL", (batch_id, int(State.COMMISSIONED)))]
+        if not ids:
+            return 0
+        transition(conn, ids, State.COMMISSIONED, State.DECOMMISSIONED, batch_id=batch_id,
+                   level="item")
+        events.append(conn, "code.decommission", batch_id=batch_id, count=len(ids),
+                      level="item", reason=reason)
+        audit.record(conn, operator, "batch.decommission-unpacked", f"batch:{batch_id}",
+                     reason=reason, count=len(ids))
+        return len(ids)
+
+
 def seal(store: Store, container_id: int, child_serials: list[str], *, operator: str,
          partial_reason: str | None = None) -> Container:
     """A station's verified container: its printed label code becomes COMMISSIONED, the

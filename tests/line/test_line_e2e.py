@@ -68,8 +68,11 @@ async def test_a_killed_controller_restarts_and_finishes_the_batch(tmp_path: Pat
         assert closed.reconciled, closed.problems
         items = closed.levels["item"]
         # Items judged good but not yet told to the PLC when it died were rejected at the
-        # gate (fail-safe); they stay COMMISSIONED, unpacked: never in a case.
-        assert items.packed + found.stranded == items.commissioned
-        assert found.stranded <= 60
+        # gate (fail-safe); at batch end the line decommissions them: nothing commissioned
+        # is left outside a case, and no physically rejected item is in one.
+        assert found.stranded == 0
+        assert items.packed == items.commissioned - items.decommissioned
+        assert items.decommissioned <= 60
         assert items.void > 0  # the printer's buffer at the kill: VOID, never printed again
         assert r.plc.rejected_no_verdict > 0
+        assert items.packed == sum(len(case.items) for case in r.sim.cases)

@@ -1,0 +1,65 @@
+"""The PLC link as plants deploy it: Basic256Sha256 SignAndEncrypt, the PLC's client
+certificate in the controller's trusted folder, a user whose password is checked against its
+scrypt hash. The PLC simulator runs a whole batch that way; strangers are turned away."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+from asyncua.ua.uaerrors import UaError
+
+from edge.cli.line_harness import plc_endpoint
+from edge.daemon.plc_server import hash_password
+from simulators.line import LineSimSettings
+from simulators.plc import PlcSecurity, PlcSim
+from tests.line.harness import Rig, compare, rig, wait_complete
+
+pytestmark = pytest.mark.timeout(240)
+
+PASSWORD = "s3cret-pass"
+
+
+async def connects(r: Rig, security: PlcSecurity) -> bool:
+    """Whether a PLC with ``security`` gets a session with the controller."""
+    plc = PlcSim(plc_endpoint(r.config), r.config.lines[0].id, r.sim, security)
+    client = await plc.open_client()
+    try:
+        async with asyncio.timeout(15):
+            await client.connect()
+    except (UaError, OSError, TimeoutError, ConnectionError):
+        return False
+    finally:
+        r.sim.decide = r.plc.decide  # the probe PLC took the gate over; hand it back
+    await client.disconnect()
+    return True
+
+
+async def test_the_plc_runs_a_batch_over_sign_and_encrypt_and_strangers_are_refused(
+        tmp_path: Path) -> None:
+    users = tmp_path / "plc-users"
+    users.write_text(f"plc1:{hash_password(PASSWORD)}\n")
+    security = PlcSecurity("sign_encrypt", tmp_path / "plc-pki", "plc1", PASSWORD)
+    cert, _ = await security.certificate()
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    shutil.copy(cert, trusted / cert.name)
+    overrides: dict[str, object] = {"security": ["sign", "sign_encrypt"], "users_file": str(users),
+                 "trusted_certs_dir": str(trusted)}
+    async with rig(tmp_path, LineSimSettings(rate=200, transit_ms=500), 48, security,
+                   overrides) as r:
+        await r.plc.run_batch("LOT1")
+        await wait_complete(r.plc, 60)
+
+        assert await connects(r, security)  # the checks below fail for their own reason
+        wrong_password = PlcSecurity("sign_encrypt", security.cert_dir, "plc1", "guess")
+        assert not await connects(r, wrong_password)
+        stranger = PlcSecurity("sign_encrypt", tmp_path / "other-pki", "plc1", PASSWORD)
+        assert not await connects(r, stranger)  # a certificate not in the trusted folder
+        assert not await connects(r, PlcSecurity("none", None, "plc1", PASSWORD))
+
+        assert r.stop_daemon() == 0
+        assert compare(r).problems == []
+        assert len(r.sim.cases) == 2
