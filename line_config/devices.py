@@ -237,7 +237,10 @@ class Camera(DeviceBase):
     try_downscale: bool = Field(
         default=True, description="also search downscaled images (large modules under noise)"
     )
-    decode_threads: int = Field(default=2, ge=1, le=16)
+    decode_workers: int = Field(
+        default=1, ge=1, le=8,
+        description="processes decoding frames, shared by every camera of the controller "
+                    "(the largest value configured wins)")
 
     @model_validator(mode="after")
     def _decoder_supports(self) -> Camera:

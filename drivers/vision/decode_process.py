@@ -3,7 +3,7 @@
 Decoding and grading a frame costs milliseconds of CPU, much of it holding the GIL (the
 grading runs in numpy). In a thread of the controller it would delay the event loop and the
 database thread, and with them every reject decision; in its own process it runs on another
-core. The worker keeps one decoder per camera config, built on first use.
+core. Each worker keeps one decoder per camera config, built on first use.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from drivers.vision.decoders import decoder_for
 from line_config.devices import Camera as CameraConfig
 
 _executor: ProcessPoolExecutor | None = None
+_workers = 1  # the most any camera's config asked for
 _lock = threading.Lock()
 _decoders: dict[str, Decoder] = {}  # in the worker process: camera config → its decoder
 
@@ -29,9 +30,16 @@ def _executor_now() -> ProcessPoolExecutor:
     with _lock:
         if _executor is None:
             # spawn, not fork: the controller has threads (database, asyncio) at this point.
-            _executor = ProcessPoolExecutor(max_workers=1,
+            _executor = ProcessPoolExecutor(max_workers=_workers,
                                             mp_context=multiprocessing.get_context("spawn"))
         return _executor
+
+
+def worker_pid() -> int | None:
+    """The process id of a decoding worker, if one runs (for diagnostics and tests)."""
+    with _lock:
+        processes = getattr(_executor, "_processes", None) or {}
+        return next(iter(processes), None)
 
 
 def _forget_broken(broken: ProcessPoolExecutor) -> None:
@@ -53,8 +61,11 @@ class ProcessDecoder:
     """The decoder ``config`` asks for, run in the shared decoding process."""
 
     def __init__(self, config: CameraConfig) -> None:
+        global _workers
         decoder_for(config)  # a decoder this machine cannot build fails here, at start-up
         self.config = config
+        with _lock:
+            _workers = max(_workers, config.decode_workers)
 
     async def _run(self, image: Image | None) -> list[DecodedSymbol]:
         executor = _executor_now()

@@ -163,8 +163,8 @@ class LineRuntime:
             Command.STOP: self._stopping,
             Command.HOLD: self._holding,
             Command.UNHOLD: self._unholding,
-            Command.SUSPEND: self._holding,
-            Command.UNSUSPEND: self._unholding,
+            Command.SUSPEND: self._suspending,
+            Command.UNSUSPEND: self._unsuspending,
             Command.ABORT: self._aborting,
             Command.CLEAR: self._clearing,
         }[command]
@@ -308,6 +308,19 @@ class LineRuntime:
             self.packml.fall_back(State.HELD, "printer did not restart")
             raise CommandRefused(f"printer did not restart: {exc}") from None
         self._resume_stations()
+        if self.flow is not None:
+            self.flow.feeding = True
+            self.flow.kick()
+        self.packml.done()
+
+    async def _suspending(self) -> None:
+        """Starved or blocked from outside: no products come, so the printer stays armed and
+        keeps its buffer (nothing is voided); items already past it are judged and packed."""
+        if self.flow is not None:
+            self.flow.feeding = False
+        self.packml.done()
+
+    async def _unsuspending(self) -> None:
         if self.flow is not None:
             self.flow.feeding = True
             self.flow.kick()

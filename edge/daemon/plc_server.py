@@ -32,7 +32,6 @@ from asyncua.crypto.validator import CertificateValidator, CertificateValidatorO
 from asyncua.server.server import Server
 from asyncua.server.user_managers import UserManager
 from asyncua.ua.status_codes import StatusCodes
-from asyncua.ua.uaerrors import UaStatusCodeError
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from edge.daemon.line import LineRuntime
@@ -52,6 +51,9 @@ POLICIES = {
     "sign": ua.SecurityPolicyType.Basic256Sha256_Sign,
     "sign_encrypt": ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
 }
+
+
+MethodResult = list[ua.Variant] | ua.StatusCode
 
 
 class PlcConfigError(Exception):
@@ -173,23 +175,25 @@ class LineNode:
                               self._start_batch, [ua.VariantType.String],
                               [ua.VariantType.String])
 
-    def _command_method(self, command: Command) -> Callable[..., Awaitable[list[ua.Variant]]]:
-        async def call(parent: ua.NodeId) -> list[ua.Variant]:
+    def _command_method(self, command: Command) -> Callable[..., Awaitable[MethodResult]]:
+        async def call(parent: ua.NodeId) -> MethodResult:
             return await self._run(self.line.command(command))
         return call
 
-    async def _start_batch(self, parent: ua.NodeId, ref: ua.Variant) -> list[ua.Variant]:
+    async def _start_batch(self, parent: ua.NodeId, ref: ua.Variant) -> MethodResult:
         return await self._run(self.line.command("start_batch", str(ref.Value)))
 
-    async def _run(self, outcome: Awaitable[str]) -> list[ua.Variant]:
+    async def _run(self, outcome: Awaitable[str]) -> MethodResult:
+        """The command's answer, or the status code a PLC expects for a refusal (asyncua
+        turns an exception raised by a method into BadUnexpectedError, so it is returned)."""
         try:
             text = await outcome
         except CommandRefused as exc:
             log.info("PLC command refused: %s", exc, extra={"line": self.line.line.id})
-            raise UaStatusCodeError(StatusCodes.BadInvalidState) from None  # type: ignore[no-untyped-call]
+            return ua.StatusCode(ua.UInt32(StatusCodes.BadInvalidState))
         except DomainError as exc:
             log.info("PLC command refused: %s", exc, extra={"line": self.line.line.id})
-            raise UaStatusCodeError(StatusCodes.BadInvalidArgument) from None  # type: ignore[no-untyped-call]
+            return ua.StatusCode(ua.UInt32(StatusCodes.BadInvalidArgument))
         return [ua.Variant(text, ua.VariantType.String)]
 
     async def write(self, name: str, value: Any) -> None:

@@ -142,6 +142,23 @@ def test_pack_rules(store: Store, site: SiteConfig) -> None:
         "closed"
 
 
+def test_batch_end_decommissions_only_loose_items_of_that_batch(store: Store,
+                                                                 site: SiteConfig) -> None:
+    batch = running_batch(store, site, items=40)
+    items = commissioned(store, batch, "item", 6)
+    cases = commissioned(store, batch, "case", 1)
+    aggregation.pack(store, cases[0], items[:4], operator="t", close=True)
+    in_transit = flow.reserve(store, batch, "p", "item", 1).codes[0].serial
+    assert aggregation.decommission_unpacked(store, batch, operator="line", reason="r") == 2
+    assert [state_of(store, s) for s in items] == [State.COMMISSIONED] * 4 + \
+        [State.DECOMMISSIONED] * 2
+    assert state_of(store, cases[0]) is State.COMMISSIONED  # only items, never containers
+    assert state_of(store, in_transit) is State.RESERVED
+    assert aggregation.decommission_unpacked(store, batch, operator="line", reason="r") == 0
+    report = batches.report(store.read(), batch)
+    assert report.levels["item"].decommissioned == 2 and report.reconciled
+
+
 def test_rework_is_audited_and_refused_once_shipped(store: Store, site: SiteConfig) -> None:
     batch = running_batch(store, site, items=40)
     items = commissioned(store, batch, "item", 9)

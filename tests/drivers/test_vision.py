@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 from pathlib import Path
 
 import cv2
 import pytest
 
+from drivers.errors import DriverError
+from drivers.vision import decode_process
 from drivers.vision.cameras import DirectoryCamera, TcpCamera
+from drivers.vision.decode_process import ProcessDecoder
 from drivers.vision.decoders import OpenCvQrDecoder, PyzbarDecoder, ZxingDecoder
 from drivers.vision.grading import grade_region
 from line_config.devices import Camera as CameraConfig
@@ -108,3 +113,19 @@ async def test_directory_camera_replays_images(tmp_path: Path) -> None:
     await camera.connect()
     decoder = ZxingDecoder(["qr"])
     assert [decoder.decode(await camera.grab())[0].data for _ in range(2)] == QR[:2]
+
+
+async def test_frames_are_decoded_in_a_worker_process_that_comes_back_after_a_crash() -> None:
+    config = CameraConfig(id="case-camera", driver="camera",
+                          transport={"kind": "directory", "path": "/nowhere"})
+    decoder = ProcessDecoder(config)
+    settings = CameraSettings(width=1280, height=960, per_frame=24, module_px=4)
+    frame = compose(DM[:24], settings, random.Random(3))  # type: ignore[arg-type]
+    assert sorted(s.data for s in await decoder.decode(frame)) == sorted(DM[:24])
+    worker = decode_process.worker_pid()
+    assert worker is not None and worker != os.getpid()
+    os.kill(worker, signal.SIGKILL)
+    with pytest.raises(DriverError, match="decoding process died"):
+        await decoder.decode(frame)
+    assert len(await decoder.decode(frame)) == 24  # a fresh process
+    assert decode_process.worker_pid() not in (None, worker)
