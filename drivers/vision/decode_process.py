@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -31,8 +33,20 @@ def _executor_now() -> ProcessPoolExecutor:
         if _executor is None:
             # spawn, not fork: the controller has threads (database, asyncio) at this point.
             _executor = ProcessPoolExecutor(max_workers=_workers,
-                                            mp_context=multiprocessing.get_context("spawn"))
+                                            mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_follow_parent, initargs=(os.getpid(),))
         return _executor
+
+
+def _follow_parent(parent: int) -> None:
+    """In a worker: exit once the controller that started it is gone, even if it was killed
+    (a worker blocked on its queue would otherwise live on as an orphan)."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="follow-controller", daemon=True).start()
 
 
 def worker_pid() -> int | None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -129,3 +132,40 @@ async def test_frames_are_decoded_in_a_worker_process_that_comes_back_after_a_cr
         await decoder.decode(frame)
     assert len(await decoder.decode(frame)) == 24  # a fresh process
     assert decode_process.worker_pid() not in (None, worker)
+
+
+def test_the_decoding_worker_ends_when_its_controller_is_killed() -> None:
+    script = (
+        "import asyncio\n"
+        "from drivers.vision import decode_process\n"
+        "from line_config.devices import Camera\n"
+        "async def main():\n"
+        "    config = Camera(id='c', driver='camera', transport={'kind': 'directory', "
+        "'path': '/nowhere'})\n"
+        "    await decode_process.ProcessDecoder(config).warm_up()\n"
+        "    print(decode_process.worker_pid(), flush=True)\n"
+        "    await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n")
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                          text=True) as controller:
+        try:
+            assert controller.stdout is not None
+            worker = int(controller.stdout.readline())
+            assert alive(worker)
+        finally:
+            controller.kill()
+            controller.wait(10)
+    for _ in range(50):
+        if not alive(worker):
+            break
+        time.sleep(0.1)
+    assert not alive(worker), "the decoding worker outlived its killed controller"
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
