@@ -56,6 +56,12 @@ class ItemStream:
         self.cursors[reader] = index + 1
         return self.items[index]
 
+    def show_only_latest(self, reader: str) -> None:
+        """What ``reader`` has not read yet is covered by the newest item (a fresh label
+        applied over, or instead of, one nobody read): its next read is the newest."""
+        if self.items:
+            self.cursors[reader] = len(self.items) - 1
+
     def printed(self) -> list[str | None]:
         return [item.code for item in self.items]
 

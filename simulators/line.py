@@ -95,6 +95,9 @@ class CaseCameraSim(CameraSim):
         return compose(payloads, self.settings, self.rng)
 
 
+LABEL_READER = "labels"
+
+
 class RoutedZplSim(ZplPrinterSim):
     """The label printer; each label lands on the case at the station or the open pallet."""
 
@@ -111,6 +114,9 @@ class RoutedZplSim(ZplPrinterSim):
             requested = parse_format(fmt)[0]
             for_pallet = bool(requested) and requested[0].kind == "code128"
             self.line.apply_label(data, for_pallet)
+            # The reader sees the label on the container now, not one printed before it
+            # that was never read (say, by a controller that died in between).
+            self.line.labels.show_only_latest(LABEL_READER)
 
 
 class Served(Protocol):
@@ -227,7 +233,7 @@ class SimLine:
             self._add(printer, RoutedZplSim(ZplSettings(
                 print_ms=self.settings.label_print_ms,
                 roll_change_at=self.settings.label_roll_change_at), self))
-        self._reader(reader, self.labels, "labels", {})
+        self._reader(reader, self.labels, LABEL_READER, {})
 
     # --- running ---
     async def start(self) -> None:

@@ -181,7 +181,7 @@ class CodeLifecycle(RuleBasedStateMachine):
     @rule(data=st.data(), partial=st.booleans())
     def close_container(self, data: st.DataObject, partial: bool) -> None:
         rows = [r[0] for r in self.store.read().execute(
-            "SELECT c.serial FROM containers k JOIN codes c ON c.id = k.code_id")]
+            "SELECT c.serial FROM containers k JOIN codes c ON c.id = k.code_id ORDER BY c.id")]
         if rows:
             self.attempt(aggregation.close, self.store, data.draw(st.sampled_from(rows)),
                          operator="t", reason="end of batch" if partial else None)
@@ -189,7 +189,7 @@ class CodeLifecycle(RuleBasedStateMachine):
     @rule(data=st.data(), op=st.sampled_from(["unpack", "reopen", "decommission"]))
     def rework(self, data: st.DataObject, op: str) -> None:
         rows = [r[0] for r in self.store.read().execute("SELECT serial FROM codes WHERE level > 0 "
-                                                        "OR parent_id IS NOT NULL")]
+                                                        "OR parent_id IS NOT NULL ORDER BY id")]
         if rows:
             call = getattr(aggregation, op)
             self.attempt(call, self.store, data.draw(st.sampled_from(rows)), operator="t",
@@ -199,7 +199,7 @@ class CodeLifecycle(RuleBasedStateMachine):
     def ship(self, data: st.DataObject, cancel: bool) -> None:
         tops = [r[0] for r in self.store.read().execute(
             "SELECT c.serial FROM containers k JOIN codes c ON c.id = k.code_id "
-            "WHERE k.status = 'closed' AND c.parent_id IS NULL")]
+            "WHERE k.status = 'closed' AND c.parent_id IS NULL ORDER BY c.id")]
         shipment = shipments.create(self.store, "D", "R", operator="t")
         for serial in data.draw(st.lists(st.sampled_from(tops), max_size=3, unique=True)
                                 if tops else st.just([])):
