@@ -140,7 +140,7 @@ class ClarityPrinterSim(TcpSimulator):
     def _execute(self, m: Message) -> Message:
         ack, err = Message("ACK"), Message("ERR")
         f = m.fields
-        if m.word == "SST" and f and f[0].isdigit():
+        if m.word == "SST" and f and f[0].isascii() and f[0].isdigit():
             target = int(f[0])
             if target == 3 and (self.job is None or self.faults):
                 return err
@@ -198,7 +198,7 @@ class ClarityPrinterSim(TcpSimulator):
             return Message("SNI", (str(self.buffer[0][0] if self.buffer else self.next_index),))
         if m.word == "SLR":
             return Message("SLR", (str(self.last_printed),))
-        if m.word == "SMR" and f and f[0].isdigit():
+        if m.word == "SMR" and f and f[0].isascii() and f[0].isdigit():
             self.settings = self.settings.model_copy(update={"max_records": int(f[0])})
             return ack
         if m.word == "SGM":

@@ -125,7 +125,7 @@ def create_app(db_path: Path, config: SiteConfig, signing_key: Ed25519PrivateKey
 
     def sealed(conn: sqlite3.Connection, ref: str) -> manifest.ManifestInfo:
         try:
-            m = manifest.info(conn, int(ref) if ref.isdigit() else ref)
+            m = manifest.info(conn, int(ref) if ref.isascii() and ref.isdigit() else ref)
         except ManifestNotFound:
             raise ApiError(404, "not_found", f"no manifest {ref}") from None
         if m.digest is None:

@@ -53,7 +53,7 @@ def qr_label(data: str, text: LabelText, magnification: int = 6) -> str:
 
 def sscc_label(sscc: str, text: LabelText) -> str:
     """A pallet label: GS1-128 of AI 00 + SSCC, and the SSCC in clear text."""
-    if len(sscc) != 18 or not sscc.isdigit():
+    if len(sscc) != 18 or not (sscc.isascii() and sscc.isdigit()):
         raise ValueError("an SSCC has 18 digits")
     body = [f"^FO60,300^BY3^BCN,200,N,N,N,D^FD(00){sscc}^FS",
             f"^FO60,520^A0N,40,40^FD(00) {sscc}^FS"]
@@ -161,7 +161,7 @@ def parse_format(fmt: str) -> tuple[list[Symbol], list[str], int]:
             pending, escape = "code128", None
         elif name == "PQ":
             head = args.split(",")[0]
-            quantity = int(head) if head.isdigit() else 1
+            quantity = int(head) if head.isascii() and head.isdigit() else 1
         elif name == "FD":
             if pending is None:
                 texts.append(args)

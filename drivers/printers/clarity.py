@@ -160,7 +160,7 @@ class ClarityPrinter(LinkedDevice):
             self._refill.set()
         elif word == "ERS":
             self._faults_changed.set()
-        elif word == "STS" and fields and fields[0].isdigit():
+        elif word == "STS" and fields and fields[0].isascii() and fields[0].isdigit():
             self.state = STATES.get(int(fields[0]), "unknown")
 
     def _account_one(self) -> None:
@@ -189,7 +189,8 @@ class ClarityPrinter(LinkedDevice):
             reply = await self._ask(Message("GFT"), "FLT")
         except (ConnectionLost, DeviceTimeout, CommandRefused, ProtocolError):
             return
-        count = int(reply.fields[0]) if reply.fields and reply.fields[0].isdigit() else 0
+        first = reply.fields[0] if reply.fields else ""
+        count = int(first) if first.isascii() and first.isdigit() else 0
         faults = [(reply.fields[1 + 3 * i], reply.fields[3 + 3 * i]) for i in range(count)
                   if len(reply.fields) >= 4 + 3 * i]
         if faults and faults != self.faults:

@@ -102,7 +102,7 @@ def split_grade(payload: str) -> tuple[str, str | None, tuple[tuple[str, int], .
     params: list[tuple[str, int]] = []
     for part in parts[1:]:
         key, _, value = part.partition("=")
-        if key in GRADE_KEYS and value.isdigit() and int(value) <= 4:
+        if key in GRADE_KEYS and value.isascii() and value.isdigit() and int(value) <= 4:
             params.append((key, int(value)))
     return head, grade, tuple(params)
 

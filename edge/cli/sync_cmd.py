@@ -68,8 +68,8 @@ def manifests_show(ctx: typer.Context, ref: str = typer.Argument(..., help="sequ
     c = ctx_of(ctx)
     signing = keys.load_private(_key_path(ctx, key))
     with c.store() as store, store.transaction() as conn:
-        m = manifest.seal(conn, manifest.info(conn, int(ref) if ref.isdigit() else ref),
-                          c.config.site.id, signing)
+        number = int(ref) if ref.isascii() and ref.isdigit() else ref
+        m = manifest.seal(conn, manifest.info(conn, number), c.config.site.id, signing)
         for chunk in manifest.body_lines(conn, m, c.config.site.id):
             sys.stdout.buffer.write(chunk)
     typer.echo(f"sha256={m.digest} signature={m.signature}", err=True)

@@ -82,7 +82,7 @@ class PayloadCodec:
             return self._parse_url(raw)
         if raw.startswith(("]d2", "]C1", "]Q3", "]e0")) or GS in raw:
             return self._parse_gs1(raw)
-        if raw.isdigit() and len(raw) > 18 and raw[:2] in ("00", "01"):
+        if raw.isascii() and raw.isdigit() and len(raw) > 18 and raw[:2] in ("00", "01"):
             return self._parse_gs1(raw)
         return self._parse_bare(raw)
 

@@ -141,7 +141,7 @@ class SsccScheme:
         return body + ean.calc_check_digit(body)
 
     def problem(self, serial: str) -> str | None:
-        if len(serial) != 18 or not serial.isdigit():
+        if len(serial) != 18 or not (serial.isascii() and serial.isdigit()):
             return "an SSCC has 18 digits"
         if ean.calc_check_digit(serial[:17]) != serial[17]:
             return "SSCC check digit does not match"

@@ -106,6 +106,8 @@ async def test_bad_input_is_a_json_4xx_never_a_500(api) -> None:  # type: ignore
             ("GET", "/api/v1/manifests/999", {}),
             ("GET", "/api/v1/manifests/" + "x" * 65, {}),
             ("POST", "/api/v1/manifests/nope/ack", {}),
+            ("POST", "/api/v1/manifests/%C2%B2/ack", {}),  # '²': a digit, but not 0-9
+            ("GET", "/api/v1/manifests/%C2%B2", {}),
             ("GET", "/api/v1/codes/%F0%9F%8D%B6", {}),
             ("GET", "/api/v1/batches/0/manifest", {}),
             ("GET", "/api/v1/batches/77/epcis", {}),
