@@ -26,11 +26,9 @@ from pathlib import Path
 
 import yaml
 
-from edge.cli.line_harness import loopback_config
+from edge.cli.line_harness import loopback_config, stock_line
 from edge.daemon.packml import State
 from edge.daemon.site import Site
-from edge.domain import batches, pool
-from edge.store.database import Store
 from line_config.loading import example_path, load_config
 from line_config.models import SiteConfig
 
@@ -43,13 +41,8 @@ def prepare(workdir: Path, items: int) -> tuple[SiteConfig, Path]:
     data["lines"][0]["devices"][0]["high_water"] = 400
     data["lines"][0]["devices"][0]["low_water"] = 200
     config = SiteConfig.model_validate(data)
-    line = config.lines[0]
-    path = Path(config.store.path)
-    with Store(path, create=True) as store:
-        for level, count in (("item", items * 2), ("case", items), ("pallet", 100)):
-            pool.generate(store, line, level, count, operator="bench")  # type: ignore[arg-type]
-        batches.create(store, config, line.id, "tea-500", "BENCH", operator="bench",
-                       planned_qty=items)
+    stock_line(config, Path(config.store.path),
+               {"item": items * 2, "case": items, "pallet": 100}, "BENCH", items, "bench")
     config_path = workdir / "line.yaml"
     config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
     return config, config_path

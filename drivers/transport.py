@@ -116,6 +116,18 @@ async def stop_task(task: asyncio.Task[None] | None) -> None:
         await task
 
 
+async def until_one_ends(*tasks: asyncio.Task[None]) -> None:
+    """Wait until one of a session's loops ends, raise what ended it, cancel the others."""
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def close_stream(writer: asyncio.StreamWriter | None) -> None:
     """Close a stream writer, ignoring a peer that is already gone."""
     if writer is None:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.printers.clarity_codec import Framer, Message, encode
 from simulators.items import ItemStream
-from simulators.transports import Sink, TcpSimulator
+from simulators.transports import Sink, TcpSimulator, messages
 
 
 class ClaritySettings(BaseModel):
@@ -119,21 +119,17 @@ class ClarityPrinterSim(TcpSimulator):
         self._sinks.append(sink)
         framer = Framer()
         try:
-            while True:
-                data = await reader.read(65536)
-                if not data:
-                    return
-                for message in framer.feed(data):
-                    reply = self._execute(message)
-                    self.replies += 1
-                    s = self.settings
-                    out = b""
-                    if s.garbage_every and self.replies % s.garbage_every == 0:
-                        out += b"\x07#garbage#\r"
-                    out += encode(reply)
-                    if s.ack_delay_ms:
-                        await asyncio.sleep(s.ack_delay_ms / 1000)
-                    await sink.write(out)
+            async for message in messages(reader, framer, 65536):
+                reply = self._execute(message)
+                self.replies += 1
+                s = self.settings
+                out = b""
+                if s.garbage_every and self.replies % s.garbage_every == 0:
+                    out += b"\x07#garbage#\r"
+                out += encode(reply)
+                if s.ack_delay_ms:
+                    await asyncio.sleep(s.ack_delay_ms / 1000)
+                await sink.write(out)
         finally:
             self._sinks.remove(sink)
 

@@ -24,7 +24,7 @@ from drivers.readers.dmcc_codec import (
 )
 from simulators.items import ItemStream
 from simulators.reading import Rate, ReaderFaults, what_is_read
-from simulators.transports import Sink, TcpSimulator
+from simulators.transports import Sink, TcpSimulator, messages
 
 
 class DmccSettings(ReaderFaults):
@@ -52,13 +52,9 @@ class DmccReaderSim(TcpSimulator):
 
     async def handle(self, reader: asyncio.StreamReader, sink: Sink) -> None:
         framer = Framer("reader")
-        while True:
-            data = await reader.read(4096)
-            if not data:
-                return
-            for message in framer.feed(data):
-                assert isinstance(message, Command)
-                await self._execute(message, sink)
+        async for message in messages(reader, framer):
+            assert isinstance(message, Command)
+            await self._execute(message, sink)
 
     async def _reply(self, sink: Sink, cmd: Command, status: int, payload: str = "") -> None:
         if self.extended:

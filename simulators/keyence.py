@@ -14,7 +14,7 @@ from pydantic import Field
 from drivers.readers.keyence_codec import Framer, ReadLine, Reply, encode_read, encode_reply
 from simulators.items import ItemStream
 from simulators.reading import Rate, ReaderFaults, what_is_read
-from simulators.transports import Sink, TcpSimulator
+from simulators.transports import Sink, TcpSimulator, messages
 
 
 class KeyenceSettings(ReaderFaults):
@@ -38,13 +38,9 @@ class KeyenceReaderSim(TcpSimulator):
 
     async def handle(self, reader: asyncio.StreamReader, sink: Sink) -> None:
         framer = Framer("reader")
-        while True:
-            data = await reader.read(4096)
-            if not data:
-                return
-            for command in framer.feed(data):
-                assert isinstance(command, str)
-                await self._execute(command, sink)
+        async for command in messages(reader, framer):
+            assert isinstance(command, str)
+            await self._execute(command, sink)
 
     async def _execute(self, command: str, sink: Sink) -> None:
         if command == "LON":

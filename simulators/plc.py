@@ -63,6 +63,21 @@ class PlcSecurity:
             {"commonName": "codeline PLC simulator"})
         return cert, key
 
+    async def client(self, endpoint: str) -> Client:
+        """A client of ``endpoint`` set up as this PLC connects (security, certificate, user)."""
+        client = Client(endpoint, timeout=4)
+        client.application_uri = CLIENT_URI
+        if self.mode != "none":
+            cert, key = await self.certificate()
+            mode = ua.MessageSecurityMode.SignAndEncrypt if self.mode == "sign_encrypt" \
+                else ua.MessageSecurityMode.Sign
+            await client.set_security(SecurityPolicyBasic256Sha256, str(cert), str(key),
+                                      mode=mode)
+        if self.username:
+            client.set_user(self.username)
+            client.set_password(self.password or "")
+        return client
+
 
 class PlcSim:
     """The PLC of one simulated line."""
@@ -130,24 +145,8 @@ class PlcSim:
             self._cleared = False
             await asyncio.sleep(0.3)
 
-    async def open_client(self) -> Client:
-        """A client configured as this PLC connects (security, certificate, user)."""
-        client = Client(self.endpoint, timeout=4)
-        client.application_uri = CLIENT_URI
-        sec = self.security
-        if sec.mode != "none":
-            cert, key = await sec.certificate()
-            mode = ua.MessageSecurityMode.SignAndEncrypt if sec.mode == "sign_encrypt" \
-                else ua.MessageSecurityMode.Sign
-            await client.set_security(SecurityPolicyBasic256Sha256, str(cert), str(key),
-                                      mode=mode)
-        if sec.username:
-            client.set_user(sec.username)
-            client.set_password(sec.password or "")
-        return client
-
     async def _session(self) -> None:
-        client = await self.open_client()
+        client = await self.security.client(self.endpoint)
         async with client:
             self.client = client
             self.ns = await client.get_namespace_index(NAMESPACE)

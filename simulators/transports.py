@@ -10,10 +10,28 @@ import select
 import threading
 import time
 import tty
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
 Handler = Callable[[asyncio.StreamReader, "Sink"], Coroutine[Any, Any, None]]
+M = TypeVar("M")
+
+
+class Framer(Protocol[M]):
+    """A protocol's framer: bytes in, whole messages out."""
+
+    def feed(self, data: bytes) -> list[M]: ...
+
+
+async def messages(reader: asyncio.StreamReader, framer: Framer[M],
+                   size: int = 4096) -> AsyncIterator[M]:
+    """Each message the peer sends, until it closes the link."""
+    while True:
+        data = await reader.read(size)
+        if not data:
+            return
+        for message in framer.feed(data):
+            yield message
 
 
 class Sink:

@@ -22,7 +22,7 @@ from drivers.printers.wsi_codec import (
     encode_reply,
 )
 from simulators.items import ItemStream
-from simulators.transports import PacedPty, Sink, TcpSimulator
+from simulators.transports import PacedPty, Sink, TcpSimulator, messages
 
 
 class WsiSettings(BaseModel):
@@ -99,13 +99,9 @@ class WsiPrinterSim(TcpSimulator):
     async def handle(self, reader: asyncio.StreamReader, sink: Sink) -> None:
         self._sink = sink
         framer = Framer("printer")
-        while True:
-            data = await reader.read(4096)
-            if not data:
-                return
-            for message in framer.feed(data):
-                if isinstance(message, Command):
-                    await self._answer(message, sink)
+        async for message in messages(reader, framer):
+            if isinstance(message, Command):
+                await self._answer(message, sink)
 
     async def _answer(self, cmd: Command, sink: Sink) -> None:
         s = self.settings

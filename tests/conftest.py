@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.domain import batches, flow, pool
+from edge.domain import aggregation, batches, flow, pool
 from edge.store.database import Store
 from line_config.loading import parse_config
 from line_config.models import Line, SiteConfig
@@ -80,6 +80,16 @@ def commissioned(store: Store, batch_id: int, level: str, count: int) -> list[st
     flow.mark_printed(store, batch_id, level, ids)  # type: ignore[arg-type]
     flow.record_verdicts(store, batch_id, level, [flow.Verdict(i) for i in ids])  # type: ignore[arg-type]
     return [c.serial for c in block.codes]
+
+
+def packed_pallet(store: Store, batch_id: int, items: list[str]) -> tuple[list[str], str]:
+    """Two closed cases of four of ``items`` each, on one closed pallet: (cases, pallet)."""
+    cases = commissioned(store, batch_id, "case", 2)
+    pallet = commissioned(store, batch_id, "pallet", 1)[0]
+    for k, case in enumerate(cases):
+        aggregation.pack(store, case, items[k * 4:(k + 1) * 4], operator="t", close=True)
+    aggregation.pack(store, pallet, cases, operator="t", close=True)
+    return cases, pallet
 
 
 @contextlib.asynccontextmanager

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable
 from typing import TypeVar
 
-from drivers.errors import ConnectionLost, DeviceFault, DeviceTimeout
+from drivers.errors import DeviceFault, DeviceTimeout
 from drivers.interfaces import LabelStatus
 from drivers.labels.zpl_codec import (
     HQES_QUERY,
@@ -48,11 +48,8 @@ class ZplPrinter(LinkedDevice):
         self.start_pump(self._read_loop())
 
     async def _read_loop(self) -> None:
-        assert self.reader is not None
         while True:
-            data = await self.reader.read(4096)
-            if not data:
-                raise ConnectionLost("label printer closed the link")
+            data = await self.received()
             self._inbox += data
             self._arrived.set()
 

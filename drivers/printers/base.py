@@ -77,6 +77,14 @@ class LinkedDevice:
                     self.writer = None
                     await asyncio.sleep(self.backoff.next_delay())
 
+    async def received(self, size: int = 4096) -> bytes:
+        """The next bytes the device sent; the link is lost if the device closed it."""
+        assert self.reader is not None
+        data = await self.reader.read(size)
+        if not data:
+            raise ConnectionLost(f"{self.name} closed the link")
+        return data
+
     def write(self, data: bytes) -> None:
         if self.writer is None or self.writer.is_closing():
             raise ConnectionLost(f"{self.name} is not connected")

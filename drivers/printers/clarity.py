@@ -17,7 +17,7 @@ from drivers.errors import CommandRefused, ConnectionLost, DeviceFault, DeviceTi
 from drivers.interfaces import FaultCleared, FaultRaised, Printed, PrinterEvent, PrinterStatus
 from drivers.printers.base import HostQueue, LinkedDevice, PrinterEvents
 from drivers.printers.clarity_codec import Framer, Message, encode
-from drivers.transport import Opener, opener_for
+from drivers.transport import Opener, opener_for, until_one_ends
 from line_config.devices import ClarityPrinter as ClarityConfig
 
 log = logging.getLogger("codeline.drivers.clarity")
@@ -104,15 +104,7 @@ class ClarityPrinter(LinkedDevice):
         assert self._pump is not None
         feeder = asyncio.create_task(self._feed_loop(), name=f"{self.name}-feeder")
         watcher = asyncio.create_task(self._fault_loop(), name=f"{self.name}-faults")
-        try:
-            done, _ = await asyncio.wait({self._pump, feeder, watcher},
-                                         return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()
-        finally:
-            for task in (feeder, watcher, self._pump):
-                task.cancel()
-            await asyncio.gather(feeder, watcher, self._pump, return_exceptions=True)
+        await until_one_ends(self._pump, feeder, watcher)
 
     async def _fault_loop(self) -> None:
         while True:
@@ -121,11 +113,8 @@ class ClarityPrinter(LinkedDevice):
             await self._refresh_faults()
 
     async def _read_loop(self) -> None:
-        assert self.reader is not None
         while True:
-            data = await self.reader.read(65536)
-            if not data:
-                raise ConnectionLost("printer closed the link")
+            data = await self.received(65536)
             for message in self.framer.feed(data):
                 if message.is_async:
                     self._notify(message)

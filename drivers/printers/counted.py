@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from drivers.errors import CommandRefused, ConnectionLost, DeviceFault, DeviceTimeout, DriverError
 from drivers.interfaces import FaultCleared, FaultRaised, Printed, PrinterEvent, PrinterStatus
 from drivers.printers.base import HostQueue, PrinterEvents
-from drivers.transport import Availability, Backoff, stop_task
+from drivers.transport import Availability, Backoff, stop_task, until_one_ends
 
 log = logging.getLogger("codeline.drivers.printer")
 
@@ -144,14 +144,7 @@ class CountedPrinter:
     async def _session(self) -> None:
         feeder = asyncio.create_task(self._feed_loop(), name=f"{self.name}-feeder")
         watcher = asyncio.create_task(self._watch_loop(), name=f"{self.name}-watch")
-        try:
-            done, _ = await asyncio.wait({feeder, watcher}, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()
-        finally:
-            for task in (feeder, watcher):
-                task.cancel()
-            await asyncio.gather(feeder, watcher, return_exceptions=True)
+        await until_one_ends(feeder, watcher)
 
     async def _set_up(self) -> None:
         """After (re)connecting: settle what was booked, select the job, arm if wanted."""

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import TypeVar
 
-from drivers.errors import CommandRefused, ConnectionLost, DeviceFault, DeviceTimeout, ProtocolError
+from drivers.errors import CommandRefused, DeviceFault, DeviceTimeout, ProtocolError
 from drivers.interfaces import (
     DoublePrint,
     FaultCleared,
@@ -24,7 +24,7 @@ from drivers.interfaces import (
 )
 from drivers.printers.base import HostQueue, LinkedDevice, PrinterEvents
 from drivers.printers.wsi_codec import LF, Ack, Command, Framer, Reply, checksum, encode_command
-from drivers.transport import Opener, opener_for
+from drivers.transport import Opener, opener_for, until_one_ends
 from line_config.devices import WsiPrinter as WsiConfig
 
 M = TypeVar("M", Ack, Reply)
@@ -71,21 +71,11 @@ class WsiPrinter(LinkedDevice):
     async def session(self) -> None:
         worker = asyncio.create_task(self._print_loop(), name=f"{self.name}-fields")
         pump = asyncio.create_task(self._read_loop(), name=f"{self.name}-reader")
-        try:
-            done, _ = await asyncio.wait({worker, pump}, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()
-        finally:
-            for task in (worker, pump):
-                task.cancel()
-            await asyncio.gather(worker, pump, return_exceptions=True)
+        await until_one_ends(worker, pump)
 
     async def _read_loop(self) -> None:
-        assert self.reader is not None
         while True:
-            data = await self.reader.read(4096)
-            if not data:
-                raise ConnectionLost("printer closed the link")
+            data = await self.received()
             for message in self.framer.feed(data):
                 if isinstance(message, Ack | Reply):
                     self._inbox.put_nowait(message)

@@ -51,11 +51,8 @@ class DmccReader(LinkedDevice):
             self.identity = await self.command("GET DEVICE.TYPE")
 
     async def _read_loop(self) -> None:
-        assert self.reader is not None
         while True:
-            data = await self.reader.read(4096)
-            if not data:
-                raise ConnectionLost("reader closed the link")
+            data = await self.received()
             for message in self.framer.feed(data):
                 assert isinstance(message, Response)
                 if message.status is None or message.status == READ:

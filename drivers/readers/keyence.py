@@ -47,11 +47,8 @@ class KeyenceReader(LinkedDevice):
         self.start_pump(self._read_loop())
 
     async def _read_loop(self) -> None:
-        assert self.reader is not None
         while True:
-            data = await self.reader.read(4096)
-            if not data:
-                raise ConnectionLost("reader closed the link")
+            data = await self.received()
             for message in self.framer.feed(data):
                 self._lines += 1
                 if isinstance(message, Reply):

@@ -23,10 +23,10 @@ from rich.live import Live
 
 from edge.cli import demo_cloud
 from edge.cli.context import console
-from edge.cli.line_harness import loopback_config, running_line
+from edge.cli.line_harness import loopback_config, running_line, stock_line
 from edge.cli.status_view import plain_line, site_view
 from edge.daemon.packml import State
-from edge.domain import audit, batches, pool, shipments
+from edge.domain import audit, batches, shipments
 from edge.domain.payloads import BatchLabel, PayloadCodec
 from edge.store.database import Store
 from line_config.loading import example_path, load_config
@@ -59,15 +59,11 @@ def demo(
     per_pallet = line.packaging.cases_per_pallet
     planned = pallets * per_pallet * per_case
     operator = "demo"
-    with Store(path, create=True) as store:
-        console.print(f"[bold]codeline demo[/bold]: line {line.id}, {product.name}, "
-                      f"{pallets} pallets of {per_pallet} cases of {per_case} items, "
-                      f"{rate:.0f} items/s")
-        for level, count in (("item", planned * 2), ("case", pallets * per_pallet * 2),
-                             ("pallet", pallets * 2)):
-            pool.generate(store, line, level, count, operator=operator)  # type: ignore[arg-type]
-        batch = batches.create(store, config, line.id, product.id, "DEMO01", operator=operator,
-                               planned_qty=planned)
+    console.print(f"[bold]codeline demo[/bold]: line {line.id}, {product.name}, "
+                  f"{pallets} pallets of {per_pallet} cases of {per_case} items, "
+                  f"{rate:.0f} items/s")
+    batch = stock_line(config, path, {"item": planned * 2, "case": pallets * per_pallet * 2,
+                                      "pallet": pallets * 2}, "DEMO01", planned, operator)
     settings = LineSimSettings(seed=seed, rate=rate, transit_ms=800, noread_rate=fault_rate,
                                misread_rate=fault_rate / 2, repeat_rate=fault_rate / 5)
     show_live = sys.stdout.isatty() if live is None else live

@@ -16,7 +16,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from edge.daemon.site import Site
-from line_config.models import SiteConfig
+from edge.domain import batches, pool
+from edge.domain.batches import Batch
+from edge.store.database import Store
+from line_config.models import Level, SiteConfig
 from simulators.line import LineSimSettings, SimLine
 from simulators.plc import PlcSim
 from sync.serving import free_port
@@ -46,6 +49,18 @@ def loopback_config(config: SiteConfig, workdir: Path) -> SiteConfig:
     data["sync"]["api"]["port"] = free_port()
     data["sync"]["signing_key_file"] = str(workdir / "keys" / "manifest-signing.key")
     return SiteConfig.model_validate(data)
+
+
+def stock_line(config: SiteConfig, db_path: Path, pools: dict[Level, int], lot: str,
+               planned: int, operator: str) -> Batch:
+    """A fresh database for the first line of ``config``: code pools of these sizes per
+    level, and one created batch of ``planned`` items of the first product."""
+    line = config.lines[0]
+    with Store(db_path, create=True) as store:
+        for level, count in pools.items():
+            pool.generate(store, line, level, count, operator=operator)
+        return batches.create(store, config, line.id, config.products[0].id, lot,
+                              operator=operator, planned_qty=planned)
 
 
 def plc_endpoint(config: SiteConfig, line_index: int = 0) -> str:

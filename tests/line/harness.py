@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from edge.cli.line_harness import loopback_config, plc_endpoint
-from edge.domain import batches, pool
+from edge.cli.line_harness import loopback_config, plc_endpoint, stock_line
+from edge.domain import batches
 from edge.domain.batches import BatchReport
 from edge.domain.lifecycle import State
 from edge.domain.payloads import PayloadCodec
@@ -88,11 +88,8 @@ async def rig(tmp_path: Path, settings: LineSimSettings, planned: int,
     config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
     line = config.lines[0]
     db_path = Path(config.store.path)
-    with Store(db_path, create=True) as store:
-        for level, count in (("item", planned * 2), ("case", planned), ("pallet", 20)):
-            pool.generate(store, line, level, count, operator="test")  # type: ignore[arg-type]
-        batches.create(store, config, line.id, config.products[0].id, "LOT1",
-                       operator="test", planned_qty=planned)
+    stock_line(config, db_path, {"item": planned * 2, "case": planned, "pallet": 20}, "LOT1",
+               planned, "test")
     sim = SimLine(line, settings)
     await sim.start()
     plc = PlcSim(plc_endpoint(config), line.id, sim, security)

@@ -9,9 +9,9 @@ from asyncua.ua.uaerrors import BadInvalidState
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.cli.line_harness import loopback_config, running_line
+from edge.cli.line_harness import loopback_config, running_line, stock_line
 from edge.daemon.packml import ACTING_DONE, TRANSITIONS, Command, CommandRefused, PackML, State
-from edge.domain import batches, pool
+from edge.domain import batches
 from edge.store.database import Store
 from line_config.loading import example_path, load_config
 from simulators.line import LineSimSettings
@@ -48,14 +48,10 @@ def test_packml_moves_only_along_its_table_and_a_refused_command_changes_nothing
 
 async def test_suspend_keeps_the_printer_buffer_and_hold_refuses_start(tmp_path: Path) -> None:
     config = loopback_config(load_config(example_path("simulated")), tmp_path)
-    line = config.lines[0]
     db_path = Path(config.store.path)
     planned = 240
-    with Store(db_path, create=True) as store:
-        for level, count in (("item", planned * 2), ("case", 40), ("pallet", 5)):
-            pool.generate(store, line, level, count, operator="test")  # type: ignore[arg-type]
-        batches.create(store, config, line.id, config.products[0].id, "LOT1", operator="test",
-                       planned_qty=planned)
+    stock_line(config, db_path, {"item": planned * 2, "case": 40, "pallet": 5}, "LOT1",
+               planned, "test")
     settings = LineSimSettings(rate=150, transit_ms=400)
     async with running_line(config, db_path, tmp_path, settings) as run:
         plc, runtime = run.plc, run.site.lines[0]

@@ -14,7 +14,7 @@ from asyncua.ua.uaerrors import UaError
 from edge.cli.line_harness import plc_endpoint
 from edge.daemon.plc_server import hash_password
 from simulators.line import LineSimSettings
-from simulators.plc import PlcSecurity, PlcSim
+from simulators.plc import PlcSecurity
 from tests.line.harness import Rig, compare, rig, wait_complete
 
 pytestmark = pytest.mark.timeout(240)
@@ -24,15 +24,12 @@ PASSWORD = "s3cret-pass"
 
 async def connects(r: Rig, security: PlcSecurity) -> bool:
     """Whether a PLC with ``security`` gets a session with the controller."""
-    plc = PlcSim(plc_endpoint(r.config), r.config.lines[0].id, r.sim, security)
-    client = await plc.open_client()
+    client = await security.client(plc_endpoint(r.config))
     try:
         async with asyncio.timeout(15):
             await client.connect()
     except (UaError, OSError, TimeoutError, ConnectionError):
         return False
-    finally:
-        r.sim.decide = r.plc.decide  # the probe PLC took the gate over; hand it back
     await client.disconnect()
     return True
 

@@ -14,7 +14,7 @@ from edge.store.database import Store
 from line_config.models import SiteConfig
 from simulators.standards import standards_dir
 from sync import epcis
-from tests.conftest import commissioned, running_batch
+from tests.conftest import commissioned, packed_pallet, running_batch
 
 STANDARDS = standards_dir()
 SCHEMA_FILE = STANDARDS / "gs1-epcis" / "EPCIS-JSON-Schema.json"
@@ -37,11 +37,7 @@ def full_life(store: Store, site: SiteConfig) -> int:
     flow.record_verdicts(store, batch, "item", [flow.Verdict(block.codes[0].id, Reason.NO_READ),
                                                 flow.Verdict(block.codes[1].id)])
     flow.recover(store)  # the two never printed become VOID
-    cases = commissioned(store, batch, "case", 2)
-    pallet = commissioned(store, batch, "pallet", 1)[0]
-    for k, case in enumerate(cases):
-        aggregation.pack(store, case, items[k * 4:(k + 1) * 4], operator="t", close=True)
-    aggregation.pack(store, pallet, cases, operator="t", close=True)
+    _, pallet = packed_pallet(store, batch, items)
     aggregation.decommission(store, items[9], operator="t", reason="QA sample")
     first = shipments.create(store, "D-7", "east", operator="t")
     shipments.add(store, first.id, pallet, operator="t", allow_mixed_batches=False)

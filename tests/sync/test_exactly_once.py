@@ -18,7 +18,7 @@ import httpx
 import pytest
 import uvicorn
 
-from edge.domain import aggregation, batches, shipments
+from edge.domain import batches, shipments
 from edge.domain.lifecycle import State
 from edge.store.database import Store, now_ms
 from line_config.loading import parse_config
@@ -26,7 +26,7 @@ from line_config.models import SiteConfig
 from simulators.cloud import Cloud, create_app
 from sync import keys, push, tokens
 from sync.serving import free_port
-from tests.conftest import SMALL_SITE, commissioned, running_batch
+from tests.conftest import SMALL_SITE, commissioned, packed_pallet, running_batch
 
 
 def site_config() -> SiteConfig:
@@ -46,11 +46,7 @@ def ship_pallets(store: Store, site: SiteConfig, shipments_wanted: int) -> None:
     batch = running_batch(store, site, items=12 * shipments_wanted)
     for n in range(shipments_wanted):
         items = commissioned(store, batch, "item", 8)
-        cases = commissioned(store, batch, "case", 2)
-        pallet = commissioned(store, batch, "pallet", 1)[0]
-        for k, case in enumerate(cases):
-            aggregation.pack(store, case, items[k * 4:(k + 1) * 4], operator="t", close=True)
-        aggregation.pack(store, pallet, cases, operator="t", close=True)
+        _, pallet = packed_pallet(store, batch, items)
         s = shipments.create(store, f"D-{n}", "east" if n % 2 else "north", operator="t")
         shipments.add(store, s.id, pallet, operator="t", allow_mixed_batches=False)
         shipments.confirm(store, s.id, operator="t")

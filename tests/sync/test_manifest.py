@@ -16,17 +16,13 @@ from edge.store.database import Store
 from line_config.models import SiteConfig
 from sync import keys, manifest
 from sync.errors import KeyProblem, TamperedManifest
-from tests.conftest import commissioned, running_batch
+from tests.conftest import commissioned, packed_pallet, running_batch
 
 
 def shipped_pallet(store: Store, site: SiteConfig) -> tuple[int, list[str], str]:
     batch = running_batch(store, site, items=40)
     items = commissioned(store, batch, "item", 8)
-    cases = commissioned(store, batch, "case", 2)
-    pallet = commissioned(store, batch, "pallet", 1)[0]
-    for k, case in enumerate(cases):
-        aggregation.pack(store, case, items[k * 4:(k + 1) * 4], operator="t", close=True)
-    aggregation.pack(store, pallet, cases, operator="t", close=True)
+    _, pallet = packed_pallet(store, batch, items)
     shipment = shipments.create(store, "D-7", "east", operator="t")
     shipments.add(store, shipment.id, pallet, operator="t", allow_mixed_batches=False)
     shipments.confirm(store, shipment.id, operator="t")
