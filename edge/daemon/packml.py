@@ -77,7 +77,9 @@ TRANSITIONS: dict[Command, dict[State, State]] = {
     Command.RESET: {S.STOPPED: S.RESETTING, S.COMPLETE: S.RESETTING},
     Command.START: {S.IDLE: S.STARTING},
     Command.STOP: {s: S.STOPPING for s in _STOPPABLE},
-    Command.HOLD: {S.EXECUTE: S.HOLDING, S.SUSPENDED: S.HOLDING},
+    # OPC 30050 / PackML: Hold also interrupts the acting states that lead into Execute.
+    Command.HOLD: {s: S.HOLDING for s in (S.EXECUTE, S.SUSPENDED, S.STARTING, S.SUSPENDING,
+                                          S.UNSUSPENDING, S.UNHOLDING)},
     Command.UNHOLD: {S.HELD: S.UNHOLDING},
     Command.SUSPEND: {S.EXECUTE: S.SUSPENDING},
     Command.UNSUSPEND: {S.SUSPENDED: S.UNSUSPENDING},

@@ -7,8 +7,11 @@ the reject interface: ``Reject.Verdicts`` = [judged-through item number, then th
 item numbers to reject]. One array, so a PLC never sees an item judged without its reject.
 
 Security as plants deploy it: Basic256Sha256 Sign / SignAndEncrypt endpoints, a server
-certificate made on first start, trusted client certificates from a folder, users with
-scrypt-hashed passwords from a file.
+certificate made on first start (its key 0600), trusted client certificates from a folder,
+users with scrypt-hashed passwords from a file. Sessions and calls run only on the configured
+policies: a channel without security is answered for discovery (GetEndpoints, FindServers)
+and nothing else. Nobody is an administrator, the address space cannot be changed from
+outside, and no node is writable: a PLC reads, subscribes and calls methods.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import os
 import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,18 +30,25 @@ from typing import Any
 
 from asyncua import ua
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
-from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.crypto.permission_rules import (
+    PermissionRuleset,
+    SimpleRoleRuleset,
+    User,
+    UserRole,
+)
+from asyncua.crypto.security_policies import SecurityPolicyFactory, SecurityPolicyNone
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from asyncua.server.server import Server
 from asyncua.server.user_managers import UserManager
+from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.status_codes import StatusCodes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from edge.daemon.errors import AddressInUse, PlcConfigError
 from edge.daemon.line import LineRuntime
 from edge.daemon.packml import Command, CommandRefused
 from edge.domain.errors import DomainError
-from line_config.devices import is_loopback
 from line_config.models import PlcServer
 
 log = logging.getLogger("codeline.plc")
@@ -54,10 +65,6 @@ POLICIES = {
 
 
 MethodResult = list[ua.Variant] | ua.StatusCode
-
-
-class PlcConfigError(Exception):
-    """The PLC server cannot start as configured (certificate, users file)."""
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -89,14 +96,22 @@ def load_users(path: Path) -> dict[str, tuple[bytes, bytes]]:
     return users
 
 
-class PasswordUsers(UserManager):
-    """Accepts a user whose password matches its scrypt hash; nobody else."""
+class PlcUsers(UserManager):
+    """Who may hold a PLC session: with a users file, a listed user whose password matches
+    its scrypt hash; without one, anonymous. Never an administrator, and never a session on a
+    channel without security when the server requires security."""
 
-    def __init__(self, users: dict[str, tuple[bytes, bytes]]) -> None:
+    def __init__(self, users: dict[str, tuple[bytes, bytes]] | None,
+                 secure_channel_required: bool) -> None:
         self.users = users
+        self.secure_channel_required = secure_channel_required
 
     def get_user(self, iserver: Any, username: str | None = None, password: str | None = None,
                  certificate: Any = None) -> User | None:
+        if self.secure_channel_required and certificate is None:
+            return None  # a channel without security: its password would cross in clear
+        if self.users is None:
+            return User(role=UserRole.User, name="anonymous") if username is None else None
         if username is None or password is None or username not in self.users:
             return None
         salt, digest = self.users[username]
@@ -105,16 +120,83 @@ class PasswordUsers(UserManager):
             else None
 
 
+_ID = ObjectIds
+PLC_SERVICES = frozenset((
+    _ID.CreateSessionRequest_Encoding_DefaultBinary,
+    _ID.CloseSessionRequest_Encoding_DefaultBinary,
+    _ID.ActivateSessionRequest_Encoding_DefaultBinary,
+    _ID.GetEndpointsRequest_Encoding_DefaultBinary,
+    _ID.FindServersRequest_Encoding_DefaultBinary,
+    _ID.CloseSecureChannelRequest_Encoding_DefaultBinary,
+    _ID.ReadRequest_Encoding_DefaultBinary,
+    _ID.BrowseRequest_Encoding_DefaultBinary,
+    _ID.BrowseNextRequest_Encoding_DefaultBinary,
+    _ID.TranslateBrowsePathsToNodeIdsRequest_Encoding_DefaultBinary,
+    _ID.RegisterNodesRequest_Encoding_DefaultBinary,
+    _ID.UnregisterNodesRequest_Encoding_DefaultBinary,
+    _ID.CallRequest_Encoding_DefaultBinary,
+    _ID.CreateSubscriptionRequest_Encoding_DefaultBinary,
+    _ID.ModifySubscriptionRequest_Encoding_DefaultBinary,
+    _ID.DeleteSubscriptionsRequest_Encoding_DefaultBinary,
+    _ID.TransferSubscriptionsRequest_Encoding_DefaultBinary,
+    _ID.SetPublishingModeRequest_Encoding_DefaultBinary,
+    _ID.CreateMonitoredItemsRequest_Encoding_DefaultBinary,
+    _ID.ModifyMonitoredItemsRequest_Encoding_DefaultBinary,
+    _ID.DeleteMonitoredItemsRequest_Encoding_DefaultBinary,
+    _ID.SetMonitoringModeRequest_Encoding_DefaultBinary,
+    _ID.PublishRequest_Encoding_DefaultBinary,
+    _ID.RepublishRequest_Encoding_DefaultBinary,
+))
+
+
+class PlcPermissions(SimpleRoleRuleset):
+    """What an activated PLC session may ask: read, browse, subscribe, call. No Write, no
+    node management, no history update, no server registration."""
+
+    def __init__(self) -> None:
+        pass  # the rule is check_validity alone, not the parent's role table
+
+    def check_validity(self, user: User, action_type_id: ua.NodeId, body: Any) -> bool:
+        return (user.role is UserRole.User and action_type_id.NamespaceIndex == 0
+                and action_type_id.Identifier in PLC_SERVICES)
+
+
+class DiscoveryOnly(PermissionRuleset):
+    """A channel without security on a server that requires security: asyncua answers
+    discovery and session set-up before any rule is asked; everything else is refused."""
+
+    def check_validity(self, user: User, action_type_id: ua.NodeId, body: Any) -> bool:
+        return False
+
+
+class PlcOpcServer(Server):
+    """asyncua's server with a rule on the channel without security when no endpoint
+    offers it. asyncua accepts such a channel for discovery whatever the endpoints say, and
+    without a rule of its own every service would run on it."""
+
+    def __init__(self, user_manager: UserManager, none_is_discovery_only: bool) -> None:
+        super().__init__(user_manager=user_manager)
+        self.none_is_discovery_only = none_is_discovery_only
+
+    async def _setup_server_nodes(self) -> None:
+        await super()._setup_server_nodes()
+        if self.none_is_discovery_only:
+            self._policies.append(SecurityPolicyFactory(  # type: ignore[no-untyped-call]
+                SecurityPolicyNone, ua.MessageSecurityMode.None_,
+                permission_ruleset=DiscoveryOnly()))
+
+
 def certificate_paths(cert_dir: Path) -> tuple[Path, Path]:
     return cert_dir / "server-cert.der", cert_dir / "server-key.pem"
 
 
 async def ensure_certificate(cert_dir: Path, host: str, renew: bool = False) -> Path:
-    """The server certificate (made on first start, or again with ``renew``)."""
+    """The server certificate (made on first start, or again with ``renew``); the folder
+    is 0700 and the private key 0600 whoever made them."""
     cert, key = certificate_paths(cert_dir)
 
     def prepare() -> None:
-        cert_dir.mkdir(parents=True, exist_ok=True)
+        cert_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if renew:
             for path in (cert, key):
                 path.unlink(missing_ok=True)
@@ -123,7 +205,35 @@ async def ensure_certificate(cert_dir: Path, host: str, renew: bool = False) -> 
     await setup_self_signed_certificate(
         key, cert, APP_URI, host, [ExtendedKeyUsageOID.SERVER_AUTH],
         {"countryName": "CN", "organizationName": "codeline", "commonName": "codeline controller"})
+    await asyncio.to_thread(_private, cert_dir, key)
     return cert
+
+
+def _private(cert_dir: Path, key: Path) -> None:
+    if cert_dir.stat().st_uid == os.geteuid():
+        cert_dir.chmod(0o700)
+    key.chmod(0o600)
+
+
+async def trusted_clients(folder: Path) -> CertificateValidator:
+    """A validator that accepts exactly the client certificates in ``folder``."""
+    def certificates() -> list[Path]:
+        if not folder.is_dir():
+            raise PlcConfigError(f"plc.trusted_certs_dir {folder} is not a folder")
+        return [p for p in folder.iterdir() if p.suffix.lower() in (".der", ".pem", ".crt")]
+
+    if not await asyncio.to_thread(certificates):
+        raise PlcConfigError(
+            f"plc.trusted_certs_dir {folder} holds no certificate (.der, .pem or .crt): no PLC "
+            "could connect; copy the PLC's client certificate there")
+    store = TrustStore([folder], [])
+    try:
+        await store.load()
+    except Exception as exc:
+        raise PlcConfigError(f"plc.trusted_certs_dir {folder}: {exc}") from None
+    return CertificateValidator(
+        CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_CLIENT,
+        store)
 
 
 class LineNode:
@@ -176,12 +286,23 @@ class LineNode:
                               [ua.VariantType.String])
 
     def _command_method(self, command: Command) -> Callable[..., Awaitable[MethodResult]]:
-        async def call(parent: ua.NodeId) -> MethodResult:
+        async def call(parent: ua.NodeId, *args: ua.Variant) -> MethodResult:
+            if args:
+                return ua.StatusCode(ua.UInt32(StatusCodes.BadTooManyArguments))
             return await self._run(self.line.command(command))
         return call
 
-    async def _start_batch(self, parent: ua.NodeId, ref: ua.Variant) -> MethodResult:
-        return await self._run(self.line.command("start_batch", str(ref.Value)))
+    async def _start_batch(self, parent: ua.NodeId, *args: ua.Variant) -> MethodResult:
+        """``StartBatch(String id or lot)``; a missing, extra or non-string argument is the
+        status OPC UA Part 4 names for it, not an unexpected error."""
+        if not args:
+            return ua.StatusCode(ua.UInt32(StatusCodes.BadArgumentsMissing))
+        if len(args) > 1:
+            return ua.StatusCode(ua.UInt32(StatusCodes.BadTooManyArguments))
+        ref = args[0]
+        if ref.VariantType is not ua.VariantType.String or not isinstance(ref.Value, str):
+            return ua.StatusCode(ua.UInt32(StatusCodes.BadTypeMismatch))
+        return await self._run(self.line.command("start_batch", ref.Value))
 
     async def _run(self, outcome: Awaitable[str]) -> MethodResult:
         """The command's answer, or the status code a PLC expects for a refusal (asyncua
@@ -269,38 +390,45 @@ class PlcServerRunner:
 
     async def start(self) -> None:
         s = self.settings
-        if "none" in s.security and not is_loopback(s.host):
-            log.warning("PLC server on %s accepts connections WITHOUT security "
-                        "(allow_insecure_remote is set)", s.host,
-                        extra={"line": self.line.line.id})
-        if s.users_file is not None:
-            self.server = Server(user_manager=PasswordUsers(load_users(self._path(s.users_file))))
+        line_id = self.line.line.id
+        reasons = s.insecure_reasons()
+        if reasons:
+            log.warning("PLC server on %s accepts %s (allow_insecure_remote is set): anyone "
+                        "on that network can command the line", s.host, ", ".join(reasons),
+                        extra={"line": line_id})
+        secure = [m for m in s.security if m != "none"]
+        users = load_users(self._path(s.users_file)) if s.users_file is not None else None
+        self.server = PlcOpcServer(PlcUsers(users, secure_channel_required=len(secure) ==
+                                            len(s.security)),
+                                   none_is_discovery_only="none" not in s.security)
         await self.server.init()
         self.server.set_endpoint(self.endpoint)
-        self.server.set_server_name(f"codeline line {self.line.line.id}")
+        self.server.set_server_name(f"codeline line {line_id}")
         await self.server.set_application_uri(APP_URI)
-        self.server.set_security_policy([POLICIES[m] for m in s.security])
-        if s.users_file is not None:
-            self.server.set_identity_tokens([ua.UserNameIdentityToken])
-        if any(m != "none" for m in s.security):
+        self.server.allow_remote_admin(False)
+        self.server.set_security_policy([POLICIES[m] for m in s.security],
+                                        permission_ruleset=PlcPermissions())
+        self.server.set_identity_tokens(
+            [ua.UserNameIdentityToken] if users is not None else [ua.AnonymousIdentityToken])
+        if secure:
             cert_dir = self._path(s.cert_dir)
             await ensure_certificate(cert_dir, s.host)
             cert, key = certificate_paths(cert_dir)
             await self.server.load_certificate(str(cert))
             await self.server.load_private_key(str(key))
             if s.trusted_certs_dir is not None:
-                store = TrustStore([self._path(s.trusted_certs_dir)], [])
-                await store.load()
-                validator = CertificateValidator(
-                    CertificateValidatorOptions.TRUSTED_VALIDATION
-                    | CertificateValidatorOptions.PEER_CLIENT, store)
-                self.server.set_certificate_validator(validator)
+                self.server.set_certificate_validator(
+                    await trusted_clients(self._path(s.trusted_certs_dir)))
         ns = await self.server.register_namespace(NAMESPACE)
         self.node = LineNode(self.server, ns, self.line)
         await self.node.build()
         self.line.outputs = self.node
-        await self.server.start()
-        log.info("PLC server listening", extra={"line": self.line.line.id,
+        try:
+            await self.server.start()
+        except OSError as exc:
+            raise AddressInUse(f"line {line_id}: the PLC server cannot listen on "
+                               f"{s.host}:{s.port}: {exc.strerror or exc}") from None
+        log.info("PLC server listening", extra={"line": line_id,
                                                 "endpoint": self.endpoint})
 
     async def run(self) -> None:

@@ -128,3 +128,29 @@ def test_config_check_prints_every_problem_and_exits_2(tmp_path: Path) -> None:
     ok = subprocess.run([sys.executable, "-m", "edge.cli.main", "config", "check",
                          str(next(iter_examples()))], capture_output=True, text=True, cwd=ROOT)
     assert ok.returncode == 0, ok.stderr
+
+
+PLC_OFF_LOOPBACK = """
+    plc: {host: 10.0.0.5, security: [sign_encrypt]%s}
+"""
+
+
+@pytest.mark.parametrize(("extra", "missing"), [
+    ("", "trusted_certs_dir and users_file"),
+    (", users_file: users.txt", "trusted_certs_dir"),
+    (", trusted_certs_dir: pki/trusted", "users_file"),
+])
+def test_a_plc_server_off_loopback_needs_a_trust_list_and_users(extra: str, missing: str
+                                                                 ) -> None:
+    found = problems(SMALL_SITE + PLC_OFF_LOOPBACK % extra)
+    assert any(p[0] == "lines.0.plc" and f"needs {missing}" in p[2] for p in found), found
+
+
+def test_a_plc_server_off_loopback_may_opt_out_loudly() -> None:
+    config = parse_config(SMALL_SITE + PLC_OFF_LOOPBACK % ", allow_insecure_remote: true")
+    plc = config.lines[0].plc
+    assert plc is not None
+    assert plc.insecure_reasons() == ["any client certificate", "anonymous users"]
+    safe = parse_config(SMALL_SITE + PLC_OFF_LOOPBACK %
+                        ", users_file: u.txt, trusted_certs_dir: pki/trusted")
+    assert safe.lines[0].plc is not None and safe.lines[0].plc.insecure_reasons() == []

@@ -44,12 +44,7 @@ class Rig:
 
     def start_daemon(self) -> None:
         assert self.log_path is not None
-        with self.log_path.open("ab") as log:
-            self.daemon = subprocess.Popen(
-                [sys.executable, "-c", "from edge.cli.main import run; run()",
-                 "--config", str(self.config_path), "run"],
-                stdout=log, stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.daemon = start_controller(self.config_path, self.log_path)
 
     def kill_daemon(self) -> None:
         assert self.daemon is not None
@@ -79,13 +74,7 @@ async def rig(tmp_path: Path, settings: LineSimSettings, planned: int,
     """Pool and batch in a fresh database, the simulated line with its PLC, the daemon."""
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    config = loopback_config(load_config(example_path(example)), tmp_path)
-    if plc_overrides:
-        data = config.model_dump(mode="python")
-        data["lines"][0]["plc"].update(plc_overrides)
-        config = SiteConfig.model_validate(data)
-    config_path = tmp_path / "line.yaml"
-    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    config, config_path = site_config(tmp_path, plc_overrides, example)
     line = config.lines[0]
     db_path = Path(config.store.path)
     stock_line(config, db_path, {"item": planned * 2, "case": planned, "pallet": 20}, "LOT1",
@@ -106,6 +95,91 @@ async def rig(tmp_path: Path, settings: LineSimSettings, planned: int,
         with contextlib.suppress(asyncio.CancelledError):
             await plc_task
         await sim.stop()
+
+
+@dataclass
+class Controller:
+    """A ``codeline run`` process alone (no simulated line): its config and PLC endpoint."""
+
+    config: SiteConfig
+    config_path: Path
+    db_path: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def endpoint(self) -> str:
+        return plc_endpoint(self.config)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def site_config(tmp_path: Path, plc_overrides: dict[str, object] | None = None,
+                example: str = "simulated") -> tuple[SiteConfig, Path]:
+    """The example on free loopback ports with its database in ``tmp_path``, written to
+    ``tmp_path/line.yaml``."""
+    config = loopback_config(load_config(example_path(example)), tmp_path)
+    if plc_overrides:
+        data = config.model_dump(mode="python")
+        data["lines"][0]["plc"].update(plc_overrides)
+        config = SiteConfig.model_validate(data)
+    config_path = tmp_path / "line.yaml"
+    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    return config, config_path
+
+
+def start_controller(config_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """``codeline --config FILE run`` as its own process, output to ``log_path``."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-c", "from edge.cli.main import run; run()",
+             "--config", str(config_path), "run"],
+            stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+async def wait_listening(host: str, port: int, process: subprocess.Popen[bytes],
+                         within: float = 30) -> None:
+    """Until something accepts on ``host:port``; fails if ``process`` ends first."""
+    async with asyncio.timeout(within):
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the controller exited with {process.returncode}")
+            try:
+                _, writer = await asyncio.open_connection(host, port)
+            except OSError:
+                await asyncio.sleep(0.1)
+                continue
+            writer.close()
+            return
+
+
+@contextlib.asynccontextmanager
+async def lone_controller(tmp_path: Path, plc_overrides: dict[str, object] | None = None
+                          ) -> AsyncIterator[Controller]:
+    """A stocked database and a real ``codeline run`` whose PLC server listens; no devices
+    (a controller connects them only on Reset)."""
+    logging.getLogger("asyncua").setLevel(logging.CRITICAL)
+    config, config_path = site_config(tmp_path, plc_overrides)
+    db_path = Path(config.store.path)
+    stock_line(config, db_path, {"item": 20, "case": 4, "pallet": 2}, "LOT1", 10, "test")
+    log_path = tmp_path / "controller.log"
+    process = start_controller(config_path, log_path)
+    the_controller = Controller(config, config_path, db_path, process, log_path)
+    try:
+        plc = config.lines[0].plc
+        assert plc is not None
+        await wait_listening(plc.host, plc.port, process)
+        yield the_controller
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
 
 
 @dataclass
