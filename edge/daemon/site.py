@@ -18,16 +18,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edge.daemon.controller_lock import ControllerLock
 from edge.daemon.dbworker import DbWorker
 from edge.daemon.line import LineRuntime
 from edge.daemon.plc_server import PlcServerRunner
 from edge.domain import flow
 from edge.store.database import Store
+from edge.store.files import write_replacing
 from line_config.models import SiteConfig
 
 log = logging.getLogger("codeline.run")
 
 STATUS_EVERY_S = 0.5
+STATUS_MODE = 0o640
 
 
 def status_path(db_path: Path) -> Path:
@@ -50,6 +53,7 @@ class Site:
         self.started = time.time()
         self.ready = asyncio.Event()
         self.recovered: flow.RecoveryReport | None = None
+        self.lock = ControllerLock(db_path)
 
     def snapshot(self) -> dict[str, Any]:
         return {"site": self.config.site.id, "pid": os.getpid(), "started": self.started,
@@ -57,24 +61,39 @@ class Site:
                 "plc": [p.endpoint for p in self.plcs],
                 "lines": [line.snapshot() for line in self.lines]}
 
-    def write_status(self) -> None:
-        path = status_path(self.db_path)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.snapshot()))
-        os.replace(tmp, path)
-
     async def _status_forever(self) -> None:
+        """Every half second, the snapshot taken here on the event loop (where the lines'
+        figures live) is written by a worker thread. A failed write is logged once per
+        cause and never ends the controller: the line matters more than its status file."""
+        failure: int | None = None
+        path = status_path(self.db_path)
         while True:
-            await asyncio.to_thread(self.write_status)
+            data = json.dumps(self.snapshot()).encode()
+            try:
+                await asyncio.to_thread(write_replacing, path, data, STATUS_MODE)
+            except OSError as exc:
+                if exc.errno != failure:
+                    failure = exc.errno
+                    log.error("status not written to %s: %s", path, exc.strerror or exc,
+                              extra={"site": self.config.site.id})
+            else:
+                failure = None
             await asyncio.sleep(STATUS_EVERY_S)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set, then stop every line cleanly."""
-        self.recovered = await self.db.call(flow.recover, operator="startup")
-        if self.recovered.voided or self.recovered.rejected:
-            log.warning("recovered codes of unknown fate", extra={
-                "voided": self.recovered.voided, "rejected": self.recovered.rejected})
+        """Run until ``stop`` is set, then stop every line cleanly. Nothing is touched
+        before this controller holds the database's lock."""
         try:
+            self.lock.acquire()
+        except BaseException:
+            self.db.close()
+            self.store.close()
+            raise
+        try:
+            self.recovered = await self.db.call(flow.recover, operator="startup")
+            if self.recovered.voided or self.recovered.rejected:
+                log.warning("recovered codes of unknown fate", extra={
+                    "voided": self.recovered.voided, "rejected": self.recovered.rejected})
             for plc in self.plcs:
                 await plc.start()
             async with asyncio.TaskGroup() as tasks:
@@ -88,7 +107,6 @@ class Site:
                 for line in self.lines:
                     await line.shutdown()
                 await self.db.call(flow.recover, operator="shutdown")
-                await asyncio.to_thread(self.write_status)
                 for worker in workers:
                     worker.cancel()
         finally:
@@ -98,6 +116,7 @@ class Site:
             self.store.close()
             with contextlib.suppress(OSError):
                 status_path(self.db_path).unlink()
+            self.lock.release()
 
 
 async def run_site(config: SiteConfig, db_path: Path, base_dir: Path,

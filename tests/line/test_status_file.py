@@ -1,0 +1,49 @@
+"""The status file a running controller keeps beside its database: written without following
+a planted symlink, and never able to end the controller when it cannot be written."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from asyncua.client.client import Client
+
+from edge.daemon.site import status_path
+from tests.line.harness import lone_controller
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def test_a_symlink_planted_beside_the_database_is_replaced_never_followed(
+        tmp_path: Path) -> None:
+    victim = tmp_path / "victim.conf"
+    victim.write_text("precious\n")
+    async with lone_controller(tmp_path, {"security": ["none"]}) as c:
+        status = status_path(c.db_path)
+        for name in (status.with_suffix(".tmp"), status):  # the old temp name, the file
+            name.unlink(missing_ok=True)
+            name.symlink_to(victim)
+        await asyncio.sleep(1.5)
+        assert victim.read_text() == "precious\n"
+        assert not status.is_symlink()
+        assert json.loads(status.read_text())["lines"][0]["line"] == c.config.lines[0].id
+        assert stat.S_IMODE(status.stat().st_mode) == 0o640
+
+
+async def test_a_status_file_that_cannot_be_written_leaves_the_controller_running(
+        tmp_path: Path) -> None:
+    async with lone_controller(tmp_path, {"security": ["none"]}) as c:
+        status = status_path(c.db_path)
+        status.unlink(missing_ok=True)
+        status.mkdir()  # os.replace onto a directory fails every time
+        await asyncio.sleep(2.0)
+        assert c.process.poll() is None
+        async with Client(c.endpoint, timeout=4) as client:  # the PLC is still served
+            assert await client.get_namespace_array()
+        assert c.log().count("status not written") == 1  # once per cause, not every 0.5 s
+        status.rmdir()
+        await asyncio.sleep(1.0)
+        assert json.loads(status.read_text())["pid"] == c.process.pid
