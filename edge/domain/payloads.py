@@ -74,7 +74,23 @@ class PayloadCodec:
         return _qr_url(fmt, gtin, serial)
 
     def parse(self, text: str) -> ParsedCode:
-        """The serial (and level, where it can be told) of what a reader or scanner returned."""
+        """The serial (and level, where it can be told) of what a reader or scanner returned.
+
+        Total over every string: a value, or :class:`InvalidPayload`. The URL and GS1 parsers
+        underneath (urllib, ipaddress, biip) raise their own errors on some malformed input
+        (``https://[x``, ``]\x1d``); a scan is outside input, so those become InvalidPayload
+        too, never an exception that ends the task that asked.
+        """
+        try:
+            return self._parse(text)
+        except InvalidPayload:
+            raise
+        except (ValueError, IndexError, KeyError, TypeError, AttributeError,
+                ArithmeticError, biip.ParseError) as exc:
+            raise InvalidPayload(f"not a code of this line: {_show(text)} "
+                                 f"({type(exc).__name__}: {exc})") from None
+
+    def _parse(self, text: str) -> ParsedCode:
         raw = text.strip("\r\n")
         if not raw or len(raw) > MAX_PAYLOAD:
             raise InvalidPayload(f"a payload has 1 to {MAX_PAYLOAD} characters, got {len(raw)}")

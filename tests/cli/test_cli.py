@@ -78,6 +78,8 @@ def test_a_batch_from_pool_to_shipment_through_the_cli(cli, tmp_path: Path) -> N
     (("batch", "start", "abc"), "valid integer"),
     (("batch", "create", "--product", "p1", "--lot", "'; DROP TABLE codes;--"), "lot"),
     (("inspect", "ＡＢＣ'\"; --"), "not a"),
+    (("inspect", "https://[x"), "not a code"),
+    (("inspect", "]\x1d"), "not a"),
     (("batch", "create", "--product", "p1", "--lot", "L", "--expiry", "31/12/2026"), "YYYY-MM-DD"),
 ])
 def test_bad_arguments_say_what_was_expected_without_a_traceback(cli, args, words) -> None:  # type: ignore[no-untyped-def]
