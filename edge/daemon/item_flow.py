@@ -29,6 +29,7 @@ from drivers.interfaces import (
     grade_value,
 )
 from edge.daemon.dbworker import DbWorker
+from edge.daemon.failpoints import failpoint
 from edge.daemon.signals import Counts, LineOutputs, RateMeter
 from edge.domain import codes as code_queries
 from edge.domain import flow
@@ -83,6 +84,8 @@ class Committer:
         self._urgent = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._stopped = asyncio.Event()
+        self.running = False
         self.commits = 0
         self.durations: deque[float] = deque(maxlen=100_000)  # seconds per group commit
 
@@ -103,32 +106,55 @@ class Committer:
         self._work.set()
 
     async def drain(self) -> None:
-        """Commit everything pending now and wait until it is on disk."""
+        """Commit everything pending now and wait until it is on disk. Should the commit
+        task have ended (it failed, or production was halted), the pending work is
+        committed here instead of waited for."""
+        if not self.running:
+            await self._commit_pending()
+            return
         self._urgent.set()
-        await self._idle.wait()
+        idle = asyncio.ensure_future(self._idle.wait())
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait((idle, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            idle.cancel()
+            stopped.cancel()
+        if not self._idle.is_set():
+            await self._commit_pending()
 
     async def run(self) -> None:
-        while True:
-            await self._work.wait()
-            if not self._urgent.is_set() and self.first_at is not None:
-                delay = self.first_at + self.window - time.monotonic()
-                if delay > 0:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(delay):
-                            await self._urgent.wait()
-            printed, judged = self.printed, self.judged
-            self.printed, self.judged, self.first_at = [], [], None
-            self._work.clear()
-            self._urgent.clear()
-            verdicts = [flow.Verdict(j.item.code_id, j.reject) for j in judged
-                        if j.item.code_id is not None]
-            started = time.perf_counter()
-            await self.db.call(flow.record_line, self.batch_id, "item", printed, verdicts)
-            self.durations.append(time.perf_counter() - started)
-            self.commits += 1
-            await self.committed(judged)
-            if not self.printed and not self.judged:
-                self._idle.set()
+        self.running = True
+        self._stopped.clear()
+        try:
+            while True:
+                await self._work.wait()
+                failpoint("flow.commit")
+                if not self._urgent.is_set() and self.first_at is not None:
+                    delay = self.first_at + self.window - time.monotonic()
+                    if delay > 0:
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(delay):
+                                await self._urgent.wait()
+                await self._commit_pending()
+        finally:
+            self.running = False
+            self._stopped.set()
+
+    async def _commit_pending(self) -> None:
+        printed, judged = self.printed, self.judged
+        self.printed, self.judged, self.first_at = [], [], None
+        self._work.clear()
+        self._urgent.clear()
+        verdicts = [flow.Verdict(j.item.code_id, j.reject) for j in judged
+                    if j.item.code_id is not None]
+        started = time.perf_counter()
+        await self.db.call(flow.record_line, self.batch_id, "item", printed, verdicts)
+        self.durations.append(time.perf_counter() - started)
+        self.commits += 1
+        await self.committed(judged)
+        if not self.printed and not self.judged:
+            self._idle.set()
 
 
 class ItemFlow:
@@ -190,6 +216,7 @@ class ItemFlow:
             self._feed_wake.clear()
             if not self.feeding:
                 continue
+            failpoint("flow.feed")
             room = self.station.buffer_ahead - self.printer.pending
             need = self.need()
             count = room if need is None else min(room, need)
@@ -225,6 +252,7 @@ class ItemFlow:
     async def printer_events(self) -> None:
         """Turn the printer's ordered events into items, voids and alarms."""
         async for event in self.printer.events():
+            failpoint("flow.printer_events")
             if isinstance(event, Printed):
                 code = self.sent.pop(event.code, None)
                 self._item(code.id if code else None,
@@ -283,6 +311,7 @@ class ItemFlow:
         """One read per item in transit; its verdict goes to the committer."""
         while True:
             item = await self.fifo.get()
+            failpoint("flow.verify")
             try:
                 result = await self.reader.read()
             except DriverError as exc:

@@ -272,6 +272,24 @@ class LineRuntime:
         self.packml.done()
 
     async def _produce(self) -> None:
+        """The production tasks of the running batch. Should one of them fail unexpectedly,
+        the line does not stay in Execute judging nothing: the failure is logged with its
+        traceback, alarmed by name, and the line aborts (printer stopped and emptied, items
+        in transit rejected); Clear, Reset and Start bring it back with fresh tasks."""
+        try:
+            await self._production_tasks()
+        except Exception as exc:
+            failure = _describe(exc)
+            log.error("production stopped: %s", failure, exc_info=exc,
+                      extra={"line": self.line.id,
+                             "batch": self.batch.id if self.batch else None})
+            self.alarm("line", f"production stopped: {failure}", hold=False)
+            self.active_alarms["line"] = f"production stopped: {failure}"
+            self.stop_reason = f"production stopped: {failure}"
+            self._commands.put_nowait((Command.ABORT, "production task failed",
+                                       asyncio.get_running_loop().create_future()))
+
+    async def _production_tasks(self) -> None:
         flow = self.flow
         assert flow is not None
         async with asyncio.TaskGroup() as tasks:
@@ -440,6 +458,13 @@ class LineRuntime:
         fresh_batch, fresh_total = await self.db.call(load)
         self.batch_counts.reset_to(fresh_batch)
         self.total_counts.reset_to(fresh_total)
+
+
+def _describe(exc: BaseException) -> str:
+    """The first real error inside ``exc`` (task groups wrap what failed), as type: text."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _items_counting(report: batches.BatchReport) -> int:

@@ -46,6 +46,7 @@ from asyncua.ua.status_codes import StatusCodes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from edge.daemon.errors import AddressInUse, PlcConfigError
+from edge.daemon.failpoints import failpoint
 from edge.daemon.line import LineRuntime
 from edge.daemon.packml import Command, CommandRefused
 from edge.domain.errors import DomainError
@@ -351,7 +352,17 @@ class LineNode:
                     async with asyncio.timeout(1.0):
                         await self._dirty.wait()
                 self._dirty.clear()
-                await self._refresh()
+                try:
+                    failpoint("plc.publish")
+                    await self._refresh()
+                except Exception as exc:
+                    # The PLC would go on seeing a stale state: hold the line and say why;
+                    # the next pass publishes again.
+                    log.error("PLC variables not refreshed: %s: %s", type(exc).__name__, exc,
+                              exc_info=exc, extra={"line": self.line.line.id})
+                    self.line.alarm("plc", f"PLC variables not refreshed: "
+                                    f"{type(exc).__name__}: {exc}", hold=True)
+                    await asyncio.sleep(1.0)
                 await asyncio.sleep(0.05)
 
     async def _refresh(self) -> None:

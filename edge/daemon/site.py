@@ -31,6 +31,7 @@ log = logging.getLogger("codeline.run")
 
 STATUS_EVERY_S = 0.5
 STATUS_MODE = 0o640
+SHUTDOWN_TIMEOUT_S = 45.0
 
 
 def status_path(db_path: Path) -> Path:
@@ -105,7 +106,13 @@ class Site:
                 await stop.wait()
                 log.info("stopping", extra={"site": self.config.site.id})
                 for line in self.lines:
-                    await line.shutdown()
+                    try:
+                        async with asyncio.timeout(SHUTDOWN_TIMEOUT_S):
+                            await line.shutdown()
+                    except TimeoutError:
+                        log.error("line did not stop within %.0f s: its codes of unknown "
+                                  "fate are settled by recovery", SHUTDOWN_TIMEOUT_S,
+                                  extra={"line": line.line.id})
                 await self.db.call(flow.recover, operator="shutdown")
                 for worker in workers:
                     worker.cancel()

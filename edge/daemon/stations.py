@@ -21,6 +21,7 @@ from drivers.interfaces import CodeReader, LabelPrinter, ReadResult
 from drivers.labels.zpl_codec import LabelText, datamatrix_label, qr_label, sscc_label
 from drivers.registry import MultiReader
 from edge.daemon.dbworker import DbWorker
+from edge.daemon.failpoints import failpoint
 from edge.daemon.signals import Counts, LineOutputs
 from edge.domain import aggregation, flow
 from edge.domain.errors import DomainError, InvalidPayload
@@ -205,6 +206,7 @@ class CaseStation(ContainerStation):
     async def run(self) -> None:
         while True:
             await self.active.wait()
+            failpoint("station.case")
             try:
                 reads = await self.camera.read_all()
             except DriverError as exc:
@@ -292,6 +294,7 @@ class PalletStation(ContainerStation):
         waiting: str | None = None
         while True:
             await self.active.wait()
+            failpoint("station.pallet")
             last = self.ctx.ending() and self.cases_done() and self.expected.empty() \
                 and waiting is None
             if self.collected and (len(self.collected) == self.capacity or last):

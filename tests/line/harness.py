@@ -41,10 +41,11 @@ class Rig:
     plc: PlcSim
     daemon: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    env: dict[str, str] | None = None
 
     def start_daemon(self) -> None:
         assert self.log_path is not None
-        self.daemon = start_controller(self.config_path, self.log_path)
+        self.daemon = start_controller(self.config_path, self.log_path, self.env)
 
     def kill_daemon(self) -> None:
         assert self.daemon is not None
@@ -70,7 +71,8 @@ async def operator(plc: PlcSim) -> None:
 async def rig(tmp_path: Path, settings: LineSimSettings, planned: int,
               security: PlcSecurity | None = None,
               plc_overrides: dict[str, object] | None = None,
-              example: str = "simulated") -> AsyncIterator[Rig]:
+              example: str = "simulated", env: dict[str, str] | None = None
+              ) -> AsyncIterator[Rig]:
     """Pool and batch in a fresh database, the simulated line with its PLC, the daemon."""
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
@@ -83,7 +85,8 @@ async def rig(tmp_path: Path, settings: LineSimSettings, planned: int,
     await sim.start()
     plc = PlcSim(plc_endpoint(config), line.id, sim, security)
     plc_task = asyncio.create_task(plc.run())
-    the_rig = Rig(config, config_path, db_path, sim, plc, log_path=tmp_path / "daemon.log")
+    the_rig = Rig(config, config_path, db_path, sim, plc, log_path=tmp_path / "daemon.log",
+                  env=env)
     the_rig.start_daemon()
     try:
         yield the_rig
@@ -129,14 +132,15 @@ def site_config(tmp_path: Path, plc_overrides: dict[str, object] | None = None,
     return config, config_path
 
 
-def start_controller(config_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
+def start_controller(config_path: Path, log_path: Path, env: dict[str, str] | None = None
+                     ) -> subprocess.Popen[bytes]:
     """``codeline --config FILE run`` as its own process, output to ``log_path``."""
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-c", "from edge.cli.main import run; run()",
              "--config", str(config_path), "run"],
             stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
 
 async def wait_listening(host: str, port: int, process: subprocess.Popen[bytes],
