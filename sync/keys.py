@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from edge.store.files import PRIVATE, write_replacing
 from sync.errors import KeyProblem
 
 
 def generate(path: Path, *, overwrite: bool = False) -> Ed25519PublicKey:
     """Write a new private key (PEM, mode 0600); refuse to replace one unless told to."""
-    if path.exists() and not overwrite:
+    if (path.exists() or path.is_symlink()) and not overwrite:
         raise KeyProblem(f"{path} exists: a new key would orphan every signature made with it "
                          "(pass --force to replace it anyway)")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
+    # A fresh 0600 file renamed over the old one: an old 0644 mode is not kept, and a
+    # symlink planted at the path is replaced, not followed.
+    write_replacing(path, pem, PRIVATE, durable=True)
     return key.public_key()
 
 

@@ -14,7 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,6 +161,14 @@ def seal(conn: sqlite3.Connection, m: ManifestInfo, site_id: str,
     conn.execute("UPDATE outbox SET digest = ?, signature = ? WHERE seq = ? AND digest IS NULL",
                  (digest, signature, m.seq))
     return info(conn, m.seq)
+
+
+def sealer(site_id: str, key: Ed25519PrivateKey) -> Callable[[sqlite3.Connection, int], None]:
+    """What a shipment's confirm or cancel calls to seal its manifest in its own transaction,
+    so no moment exists in which an issued manifest is unsigned."""
+    def seal_issued(conn: sqlite3.Connection, seq: int) -> None:
+        seal(conn, info(conn, seq), site_id, key)
+    return seal_issued
 
 
 def verify(chunks: Iterator[bytes], digest: str, signature: str,

@@ -52,13 +52,21 @@ class Ctx:
     def has_config(self) -> bool:
         return self.config_option is not None
 
+    def resolve(self, value: str) -> Path:
+        """A path from the config: a relative one is taken from the config file's folder
+        (never from wherever the command was started), made absolute."""
+        path = Path(value).expanduser()
+        if not path.is_absolute() and self.config_option is not None:
+            path = self.config_option.resolve().parent / path
+        return path.absolute()
+
     @property
     def db_path(self) -> Path:
         if self.db_option is not None:
-            return self.db_option
+            return self.db_option.absolute()
         if self.config_option is not None:
-            return Path(self.config.store.path)
-        return Path("codeline.db")
+            return self.resolve(self.config.store.path)
+        return Path("codeline.db").absolute()
 
     def store(self, *, create: bool = False) -> Store:
         return Store(self.db_path, create=create)

@@ -33,6 +33,7 @@ from line_config.loading import example_path, load_config
 from line_config.models import SiteConfig
 from simulators.line import LineSimSettings, SimLine
 from simulators.plc import PlcSim
+from sync import keys, manifest
 
 
 def demo(
@@ -100,7 +101,9 @@ def demo(
         shipment = shipments.create(store, "DIST-EAST-01", "east", operator=operator)
         shipments.add(store, shipment.id, pallet_serials[0], operator=operator,
                       allow_mixed_batches=False)
-        confirmed = shipments.confirm(store, shipment.id, operator=operator)
+        site_key = keys.load_private(path.parent / "keys" / "manifest-signing.key")
+        confirmed = shipments.confirm(store, shipment.id, operator=operator,
+                                      seal=manifest.sealer(config.site.id, site_key))
         console.print(f"  shipped pallet {pallet_serials[0]}: {confirmed.code_count:,} codes "
                       "activated, one activation manifest queued")
         chain = audit.verify(store.read())

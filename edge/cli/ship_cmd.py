@@ -7,11 +7,22 @@ import sys
 import typer
 from rich.table import Table
 
-from edge.cli.context import console, ctx_of, emit, ms_text
+from edge.cli.context import Ctx, console, ctx_of, emit, ms_text
 from edge.domain import shipments
+from sync import keys, manifest
 
 app = typer.Typer(help="Shipments: create, add, confirm (activates), cancel, list.",
                   no_args_is_help=True)
+
+
+def manifest_sealer(c: Ctx) -> shipments.Sealer | None:
+    """Seals the manifest a confirm or cancel issues, with the site's key, in the same
+    transaction. Without a config (``--db`` alone) the key is unknown: the manifest is then
+    sealed when it is first pulled or pushed."""
+    if not c.has_config:
+        return None
+    key = keys.load_private(c.resolve(c.config.sync.signing_key_file))
+    return manifest.sealer(c.config.site.id, key)
 
 
 @app.command("create")
@@ -50,8 +61,9 @@ def add(
 def confirm(ctx: typer.Context, shipment_id: int = typer.Argument(..., min=1)) -> None:
     """Confirm: every code under the shipment becomes ACTIVE; a manifest is issued."""
     c = ctx_of(ctx)
+    seal = manifest_sealer(c)
     with c.store() as store:
-        shipment = shipments.confirm(store, shipment_id, operator=c.operator)
+        shipment = shipments.confirm(store, shipment_id, operator=c.operator, seal=seal)
     console.print(f"shipment {shipment_id} confirmed: {shipment.code_count:,} codes activated")
 
 
@@ -63,8 +75,9 @@ def cancel(
 ) -> None:
     """Cancel: discard an open shipment, or deactivate a confirmed one."""
     c = ctx_of(ctx)
+    seal = manifest_sealer(c)
     with c.store() as store:
-        shipments.cancel(store, shipment_id, operator=c.operator, reason=reason)
+        shipments.cancel(store, shipment_id, operator=c.operator, reason=reason, seal=seal)
     console.print(f"shipment {shipment_id} cancelled")
 
 

@@ -22,7 +22,8 @@ KeyOpt = typer.Option(None, "--key", help="key file (default: the config's sync.
 
 
 def _key_path(ctx: typer.Context, key: Path | None) -> Path:
-    return key if key is not None else Path(ctx_of(ctx).config.sync.signing_key_file)
+    c = ctx_of(ctx)
+    return key if key is not None else c.resolve(c.config.sync.signing_key_file)
 
 
 @keys_app.command("generate")

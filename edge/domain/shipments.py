@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge.domain import audit, events
@@ -25,6 +26,10 @@ from edge.domain.lifecycle import State, transition_tree
 from edge.store.database import Store, now_ms
 
 PARTY = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
+
+Sealer = Callable[[sqlite3.Connection, int], None]
+"""Digests and signs the manifest with this sequence number inside the issuing transaction
+(``sync.manifest.sealer`` makes one from the site's signing key)."""
 
 
 @dataclass(frozen=True)
@@ -153,8 +158,10 @@ def _collect_tree(conn: sqlite3.Connection, shipment_id: int) -> None:
         conn.execute("DELETE FROM ship_next")
 
 
-def confirm(store: Store, shipment_id: int, *, operator: str) -> Shipment:
-    """Activate every code under the shipment and issue its activation manifest."""
+def confirm(store: Store, shipment_id: int, *, operator: str, seal: Sealer | None = None
+            ) -> Shipment:
+    """Activate every code under the shipment and issue its activation manifest (sealed
+    in the same transaction when a ``seal`` is given)."""
     with store.transaction() as conn:
         shipment = _require_open(conn, shipment_id)
         if shipment.containers == 0:
@@ -167,13 +174,14 @@ def confirm(store: Store, shipment_id: int, *, operator: str) -> Shipment:
             "WHERE id = ?",
             (at, count, shipment_id),
         )
-        _issue(conn, "activation", shipment_id, at)
+        _issue(conn, "activation", shipment_id, at, seal)
         events.append(conn, "ship.confirm", shipment_id=shipment_id, count=count, at=at)
         audit.record(conn, operator, "ship.confirm", f"shipment:{shipment_id}", codes=count)
         return get(conn, shipment_id)
 
 
-def cancel(store: Store, shipment_id: int, *, operator: str, reason: str | None) -> Shipment:
+def cancel(store: Store, shipment_id: int, *, operator: str, reason: str | None,
+           seal: Sealer | None = None) -> Shipment:
     """Cancel: an open shipment is discarded; a confirmed one is deactivated."""
     if not (reason and reason.strip()):
         raise ReasonRequired("cancelling a shipment needs a reason")
@@ -186,7 +194,7 @@ def cancel(store: Store, shipment_id: int, *, operator: str, reason: str | None)
         if shipment.status == "confirmed":
             _collect_tree(conn, shipment_id)
             deactivated = transition_tree(conn, "ship_tree", State.ACTIVE, State.COMMISSIONED)
-            _issue(conn, "deactivation", shipment_id, at)
+            _issue(conn, "deactivation", shipment_id, at, seal)
         conn.execute(
             "UPDATE shipments SET status = 'cancelled', cancelled_at = ?, cancel_reason = ? "
             "WHERE id = ?",
@@ -199,20 +207,27 @@ def cancel(store: Store, shipment_id: int, *, operator: str, reason: str | None)
         return get(conn, shipment_id)
 
 
-def _issue(conn: sqlite3.Connection, kind: str, shipment_id: int, at: int) -> None:
+def _issue(conn: sqlite3.Connection, kind: str, shipment_id: int, at: int,
+           seal: Sealer | None) -> None:
     """Queue a manifest for the cloud and freeze what it covers (the codes in ``ship_tree``
-    with their parents now); its sequence number is the outbox row's."""
+    with their parents now); its sequence number is the outbox row's. The row is frozen
+    before the transaction ends (no code can be added to it afterwards) and, given a
+    ``seal``, digested and signed in the same transaction."""
     count = int(conn.execute("SELECT count(*) FROM ship_tree").fetchone()[0])
     cursor = conn.execute(
-        "INSERT INTO outbox (manifest_id, kind, shipment_id, created_at, code_count) "
-        "VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO outbox (manifest_id, kind, shipment_id, created_at, code_count, frozen) "
+        "VALUES (?, ?, ?, ?, ?, 0)",
         (str(uuid.uuid4()), kind, shipment_id, at, count),
     )
+    seq = int(cursor.lastrowid or 0)
     conn.execute(
         "INSERT INTO manifest_codes (seq, code_id, parent_id) "
         "SELECT ?, c.id, c.parent_id FROM ship_tree t JOIN codes c ON c.id = t.id",
-        (cursor.lastrowid,),
+        (seq,),
     )
+    conn.execute("UPDATE outbox SET frozen = 1 WHERE seq = ?", (seq,))
+    if seal is not None:
+        seal(conn, seq)
 
 
 def shipment_of(conn: sqlite3.Connection, code_row: CodeRow) -> Shipment | None:

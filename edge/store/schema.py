@@ -198,10 +198,29 @@ def _v3_api_tokens(db: sqlite_utils.Database) -> None:
     db.table("api_tokens").create_index(["token_hash"], unique=True)
 
 
+def _v4_frozen_manifests(db: sqlite_utils.Database) -> None:
+    """A manifest's code list takes rows only while its issuing transaction is open: the
+    outbox row is frozen when that transaction ends, and frozen stays frozen. (Manifests
+    issued before this version are frozen as they are.)"""
+    db.execute("ALTER TABLE outbox ADD COLUMN frozen INTEGER NOT NULL DEFAULT 1")
+    db.execute(
+        "CREATE TRIGGER manifest_codes_frozen_insert BEFORE INSERT ON manifest_codes "
+        "WHEN coalesce((SELECT frozen FROM outbox WHERE seq = NEW.seq), 1) "
+        "BEGIN SELECT RAISE(ABORT, 'an issued manifest is immutable: no code can be added'); "
+        "END"
+    )
+    db.execute(
+        "CREATE TRIGGER outbox_stays_frozen BEFORE UPDATE OF frozen ON outbox "
+        "WHEN OLD.frozen AND NOT NEW.frozen "
+        "BEGIN SELECT RAISE(ABORT, 'an issued manifest is immutable'); END"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_manifest_snapshots,
     _v3_api_tokens,
+    _v4_frozen_manifests,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from edge.store.database import Store
 from line_config.models import SiteConfig
 from sync import keys, manifest
 from sync.errors import KeyProblem, TamperedManifest
-from tests.conftest import commissioned, packed_pallet, running_batch
+from tests.conftest import SMALL_SITE, commissioned, packed_pallet, running_batch
 
 
 def shipped_pallet(store: Store, site: SiteConfig) -> tuple[int, list[str], str]:
@@ -29,9 +31,9 @@ def shipped_pallet(store: Store, site: SiteConfig) -> tuple[int, list[str], str]
     return shipment.id, items, pallet
 
 
-def body(store: Store, seq: int) -> bytes:
+def body(store: Store, seq: int, site_id: str = "site-1") -> bytes:
     m = manifest.info(store.read(), seq)
-    return b"".join(manifest.body_lines(store.read(), m, "site-1"))
+    return b"".join(manifest.body_lines(store.read(), m, site_id))
 
 
 def test_a_manifest_lists_every_code_with_level_and_parent(store: Store, site: SiteConfig) -> None:
@@ -113,3 +115,60 @@ def test_a_code_line_built_by_sqlite_is_the_canonical_line(
     expected = manifest.canonical({"serial": serial, "level": manifest.LEVELS[level],
                                    "parent": parent, "batch": batch, "printed_at": seconds})
     assert manifest.code_line(conn, serial, level, parent, batch, printed) == expected
+
+
+def codeline(tmp_path: Path, db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "site.yaml"
+    if not config.exists():
+        config.write_text(SMALL_SITE)
+    return subprocess.run([sys.executable, "-m", "edge.cli.main", "--db", str(db),
+                           "--config", str(config), "--operator", "t", *args],
+                          capture_output=True, text=True, timeout=60, cwd="/")
+
+
+def test_a_manifest_is_sealed_at_confirm_and_takes_no_code_afterwards(
+        store: Store, site: SiteConfig, tmp_path: Path) -> None:
+    batch = running_batch(store, site, items=40)
+    items = commissioned(store, batch, "item", 8)
+    _, pallet = packed_pallet(store, batch, items)
+    shipment = shipments.create(store, "D-7", "east", operator="t")
+    shipments.add(store, shipment.id, pallet, operator="t", allow_mixed_batches=False)
+    stray = commissioned(store, batch, "item", 1)[0]  # COMMISSIONED, never shipped
+
+    refused = codeline(tmp_path, store.path, "ship", "confirm", str(shipment.id))
+    assert refused.returncode == 1 and "codeline keys generate" in refused.stderr
+    assert shipments.get(store.read(), shipment.id).status == "open"  # nothing happened
+
+    assert codeline(tmp_path, store.path, "keys", "generate").returncode == 0
+    key_path = tmp_path / "keys" / "manifest-signing.key"  # beside the config, not in cwd
+    done = codeline(tmp_path, store.path, "ship", "confirm", str(shipment.id))
+    assert done.returncode == 0, done.stderr
+    sealed = manifest.info(store.read(), 1)
+    assert sealed.digest and sealed.signature  # before anyone pulled it
+    public = keys.load_private(key_path).public_key()
+    manifest.verify(iter([body(store, 1, site.site.id)]), sealed.digest, sealed.signature, public)
+
+    stray_id = store.read().execute("SELECT id FROM codes WHERE serial = ?",
+                                    (stray,)).fetchone()[0]
+    with pytest.raises(sqlite3.DatabaseError, match="immutable"):
+        store.read().execute("INSERT INTO manifest_codes (seq, code_id) VALUES (1, ?)",
+                             (stray_id,))
+    with pytest.raises(sqlite3.DatabaseError, match="immutable"):
+        store.read().execute("UPDATE outbox SET frozen = 0 WHERE seq = 1")
+    # Whoever drops the trigger to add a code still cannot make the cloud take it.
+    store.read().execute("DROP TRIGGER manifest_codes_frozen_insert")
+    store.read().execute("INSERT INTO manifest_codes (seq, code_id) VALUES (1, ?)", (stray_id,))
+    with pytest.raises(TamperedManifest, match="digest"):
+        manifest.verify(iter([body(store, 1, site.site.id)]), sealed.digest, sealed.signature, public)
+
+
+def test_a_new_key_replaces_a_planted_symlink_and_an_open_mode(tmp_path: Path) -> None:
+    path = tmp_path / "site.pem"
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    path.symlink_to(victim)
+    keys.generate(path, overwrite=True)
+    assert victim.read_text() == "precious" and not path.is_symlink()
+    path.chmod(0o644)
+    keys.generate(path, overwrite=True)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
