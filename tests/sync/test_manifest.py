@@ -159,7 +159,8 @@ def test_a_manifest_is_sealed_at_confirm_and_takes_no_code_afterwards(
     store.read().execute("DROP TRIGGER manifest_codes_frozen_insert")
     store.read().execute("INSERT INTO manifest_codes (seq, code_id) VALUES (1, ?)", (stray_id,))
     with pytest.raises(TamperedManifest, match="digest"):
-        manifest.verify(iter([body(store, 1, site.site.id)]), sealed.digest, sealed.signature, public)
+        manifest.verify(iter([body(store, 1, site.site.id)]), sealed.digest,
+                        sealed.signature, public)
 
 
 def test_a_new_key_replaces_a_planted_symlink_and_an_open_mode(tmp_path: Path) -> None:
