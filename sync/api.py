@@ -8,6 +8,7 @@ else one JSON document), with their digest and signature in response headers.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,6 +77,11 @@ class ErrorBody(BaseModel):
     message: str
 
 
+TOKEN_PARAMS = frozenset({"access_token", "token", "bearer", "api_key", "apikey", "auth",
+                          "authorization", "key"})
+access_log = logging.getLogger("codeline.api.access")
+
+
 def create_app(db_path: Path, config: SiteConfig, signing_key: Ed25519PrivateKey) -> FastAPI:
     """The API over one database file; each request opens its own connection."""
     app = FastAPI(title="codeline pull API", version="1",
@@ -90,6 +96,22 @@ def create_app(db_path: Path, config: SiteConfig, signing_key: Ed25519PrivateKey
             yield store.conn
         finally:
             store.close()
+
+    @app.middleware("http")
+    async def no_token_in_url(request: Request, call_next: Any) -> Any:
+        """A token in a URL ends up in proxy and server logs: refused, and the access log
+        line written here never carries the query string."""
+        leaked = TOKEN_PARAMS.intersection(k.lower() for k in request.query_params)
+        if leaked:
+            response: Any = JSONResponse(
+                {"code": "token_in_url", "message": "send the token in the Authorization "
+                 f"header (Bearer), never in the URL ({', '.join(sorted(leaked))})"},
+                status_code=400)
+        else:
+            response = await call_next(request)
+        access_log.info("%s %s %s", request.method, request.url.path, response.status_code,
+                        extra={"status": response.status_code})
+        return response
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:

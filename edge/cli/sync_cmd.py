@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
+from edge.cli import logs
 from edge.cli.context import UsageProblem, console, ctx_of, emit, ms_text
 from edge.domain import audit, batches
 from edge.store.database import now_ms
+from line_config.devices import is_loopback
 from sync import epcis, keys, manifest, push, tokens
 
 keys_app = typer.Typer(help="The site's manifest-signing key.", no_args_is_help=True)
@@ -160,9 +163,18 @@ def api_serve(ctx: typer.Context, key: Path | None = KeyOpt,
 
     c = ctx_of(ctx)
     settings = c.config.sync.api
+    logs.setup(20)
+    if not is_loopback(settings.host) and settings.tls_cert_file is None:
+        logging.getLogger("codeline.api").warning(
+            "pull API on %s WITHOUT TLS (allow_plain_http is set): only safe behind a "
+            "TLS-terminating proxy", settings.host)
     app = create_app(c.db_path, c.config, keys.load_private(_key_path(ctx, key)))
+    cert, key_file = settings.tls_cert_file, settings.tls_key_file
+    # uvicorn's own access log would print query strings; the app logs requests itself.
     uvicorn.run(app, host=settings.host, port=port or settings.port, log_level="info",
-                ssl_certfile=settings.tls_cert_file, ssl_keyfile=settings.tls_key_file)
+                access_log=False, log_config=None,
+                ssl_certfile=None if cert is None else str(c.resolve(cert)),
+                ssl_keyfile=None if key_file is None else str(c.resolve(key_file)))
 
 
 sync_app = typer.Typer(help="Delivery of manifests to the cloud.", no_args_is_help=True)

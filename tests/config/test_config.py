@@ -154,3 +154,49 @@ def test_a_plc_server_off_loopback_may_opt_out_loudly() -> None:
     safe = parse_config(SMALL_SITE + PLC_OFF_LOOPBACK %
                         ", users_file: u.txt, trusted_certs_dir: pki/trusted")
     assert safe.lines[0].plc is not None and safe.lines[0].plc.insecure_reasons() == []
+
+
+def test_two_endpoints_on_one_port_are_refused_with_both_names() -> None:
+    clash = SMALL_SITE + """
+    devices:
+      - id: p1
+        driver: clarity
+        transport: {kind: tcp, host: 127.0.0.1, port: 4840}
+        job: J
+    plc: {host: 127.0.0.1, port: 4840, security: [none]}
+"""
+    found = problems(clash)
+    assert any("line L1 device 'p1' and line L1 PLC server both use 127.0.0.1:4840" in p[2]
+               for p in found), found
+    on_api = SMALL_SITE + "    plc: {host: 127.0.0.1, port: 8600, security: [none]}\n"
+    assert any("line L1 PLC server and the pull API (sync.api) both use" in p[2]
+               for p in problems(on_api))
+
+
+def test_modbus_units_behind_one_gateway_may_share_its_port() -> None:
+    units = SMALL_SITE + """
+    devices:
+      - id: laser
+        driver: modbus_laser
+        transport: {kind: modbus_tcp, host: 10.0.0.9, port: 502, unit: 1}
+      - id: laser2
+        driver: modbus_laser
+        transport: {kind: modbus_tcp, host: 10.0.0.9, port: 502, unit: 2}
+"""
+    parse_config(units)
+    with pytest.raises(ConfigError, match="both use 10.0.0.9:502"):
+        parse_config(units.replace("unit: 2", "unit: 1"))
+
+
+@pytest.mark.parametrize(("sync", "words"), [
+    ("sync: {api: {host: 0.0.0.0}}", "without TLS"),
+    ("sync: {push_url: \"http://cloud.example.com/m\"}", "plain http"),
+])
+def test_tokens_never_cross_the_network_in_clear(sync: str, words: str) -> None:
+    assert any(words in p[2] for p in problems(SMALL_SITE + sync + "\n"))
+
+
+def test_plain_http_is_allowed_on_loopback_or_by_an_explicit_opt_out() -> None:
+    parse_config(SMALL_SITE + "sync: {push_url: \"http://127.0.0.1:9000/m\", "
+                 "push_token_env: CODELINE_PUSH_TOKEN}\n")
+    parse_config(SMALL_SITE + "sync: {api: {host: 0.0.0.0, allow_plain_http: true}}\n")

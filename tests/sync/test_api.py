@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +16,8 @@ from edge.store.database import Store, now_ms
 from line_config.models import SiteConfig
 from sync import keys, manifest, tokens
 from sync.api import create_app
-from sync.serving import serve
+from sync.serving import free_port, serve
+from tests.conftest import SMALL_SITE
 from tests.sync.test_manifest import shipped_pallet
 
 
@@ -123,3 +127,46 @@ async def test_openapi_document_is_served(api) -> None:  # type: ignore[no-untyp
     async with httpx.AsyncClient(base_url=base) as client:
         spec = (await client.get("/openapi.json")).json()
     assert "/api/v1/manifests/{ref}/ack" in spec["paths"]
+
+
+def start_api(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """``codeline api serve`` as its own process, its output to ``log_path``."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "edge.cli.main", "--config",
+                                 str(config), "api", "serve"], stdout=log, stderr=log)
+
+
+async def test_a_token_in_the_url_is_refused_and_never_logged(tmp_path: Path) -> None:
+    config = tmp_path / "site.yaml"
+    port = free_port()
+    config.write_text(SMALL_SITE + f"sync: {{api: {{host: 127.0.0.1, port: {port}}}}}\n")
+
+    def codeline(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "edge.cli.main", "--config", str(config),
+                               *args], capture_output=True, text=True, timeout=60)
+
+    assert codeline("init").returncode == 0
+    assert codeline("keys", "generate").returncode == 0
+    created = codeline("tokens", "create", "--name", "cloud", "--scope", "manifests:read")
+    secret = next(w for w in created.stdout.split() if w.startswith("cl_"))
+    log_path = tmp_path / "api.log"
+    server = start_api(config, log_path)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(300):
+                try:
+                    await client.get("/api/v1/manifests")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)
+            leaked = await client.get(f"/api/v1/manifests?access_token={secret}")
+            assert leaked.status_code == 400 and leaked.json()["code"] == "token_in_url"
+            ok = await client.get("/api/v1/manifests", headers=bearer(secret))
+            assert ok.status_code == 200
+    finally:
+        server.terminate()
+        server.wait(30)
+    logged = log_path.read_text()
+    assert secret not in logged
+    assert '"msg": "GET /api/v1/manifests 400"' in logged  # the request is logged, bare
+    assert all(line.startswith("{") for line in logged.splitlines() if line.strip())
