@@ -38,6 +38,8 @@ class ClaritySettings(BaseModel):
     err_every: int = Field(default=0, ge=0, description="answer ERR to every Nth SDO")
     ack_delay_ms: int = Field(default=0, ge=0, le=5000, description="slow ACK")
     split_writes: bool = Field(default=False, description="send every answer in two parts")
+    malformed_slr: int = Field(default=0, ge=0,
+                               description="answer the next N SLR queries with no number")
 
 
 class ClarityPrinterSim(TcpSimulator):
@@ -193,6 +195,10 @@ class ClarityPrinterSim(TcpSimulator):
         if m.word == "SNI":
             return Message("SNI", (str(self.buffer[0][0] if self.buffer else self.next_index),))
         if m.word == "SLR":
+            if self.settings.malformed_slr:
+                self.settings = self.settings.model_copy(
+                    update={"malformed_slr": self.settings.malformed_slr - 1})
+                return Message("SLR", ("x",))
             return Message("SLR", (str(self.last_printed),))
         if m.word == "SMR" and f and f[0].isascii() and f[0].isdigit():
             self.settings = self.settings.model_copy(update={"max_records": int(f[0])})

@@ -45,6 +45,8 @@ class WsiSettings(BaseModel):
     disconnect_after: int = Field(default=0, ge=0, description="drop the link after N prints")
     ack_delay_ms: int = Field(default=0, ge=0, le=5000)
     split_writes: bool = Field(default=False, description="send every answer in two parts")
+    noisy_error_reply: int = Field(default=0, ge=0,
+                                   description="answer the next N E queries with a noisy line")
 
 
 FAULT_INK = 0
@@ -145,6 +147,10 @@ class WsiPrinterSim(TcpSimulator):
         if t == "H":
             return True, self.settings.identity.encode(), None
         if t == "E":
+            if self.settings.noisy_error_reply:
+                self.settings = self.settings.model_copy(
+                    update={"noisy_error_reply": self.settings.noisy_error_reply - 1})
+                return True, b"0000Z0000000" + f"{alarm:X}".encode(), None
             return True, f"{self.fault_bits:012X}{alarm:X}".encode(), None
         if t == "GA":
             return True, f"{self.print_count:010d}".encode(), None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Coroutine, Sequence
@@ -23,6 +24,8 @@ from line_config.devices import DeviceBase
 
 log = logging.getLogger("codeline.drivers.printer")
 
+LINK_LOST = (ConnectionLost, ConnectionError, OSError, asyncio.IncompleteReadError)
+
 
 class LinkedDevice:
     """Keeps one connection up: opens it with backoff, runs sessions, reconnects on loss."""
@@ -38,6 +41,7 @@ class LinkedDevice:
         self._connected = asyncio.Event()
         self._pump_task: asyncio.Task[None] | None = None
         self.reconnects = 0
+        self.protocol_errors = 0
 
     async def connect(self, attempts: int | None = None) -> None:
         """Open the link (retrying), set the device up, then keep it up in the background."""
@@ -56,14 +60,15 @@ class LinkedDevice:
             try:
                 await self.session()
                 raise ConnectionLost("the device closed the connection")
-            except (DriverError, ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
-                # A protocol error or a silent device is handled like a lost link: the
-                # session state is unknown, so start a new one.
+            except Exception as exc:
+                # A lost link, a protocol error, a silent device or a reply no parser
+                # expected: the session state is unknown, so start a new one.
+                why = self._count(exc)
                 self._connected.clear()
-                self.availability.went_down(str(exc) or type(exc).__name__)
+                self.availability.went_down(why)
                 await close_stream(self.writer)
                 self.writer = None
-                await self.on_disconnected(str(exc) or type(exc).__name__)
+                await self.on_disconnected(why)
             while True:
                 try:
                     stream = await connect_with_backoff(self.opener, self.backoff,
@@ -71,11 +76,27 @@ class LinkedDevice:
                     self.reconnects += 1
                     await self._start_session(stream)
                     break
-                except (ConnectionLost, ConnectionError, OSError, DriverError) as exc:
-                    self.availability.went_down(str(exc))
+                except Exception as exc:
+                    self.availability.went_down(self._count(exc))
+                    self._connected.clear()
                     await close_stream(self.writer)
                     self.writer = None
+                    with contextlib.suppress(Exception):
+                        await self.on_disconnected(str(exc) or type(exc).__name__)
                     await asyncio.sleep(self.backoff.next_delay())
+
+    def _count(self, exc: BaseException) -> str:
+        """Why a session ended, counting what was the device's fault of wire format."""
+        why = str(exc) or type(exc).__name__
+        if isinstance(exc, LINK_LOST):
+            return why
+        self.protocol_errors += 1
+        if not isinstance(exc, DriverError):
+            # No parser should let this through; the link is recycled all the same.
+            log.error("malformed reply from %s: %s: %s", self.name, type(exc).__name__, exc,
+                      exc_info=exc, extra={"device": self.name})
+            why = f"malformed reply ({type(exc).__name__}: {exc})"
+        return why
 
     async def received(self, size: int = 4096) -> bytes:
         """The next bytes the device sent; the link is lost if the device closed it."""

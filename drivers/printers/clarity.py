@@ -72,14 +72,14 @@ class ClarityPrinter(LinkedDevice):
             await self._ok(Message("SNO", (code, "1")))
         await self._ok(Message("SHO", (self.config.field,)))
         await self._ok(Message("SCB"))  # nothing more prints from what was queued before
-        last_printed = int((await self._ask(Message("SLR"), "SLR")).fields[0])
+        last_printed = _index(await self._ask(Message("SLR"), "SLR"))
         self._reconcile(last_printed)
         if self.in_device:
             lost = [code for _, code in self.in_device]
             self.in_device.clear()
             self.event_stream.lost(lost, "buffer cleared after reconnect")
         # The printer numbers records for the whole session, across clears: ask where it is.
-        self.next_index = int((await self._ask(Message("SNI"), "SNI")).fields[0])
+        self.next_index = _index(await self._ask(Message("SNI"), "SNI"))
         self.last_accounted = last_printed
         self._accounting = True
         await self._refresh_state()
@@ -191,7 +191,8 @@ class ClarityPrinter(LinkedDevice):
 
     async def _refresh_state(self) -> None:
         sts = await self._ask(Message("GST"), "STS")
-        self.state = STATES.get(int(sts.fields[0]), "unknown") if sts.fields else "unknown"
+        first = sts.fields[0] if sts.fields else ""
+        self.state = STATES.get(int(first), "unknown") if _digits(first) else "unknown"
         self.job = sts.fields[2] or None if len(sts.fields) > 2 else None
 
     # --- buffer ---
@@ -271,7 +272,7 @@ class ClarityPrinter(LinkedDevice):
 
     async def reconcile(self) -> None:
         """Check the accounting against ``SLR`` now (the runtime calls it when idle)."""
-        last = int((await self._ask(Message("SLR"), "SLR")).fields[0])
+        last = _index(await self._ask(Message("SLR"), "SLR"))
         self._reconcile(last)
 
     async def status(self) -> PrinterStatus:
@@ -281,3 +282,15 @@ class ClarityPrinter(LinkedDevice):
         await self._refresh_faults()
         return PrinterStatus(True, "fault" if self.faults else self.state, self.job,
                              self.pending, self.total_printed, tuple(c for c, _ in self.faults))
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _index(reply: Message) -> int:
+    """The record index an ``SLR``/``SNI`` reply carries; a malformed one is a
+    ProtocolError (the link is recycled), never a ValueError."""
+    if not reply.fields or not _digits(reply.fields[0]) or len(reply.fields[0]) > 12:
+        raise ProtocolError(f"{reply.word} reply without a record index: {reply.fields!r}")
+    return int(reply.fields[0])

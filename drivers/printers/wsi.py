@@ -41,9 +41,23 @@ FAULT_BITS: dict[int, tuple[str, str]] = {
 
 
 def faults_from_bits(hex_bytes: str) -> list[tuple[str, str]]:
-    """Decode the ``E`` reply's error bits into (code, text) pairs."""
+    """Decode the ``E`` reply's error bits into (code, text) pairs; anything but twelve hex
+    digits is a ProtocolError (a noisy line), never a ValueError."""
+    if len(hex_bytes) != 12 or not all(c in HEX_DIGITS for c in hex_bytes):
+        raise ProtocolError(f"E reply is not 6 hex bytes: {hex_bytes!r}")
     value = int(hex_bytes, 16)
     return [fault for bit, fault in FAULT_BITS.items() if value >> bit & 1]
+
+
+HEX_DIGITS = frozenset("0123456789ABCDEFabcdef")
+
+
+def counter(reply: bytes) -> int:
+    """A ``GA``/``GB`` counter reply (10 digits); a malformed one is a ProtocolError."""
+    text = reply.decode("ascii", "replace")
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
+        raise ProtocolError(f"counter reply is not up to 10 digits: {text!r}")
+    return int(text)
 
 
 class WsiPrinter(LinkedDevice):
@@ -86,7 +100,7 @@ class WsiPrinter(LinkedDevice):
         pump = asyncio.create_task(self._read_loop(), name=f"{self.name}-setup-reader")
         try:
             self.identity = (await self._query(Command("H"))).decode("ascii", "replace")
-            self.count = int(await self._query(Command("GA")))
+            self.count = counter(await self._query(Command("GA")))
             await self._command(Command("M", self.config.message.encode("ascii")))
         finally:
             pump.cancel()
@@ -160,11 +174,11 @@ class WsiPrinter(LinkedDevice):
                     self.queue.codes.appendleft(code)
                     await asyncio.sleep(poll)
                     continue
-                self._account(int(_))
+                self._account(counter(_))
                 continue
             if self.in_field is None and not (self.enabled and self.queue.codes):
                 await asyncio.sleep(poll)
-            now = int(await self._query(Command("GA")))
+            now = counter(await self._query(Command("GA")))
             if now != self.count:
                 self._account(now)
                 continue
@@ -191,7 +205,7 @@ class WsiPrinter(LinkedDevice):
 
     async def _check_faults(self) -> None:
         reply = (await self._query(Command("E"))).decode("ascii", "replace")
-        faults = faults_from_bits(reply[:12]) if len(reply) >= 12 else []
+        faults = faults_from_bits(reply[:12])
         if faults and faults != self.faults:
             for code, text in faults:
                 self.event_stream.emit(FaultRaised(code, text))

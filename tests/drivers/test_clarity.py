@@ -155,3 +155,22 @@ async def test_after_a_disconnect_printed_records_are_kept_and_the_rest_reported
         await asyncio.gather(conveyor, return_exceptions=True)
         await driver.close()
         await sim.stop()
+
+
+async def test_a_malformed_slr_on_reconnect_is_a_protocol_error_and_the_link_comes_back(
+        ) -> None:
+    sim, driver = await start(ClaritySettings(print_rate=0, disconnect_after=20))
+    try:
+        sim.settings = sim.settings.model_copy(update={"malformed_slr": 2})
+        ledger = Ledger()
+        await driver.send(CODES[:40])
+        await driver.start()
+        sim.settings = sim.settings.model_copy(update={"print_rate": 500})
+        await sim.on_started()
+        await collect(driver.event_stream, ledger, 40, seconds=20)
+        assert driver.protocol_errors >= 2  # both malformed SLR answers, counted
+        assert driver.reconnects >= 1 and driver.availability.up
+        ledger.check(CODES[:40])
+    finally:
+        await driver.close()
+        await sim.stop()

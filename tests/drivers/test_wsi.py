@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from drivers.errors import DeviceFault
@@ -115,6 +117,28 @@ async def test_after_a_disconnect_the_code_in_the_field_is_reported_lost() -> No
         assert ledger.printed[:4] == CODES[:4] and ledger.lost == [CODES[4]]
         physical = [c for c in sim.items.printed() if c]
         assert set(ledger.printed) <= set(physical)
+    finally:
+        await driver.close()
+        await sim.stop()
+
+
+async def test_a_noisy_error_reply_recycles_the_link_and_loses_no_code() -> None:
+    sim, driver = await start(WsiSettings(print_on_update=True))
+    try:
+        await driver.start()
+        await driver.send(CODES[:5])
+        ledger = Ledger()
+        await collect(driver.event_stream, ledger, 5)
+        sim.settings = sim.settings.model_copy(update={"noisy_error_reply": 2})
+        for _ in range(200):  # the driver asks E while idle
+            if driver.protocol_errors:
+                break
+            await asyncio.sleep(0.02)
+        assert driver.protocol_errors >= 1
+        await driver.send(CODES[5:12])
+        await collect(driver.event_stream, ledger, 12)
+        assert driver.reconnects >= 1 and driver.availability.up
+        ledger.check(CODES)
     finally:
         await driver.close()
         await sim.stop()
