@@ -15,9 +15,11 @@ from collections import deque
 
 from pydantic import BaseModel, ConfigDict, Field
 from pymodbus.constants import ExcCodes
+from pymodbus.exceptions import NoSuchIdException
 from pymodbus.pdu.device import ModbusDeviceIdentification
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
+from pymodbus.simulator.simcore import SimCore
 from pymodbus.simulator.simutils import SimUtils
 
 from drivers.printers import laser_map as m
@@ -27,6 +29,7 @@ from simulators.items import ItemStream, product_flow
 READS = {1, 2, 3, 4}
 COIL_WRITES = {5, 15}
 HOLDING_WRITES = {6, 16}
+COIL_FUNCTIONS = {1, 5, 15}
 
 
 IDENTITY = ModbusDeviceIdentification(info_name={  # type: ignore[no-untyped-call]
@@ -47,6 +50,23 @@ class LaserSettings(BaseModel):
                             description="answer every Nth request with a DEVICE_BUSY exception")
     mark_timeout_at: int = Field(default=0, ge=0, description="trigger N times out (no mark)")
     alarm_after: int = Field(default=0, ge=0, description="laser alarm after N marks")
+
+
+class OneUnit(SimCore):
+    """The laser's only unit: a request for another unit id is for a device that is not
+    there (pymodbus then sends nothing, with ``ignore_missing_devices``)."""
+
+    async def async_getValues(self, device_id: int, func_code: int, address: int,
+                              count: int = 1) -> list[int] | list[bool] | ExcCodes:
+        if device_id not in self.devices:
+            raise NoSuchIdException(f"unit {device_id}")
+        return await super().async_getValues(device_id, func_code, address, count)
+
+    async def async_setValues(self, device_id: int, func_code: int, address: int,
+                              values: list[int] | list[bool]) -> ExcCodes | None:
+        if device_id not in self.devices:
+            raise NoSuchIdException(f"unit {device_id}")
+        return await super().async_setValues(device_id, func_code, address, values)
 
 
 class LaserSim:
@@ -177,6 +197,10 @@ class LaserSim:
                       registers: list[int],
                       values: list[int] | list[bool] | None) -> ExcCodes | None:
         """pymodbus calls this on every request, before it reads or writes the block."""
+        if function_code in COIL_FUNCTIONS and address + count > len(m.COMMANDS):
+            # pymodbus keeps bits in 16-bit words, so coils 4-15 would be served: the map
+            # has four coils, and a real device refuses the rest.
+            return ExcCodes.ILLEGAL_ADDRESS
         if function_code in READS or values is not None:
             self.requests += 1
             if self.settings.busy_every and self.requests % self.settings.busy_every == 0:
@@ -214,8 +238,11 @@ class LaserSim:
     # --- serving ---
     async def serve_tcp(self, port: int = 0) -> str:
         """Listen on 127.0.0.1 (``port`` 0: any free port); returns host:port."""
+        # A unit id other than the laser's gets no answer at all, as from a device that is
+        # not there (pymodbus's SimCore would answer exception 04 for any unknown id).
         self.server = ModbusTcpServer(self.device(), address=("127.0.0.1", port),
-                                      identity=IDENTITY)
+                                      identity=IDENTITY, ignore_missing_devices=True)
+        self.server.context = OneUnit(self.device())
         await self.server.serve_forever(background=True)
         transport = self.server.transport
         bound = transport.sockets[0].getsockname()[1]  # type: ignore[attr-defined]

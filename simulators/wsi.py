@@ -49,6 +49,7 @@ class WsiSettings(BaseModel):
                                    description="answer the next N E queries with a noisy line")
 
 
+FRAME_BYTES = frozenset(range(0x20, 0x80)) | {0x0A}  # PROTOCOLS §1: 0x20-0x7F and LF
 FAULT_INK = 0
 FAULT_JET = 5
 
@@ -126,6 +127,8 @@ class WsiPrinterSim(TcpSimulator):
 
     def _execute(self, cmd: Command) -> tuple[bool, bytes | None, Callable[[], None] | None]:
         t, data = cmd.type, cmd.data
+        if not t or any(b not in FRAME_BYTES for b in cmd.body):
+            return False, None, None  # no command, or bytes the protocol does not carry
         alarm = 4 if self.fault_bits else 1
         if t == "M":
             self.message = data.decode("ascii")

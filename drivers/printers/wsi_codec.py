@@ -93,11 +93,13 @@ class Framer:
                         continue
                     break
                 body = bytes(buf[1:end])
-                if STX in body or not body or any(b > 0x7F for b in body):
+                if STX in body or any(b > 0x7F for b in body) or \
+                        (not body and self.role == "host"):
                     self._skip(1)  # a torn frame: resynchronise on the next STX
                     continue
                 del buf[: end + 1]
                 if self.role == "printer":
+                    # An empty frame is a command too (of no type): a printer answers it.
                     out.append(_parse_command(body))
                 else:
                     out.append(Reply(body))
