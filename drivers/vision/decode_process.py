@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -40,7 +41,10 @@ def _executor_now() -> ProcessPoolExecutor:
 
 def _follow_parent(parent: int) -> None:
     """In a worker: exit once the controller that started it is gone, even if it was killed
-    (a worker blocked on its queue would otherwise live on as an orphan)."""
+    (a worker blocked on its queue would otherwise live on as an orphan). Ctrl-C at the
+    terminal reaches the whole process group: the controller decides when its worker ends,
+    so the worker ignores it (no KeyboardInterrupt traceback of its own)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(0.5)

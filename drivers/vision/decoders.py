@@ -38,14 +38,17 @@ class ZxingDecoder:
 
     def __init__(self, symbologies: Sequence[str], try_rotate: bool = True,
                  try_invert: bool = False, try_downscale: bool = True) -> None:
-        self.formats = zxingcpp.BarcodeFormats([_ZXING_FORMATS[name] for name in symbologies])
+        # Kept as plain enum members; the BarcodeFormats set is made per call, so no binding
+        # object outlives the interpreter (nanobind reports such objects as leaks at exit).
+        self.formats = [_ZXING_FORMATS[name] for name in symbologies]
         self.try_rotate = try_rotate
         self.try_invert = try_invert
         self.try_downscale = try_downscale
 
     def decode(self, image: Image) -> list[DecodedSymbol]:
         out = []
-        results = zxingcpp.read_barcodes(image, formats=self.formats, try_rotate=self.try_rotate,
+        formats = zxingcpp.BarcodeFormats(self.formats)
+        results = zxingcpp.read_barcodes(image, formats=formats, try_rotate=self.try_rotate,
                                          try_invert=self.try_invert,
                                          try_downscale=self.try_downscale)
         for result in results:

@@ -139,7 +139,7 @@ def start_controller(config_path: Path, log_path: Path, env: dict[str, str] | No
         return subprocess.Popen(
             [sys.executable, "-c", "from edge.cli.main import run; run()",
              "--config", str(config_path), "run"],
-            stdout=log, stderr=subprocess.STDOUT,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
 
