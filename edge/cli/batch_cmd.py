@@ -71,7 +71,9 @@ def close(
     with c.store() as store:
         rep = batches.close(store, batch_id, operator=c.operator, force=force, reason=reason)
     console.print(f"batch {batch_id} closed" + (" (forced)" if force else "") +
-                  (", reconciled" if rep.reconciled else ""))
+                  (", counts reconciled" if rep.reconciled else ""))
+    for finding in rep.containment:
+        console.print(f"[yellow]not packed:[/yellow] {finding}")
 
 
 def _batch_dict(b: batches.Batch) -> dict[str, object]:
@@ -129,9 +131,12 @@ def show_report(ctx: typer.Context, batch_id: int, json: bool) -> None:
             console.print("[red]NOT reconciled[/red]")
             for problem in rep.problems:
                 console.print(f"  {problem}")
+        for finding in rep.containment:
+            console.print(f"[yellow]not packed:[/yellow] {finding}")
 
     emit({"batch": _batch_dict(rep.batch), "levels": rep.levels,
-          "reconciled": rep.reconciled, "problems": rep.problems}, json, human)
+          "reconciled": rep.reconciled, "problems": rep.problems,
+          "containment": rep.containment}, json, human)
 
 
 @app.command("show")

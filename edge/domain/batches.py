@@ -194,10 +194,17 @@ class BatchReport:
     batch: Batch
     levels: dict[str, LevelCounts]
     problems: list[str]
+    containment: list[str] = field(default_factory=list)
 
     @property
     def reconciled(self) -> bool:
+        """The counts balance (what the batch close requires)."""
         return not self.problems
+
+    @property
+    def contained(self) -> bool:
+        """Every commissioned code below the top level sits in a closed container."""
+        return not self.containment
 
 
 _LOGGED = {
@@ -264,7 +271,28 @@ def report(conn: sqlite3.Connection, batch_id: int) -> BatchReport:
             problems.append(f"{level}: reserved {c.reserved} != printed + void + in buffer")
         if c.printed != c.commissioned + c.rejected + c.in_transit:
             problems.append(f"{level}: printed {c.printed} != commissioned + rejected + in transit")
-    return BatchReport(batch, levels, problems)
+    return BatchReport(batch, levels, problems, _containment(conn, batch_id))
+
+
+def _containment(conn: sqlite3.Connection, batch_id: int) -> list[str]:
+    """What the counts do not show: commissioned codes outside any container, and
+    containers left open (the line's packing did not finish)."""
+    top = max(LEVEL_NAME)
+    found: list[str] = []
+    for level_no, n in conn.execute(
+        "SELECT level, count(*) FROM codes WHERE batch_id = ? AND state = ? AND level < ? "
+        "AND parent_id IS NULL GROUP BY level ORDER BY level",
+        (batch_id, int(State.COMMISSIONED), top),
+    ):
+        found.append(f"{LEVEL_NAME[level_no]}: {n:,} commissioned outside any "
+                     f"{LEVEL_NAME[level_no + 1]}")
+    for level_no, n in conn.execute(
+        "SELECT c.level, count(*) FROM containers k JOIN codes c ON c.id = k.code_id "
+        "WHERE c.batch_id = ? AND k.status = 'open' GROUP BY c.level ORDER BY c.level",
+        (batch_id,),
+    ):
+        found.append(f"{LEVEL_NAME[level_no]}: {n:,} open")
+    return found
 
 
 def close(

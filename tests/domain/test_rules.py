@@ -328,3 +328,17 @@ def test_pool_stats_flag_low_water(store: Store, site: SiteConfig) -> None:
     pool.generate(store, site.lines[0], "item", 5, operator="t")
     stats = {s.level: s for s in pool.stats(store, site.lines)}
     assert stats["item"].available == 5 and stats["item"].low
+
+
+def test_a_batch_report_names_loose_codes_and_open_containers(store: Store,
+                                                              site: SiteConfig) -> None:
+    batch = running_batch(store, site, items=40)
+    items = commissioned(store, batch, "item", 10)
+    cases = commissioned(store, batch, "case", 2)
+    aggregation.pack(store, cases[0], items[:4], operator="t", close=True)
+    aggregation.pack(store, cases[1], items[4:6], operator="t")  # left open
+    rep = batches.report(store.read(), batch)
+    assert rep.reconciled  # the counts balance all the same
+    assert rep.containment == ["item: 4 commissioned outside any case",
+                               "case: 2 commissioned outside any pallet", "case: 1 open"]
+    assert not rep.contained

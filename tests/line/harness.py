@@ -266,4 +266,5 @@ async def run_batch_to_close(r: Rig, within: float = 180) -> BatchReport:
     with Store(r.db_path) as store:
         closed = batches.close(store, 1, operator="test")
     assert closed.reconciled, closed.problems
+    assert closed.contained, closed.containment
     return closed
