@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from edge.cli.line_harness import loopback_config, plc_endpoint, stock_line
+from edge.daemon.plc_server import hash_password
 from edge.domain import batches
 from edge.domain.batches import BatchReport
 from edge.domain.lifecycle import State
@@ -98,6 +100,25 @@ async def rig(tmp_path: Path, settings: LineSimSettings, planned: int,
         with contextlib.suppress(asyncio.CancelledError):
             await plc_task
         await sim.stop()
+
+
+PLC_PASSWORD = "s3cret-pass"
+
+
+async def trusted_plc(tmp_path: Path, security: list[str]
+                      ) -> tuple[PlcSecurity, dict[str, object]]:
+    """A PLC as plants set it up: its own certificate, copied into the controller's trusted
+    folder, and user ``plc1`` with a password in the users file. Returns the PLC's security
+    and the ``plc`` overrides that configure the controller for it."""
+    users = tmp_path / "plc-users"
+    users.write_text(f"plc1:{hash_password(PLC_PASSWORD)}\n")
+    plc = PlcSecurity("sign_encrypt", tmp_path / "plc-pki", "plc1", PLC_PASSWORD)
+    cert, _ = await plc.certificate()
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    shutil.copy(cert, trusted / cert.name)
+    return plc, {"security": security, "users_file": str(users),
+                 "trusted_certs_dir": str(trusted)}
 
 
 @dataclass

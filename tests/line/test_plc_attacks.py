@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import shutil
 import stat
 import subprocess
 import sys
@@ -29,15 +28,21 @@ from asyncua.ua.uaerrors import (
 )
 
 from edge.cli.line_harness import stock_line
-from edge.daemon.plc_server import certificate_paths, hash_password
+from edge.daemon.plc_server import certificate_paths
 from edge.domain import batches
 from edge.store.database import Store
 from simulators.plc import NAMESPACE, PlcSecurity
-from tests.line.harness import Controller, lone_controller, site_config
+from tests.line.harness import (
+    PLC_PASSWORD,
+    Controller,
+    lone_controller,
+    site_config,
+    trusted_plc,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
-PASSWORD = "s3cret-pass"
+PASSWORD = PLC_PASSWORD
 STOPPED, ABORTED = 2, 9
 REFUSED = (UaError, OSError, TimeoutError, ConnectionError)
 
@@ -122,15 +127,7 @@ async def try_command(security: PlcSecurity | Client, c: Controller, name: str) 
 
 async def test_a_channel_without_security_is_answered_for_discovery_and_nothing_else(
         tmp_path: Path) -> None:
-    users = tmp_path / "plc-users"
-    users.write_text(f"plc1:{hash_password(PASSWORD)}\n")
-    plc = PlcSecurity("sign_encrypt", tmp_path / "plc-pki", "plc1", PASSWORD)
-    cert, _ = await plc.certificate()
-    trusted = tmp_path / "trusted"
-    trusted.mkdir()
-    shutil.copy(cert, trusted / cert.name)
-    overrides: dict[str, object] = {"security": ["sign_encrypt"], "users_file": str(users),
-                                    "trusted_certs_dir": str(trusted)}
+    plc, overrides = await trusted_plc(tmp_path, ["sign_encrypt"])
     async with lone_controller(tmp_path, overrides) as c:
         discovery = Client(c.endpoint, timeout=4)
         endpoints = await discovery.connect_and_get_server_endpoints()

@@ -5,21 +5,19 @@ scrypt hash. The PLC simulator runs a whole batch that way; strangers are turned
 from __future__ import annotations
 
 import asyncio
-import shutil
 from pathlib import Path
 
 import pytest
 from asyncua.ua.uaerrors import UaError
 
 from edge.cli.line_harness import plc_endpoint
-from edge.daemon.plc_server import hash_password
 from simulators.line import LineSimSettings
 from simulators.plc import PlcSecurity
-from tests.line.harness import Rig, compare, rig, wait_complete
+from tests.line.harness import PLC_PASSWORD, Rig, compare, rig, trusted_plc, wait_complete
 
 pytestmark = pytest.mark.timeout(240)
 
-PASSWORD = "s3cret-pass"
+PASSWORD = PLC_PASSWORD
 
 
 async def connects(r: Rig, security: PlcSecurity) -> bool:
@@ -36,15 +34,7 @@ async def connects(r: Rig, security: PlcSecurity) -> bool:
 
 async def test_the_plc_runs_a_batch_over_sign_and_encrypt_and_strangers_are_refused(
         tmp_path: Path) -> None:
-    users = tmp_path / "plc-users"
-    users.write_text(f"plc1:{hash_password(PASSWORD)}\n")
-    security = PlcSecurity("sign_encrypt", tmp_path / "plc-pki", "plc1", PASSWORD)
-    cert, _ = await security.certificate()
-    trusted = tmp_path / "trusted"
-    trusted.mkdir()
-    shutil.copy(cert, trusted / cert.name)
-    overrides: dict[str, object] = {"security": ["sign", "sign_encrypt"], "users_file": str(users),
-                 "trusted_certs_dir": str(trusted)}
+    security, overrides = await trusted_plc(tmp_path, ["sign", "sign_encrypt"])
     async with rig(tmp_path, LineSimSettings(rate=200, transit_ms=500), 48, security,
                    overrides) as r:
         await r.plc.run_batch("LOT1")
