@@ -3,9 +3,10 @@
 It follows the controller's PackML state (infeed on only in Execute), fires the reject gate
 by item number from ``Reject.Verdicts`` (an item not yet judged when it reaches the gate is
 rejected: fail-safe), moves sealed cases and pallets on when the release counters step, and
-sends PackML commands. Item numbers restart with every controller session, so it keeps one
-record per session; after a lost session it stops the infeed and, on reconnecting, lets the
-conveyor run empty before starting again.
+sends PackML commands. Item numbers restart at 1 with every epoch the controller publishes
+(``Reject.Verdicts[0]``), so it keeps one record per epoch, starting at the products counted so
+far; a reconnect to the same epoch continues it. After a lost session it stops the infeed and,
+on reconnecting, lets the conveyor run empty before starting again.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ CLIENT_URI = "urn:codeline:plc-simulator"
 
 @dataclass
 class Session:
-    """What the PLC knows of one controller session: where its item numbers start."""
+    """What the PLC knows of one numbering epoch: where its item numbers start."""
 
+    epoch: int
     base: int
     judged_through: int = 0
     rejects: set[int] = field(default_factory=set)
@@ -150,7 +152,6 @@ class PlcSim:
         async with client:
             self.client = client
             self.ns = await client.get_namespace_index(NAMESPACE)
-            self.sessions.append(Session(base=len(self.line.items.items)))
             names = {"PackML.State": "state", "PackML.StateName": "state_name",
                      "Alarm.Text": "alarm", "Reject.Verdicts": "verdicts",
                      "Release.Cases": "case", "Release.Pallets": "pallet"}
@@ -185,10 +186,16 @@ class PlcSim:
         elif key == "alarm":
             self.alarm = str(value)
         elif key == "verdicts":
-            values = list(value or [0])
-            session = self.sessions[-1]
-            session.judged_through = max(session.judged_through, int(values[0]))
-            session.rejects.update(int(v) for v in values[1:])
+            values = [int(v) for v in value or []]
+            if len(values) < 2:
+                return
+            epoch, judged, rejects = values[0], values[1], values[2:]
+            session = next((s for s in self.sessions if s.epoch == epoch), None)
+            if session is None:  # numbering restarted: products from now on count from 1
+                session = Session(epoch, base=len(self.line.items.items))
+                self.sessions.append(session)
+            session.judged_through = max(session.judged_through, judged)
+            session.rejects.update(rejects)
         elif key in ("case", "pallet"):
             count = int(value)
             while self.releases[key] < count:

@@ -226,6 +226,7 @@ class LineRuntime:
         commissioned = await self.db.call(lambda store: _items_counting(
             batches.report(store.read(), batch.id)))
         counts = (self.batch_counts, self.total_counts)
+        await self.outputs.numbering_restarted()  # before the new flow numbers any item
         flow = ItemFlow(self.line, product, label, batch.id, self.devices.printer,
                         self.devices.reader, self.db, self.outputs, counts,
                         target=batch.planned_qty, commissioned=commissioned,
@@ -233,6 +234,8 @@ class LineRuntime:
         self.flow = flow
         ctx = StationContext(self.line, product, label, batch.id, self.db, self.outputs, counts,
                              self.alarm, lambda: self._completing)
+        before = self.pallet_station if self.pallet_station is not None and \
+            self.pallet_station.ctx.batch_id == batch.id else None
         self.case_station = self.pallet_station = None
         for station in self.line.stations:
             if isinstance(station, PalletBuildStation) and self.devices.pallet_reader:
@@ -248,7 +251,10 @@ class LineRuntime:
                     ctx, bench, station.id, self.devices.case_camera,
                     pallet.case_sealed if pallet else (lambda serial: None))
         if self.pallet_station is not None:
-            await self.pallet_station.load_open_pallet()
+            if before is not None:
+                self.pallet_station.carry_over(before)
+            else:
+                await self.pallet_station.load_open_pallet()
         self._completing = False
         self._production = asyncio.create_task(self._produce(), name=f"{self.line.id}-flow")
         printer = self.devices.printer

@@ -3,8 +3,10 @@
 Address space, all under the object ``Line <id>`` in namespace ``urn:codeline:plc`` with
 string node ids ``<line>.<name>``: PackML state (numbered as ISA-TR88), its commands as
 methods, the current batch, admin counters per batch and accumulated, the rate, alarms, and
-the reject interface: ``Reject.Verdicts`` = [judged-through item number, then the most recent
-item numbers to reject]. One array, so a PLC never sees an item judged without its reject.
+the reject interface: ``Reject.Verdicts`` = [epoch, judged-through item number, then the most
+recent item numbers to reject]. One array, so a PLC never sees an item judged without its
+reject, nor the numbers of one epoch with the list of another. Item numbers count from 1
+within an epoch; the epoch (also in ``Reject.Epoch``) changes whenever numbering restarts.
 
 Security as plants deploy it: Basic256Sha256 Sign / SignAndEncrypt endpoints, a server
 certificate made on first start (its key 0600), trusted client certificates from a folder,
@@ -23,6 +25,7 @@ import hmac
 import logging
 import os
 import secrets
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -41,6 +44,7 @@ from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from asyncua.server.server import Server
 from asyncua.server.user_managers import UserManager
+from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.status_codes import StatusCodes
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -66,6 +70,16 @@ POLICIES = {
 
 
 MethodResult = list[ua.Variant] | ua.StatusCode
+
+DESCRIPTIONS = {
+    "Reject.Verdicts": "[epoch, judged-through item number, item numbers to reject...]. Items "
+                       "are numbered from 1 within an epoch, in the order the printer confirms "
+                       "them (the PLC counts the same products). An item numbered beyond the "
+                       "judged-through number when it reaches the gate is rejected.",
+    "Reject.Epoch": "Changes whenever item numbering restarts at 1 (every Start of production, "
+                    "every controller start); Reject.Verdicts starts empty with it. Products "
+                    "counted after the change belong to the new epoch.",
+}
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -247,6 +261,10 @@ class LineNode:
         self.vars: dict[str, Any] = {}
         self.recent: deque[int] = deque(maxlen=RECENT_REJECTS)
         self.judged_through = 0
+        # Item numbers count from 1 within an epoch; a new epoch starts whenever numbering
+        # restarts (every Start of production, every controller start). Time-based, so it
+        # also differs across controller restarts.
+        self.epoch = time.time_ns() // 1_000_000
         self.releases = {"case": 0, "pallet": 0}
         self._dirty = asyncio.Event()
         self._released = asyncio.Event()
@@ -266,7 +284,8 @@ class LineNode:
             ("Rate", 0.0, ua.VariantType.Double),
             ("Alarm.Active", False, ua.VariantType.Boolean),
             ("Alarm.Text", "", ua.VariantType.String),
-            ("Reject.Verdicts", [0], ua.VariantType.Int64),
+            ("Reject.Verdicts", [self.epoch, 0], ua.VariantType.Int64),
+            ("Reject.Epoch", self.epoch, ua.VariantType.Int64),
             ("Reject.ItemSeq", 0, ua.VariantType.Int64),
             ("Release.Cases", 0, ua.VariantType.UInt64),
             ("Release.Pallets", 0, ua.VariantType.UInt64),
@@ -278,6 +297,9 @@ class LineNode:
             node = await root.add_variable(self.node_id(name), f"{self.ns}:{name}",
                                            ua.Variant(value, vtype))
             self.vars[name] = (node, vtype)
+            if name in DESCRIPTIONS:
+                await node.write_attribute(AttributeIds.Description, ua.DataValue(
+                    ua.Variant(ua.LocalizedText(DESCRIPTIONS[name]))))
         for command in Command:
             await root.add_method(self.node_id(f"PackML.{command.label}"),
                                   f"{self.ns}:{command.label}", self._command_method(command),
@@ -327,7 +349,15 @@ class LineNode:
     async def verdicts(self, through_seq: int, rejects: Sequence[int]) -> None:
         self.recent.extend(rejects)
         self.judged_through = through_seq
-        await self.write("Reject.Verdicts", [through_seq, *self.recent])
+        await self.write("Reject.Verdicts", [self.epoch, through_seq, *self.recent])
+
+    async def numbering_restarted(self) -> None:
+        """A new epoch: its number, judged-through 0 and no rejects, in one write."""
+        self.epoch = max(self.epoch + 1, time.time_ns() // 1_000_000)
+        self.recent.clear()
+        self.judged_through = 0
+        await self.write("Reject.Verdicts", [self.epoch, 0])
+        await self.write("Reject.Epoch", self.epoch)
 
     def changed(self) -> None:
         self._dirty.set()

@@ -18,6 +18,11 @@ class LineOutputs(Protocol):
         """Items up to ``through_seq`` are judged (committed); ``rejects`` must be rejected."""
         ...
 
+    async def numbering_restarted(self) -> None:
+        """Item numbers start again at 1 (a new production run): the PLC must learn it before
+        the first item of the new numbering, together with an empty reject list."""
+        ...
+
     def changed(self) -> None:
         """State, counters or alarms changed: refresh what is published."""
         ...
@@ -31,6 +36,9 @@ class NoOutputs:
     """A line without a PLC server."""
 
     async def verdicts(self, through_seq: int, rejects: Sequence[int]) -> None:
+        pass
+
+    async def numbering_restarted(self) -> None:
         pass
 
     def changed(self) -> None:

@@ -277,6 +277,7 @@ class PalletStation(ContainerStation):
         self.reader = reader
         self.cases_done = cases_done
         self.expected: asyncio.Queue[str] = asyncio.Queue()
+        self.waiting: str | None = None
         self.collected: list[str] = []
         self.arrive_timeout = 10.0
 
@@ -290,13 +291,22 @@ class PalletStation(ContainerStation):
         pallet (they were released before the restart)."""
         self.collected = await self.ctx.db.call(_loose_cases, self.ctx.batch_id)
 
+    def carry_over(self, before: PalletStation) -> None:
+        """Production starts again in the same controller (Stop, then Start): the pallet
+        being built and the cases released towards it are still where they were, so this
+        station goes on from what the one before it saw, not from a guess."""
+        self.collected = list(before.collected)
+        if before.waiting is not None:
+            self.expected.put_nowait(before.waiting)
+        while not before.expected.empty():
+            self.expected.put_nowait(before.expected.get_nowait())
+
     async def run(self) -> None:
-        waiting: str | None = None
         while True:
             await self.active.wait()
             failpoint("station.pallet")
             last = self.ctx.ending() and self.cases_done() and self.expected.empty() \
-                and waiting is None
+                and self.waiting is None
             if self.collected and (len(self.collected) == self.capacity or last):
                 try:
                     await self.label_and_seal(self.collected,
@@ -311,22 +321,22 @@ class PalletStation(ContainerStation):
                 self.finished.set()
                 await asyncio.sleep(POLL_S)
                 continue
-            if waiting is None:
+            if self.waiting is None:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(POLL_S):
-                        waiting = await self.expected.get()
-                if waiting is None:
+                        self.waiting = await self.expected.get()
+                if self.waiting is None:
                     continue
             read = await read_until(self.reader, self.arrive_timeout)
             seen = self._serial(read)
             if seen is None:
-                self.hold(f"case {waiting} did not reach the pallet reader")
+                self.hold(f"case {self.waiting} did not reach the pallet reader")
                 continue
-            if seen != waiting:
-                self.hold(f"pallet reader read case {seen}, expected {waiting}")
+            if seen != self.waiting:
+                self.hold(f"pallet reader read case {seen}, expected {self.waiting}")
                 continue
             self.collected.append(seen)
-            waiting = None
+            self.waiting = None
 
 
 def _sealed_together(store: Store, serials: list[str], capacity: int) -> str | None:

@@ -187,9 +187,11 @@ async def test_nobody_is_admin_nothing_is_writable_and_the_server_key_is_private
         async with client:
             ns = await client.get_namespace_index(NAMESPACE)
             verdicts = client.get_node(node(client, ns, line, "Reject.Verdicts"))
+            before = await verdicts.read_value()
             with pytest.raises(UaError):
-                await verdicts.write_value(ua.Variant([999999], ua.VariantType.Int64))
-            assert await verdicts.read_value() == [0]
+                await verdicts.write_value(ua.Variant([before[0], 999999],
+                                                      ua.VariantType.Int64))
+            assert await verdicts.read_value() == before
             stop = client.get_node(node(client, ns, line, "PackML.Stop"))
             with pytest.raises(UaError):
                 await client.delete_nodes([stop])
