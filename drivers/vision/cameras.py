@@ -8,6 +8,7 @@ The TCP frame protocol (ours): the host sends ``G``; the camera answers a 12-byt
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 from pathlib import Path
 
@@ -16,9 +17,11 @@ import numpy as np
 
 from drivers.errors import ConnectionLost, DeviceTimeout, ProtocolError
 from drivers.interfaces import Camera, Image
-from drivers.transport import Backoff, close_stream, opener_for
+from drivers.transport import Availability, Backoff, close_stream, opener_for
 from line_config.devices import Camera as CameraConfig
 from line_config.devices import DirectoryTransport, TcpTransport, VideoCaptureTransport
+
+log = logging.getLogger("codeline.drivers.camera")
 
 HEADER = struct.Struct(">4sHHI")
 MAGIC = b"CLF1"
@@ -33,28 +36,43 @@ def encode_frame(image: Image) -> bytes:
 
 
 class TcpCamera:
-    """A camera that sends a frame for every ``G``; reconnects on the next grab."""
+    """A camera that sends a frame for every ``G``. Its link is reported like every
+    driver's (down once with the reason, back online once); a grab after a loss waits out
+    the backoff and reconnects."""
 
     def __init__(self, config: CameraConfig, frame_timeout: float = 2.0) -> None:
         assert isinstance(config.transport, TcpTransport)
         self.name = config.id
         self.opener = opener_for(config.transport)
         self.backoff = Backoff(config.reconnect_min_ms / 1000, config.reconnect_max_ms / 1000)
+        self.availability = Availability(log, self.name)
         self.frame_timeout = frame_timeout
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.reconnects = 0
+        self.protocol_errors = 0
 
     async def connect(self) -> None:
-        self.reader, self.writer = await self.opener()
+        try:
+            self.reader, self.writer = await self.opener()
+        except (OSError, ConnectionLost, TimeoutError) as exc:
+            self.availability.went_down(f"cannot connect: {exc}")
+            raise ConnectionLost(f"camera {self.name}: cannot connect ({exc})") from None
+        self.availability.went_up()
 
     async def close(self) -> None:
         await close_stream(self.writer)
         self.reader = self.writer = None
 
+    async def _lost(self, why: str) -> None:
+        self.availability.went_down(why)
+        await self.close()
+
     async def grab(self) -> Image:
         if self.writer is None:
             await asyncio.sleep(self.backoff.next_delay())
             await self.connect()
+            self.reconnects += 1
         assert self.reader is not None and self.writer is not None
         try:
             self.writer.write(b"G")
@@ -62,16 +80,23 @@ class TcpCamera:
                 magic, width, height, length = HEADER.unpack(
                     await self.reader.readexactly(HEADER.size))
                 if magic != MAGIC or length != width * height or length > MAX_PIXELS:
-                    raise ProtocolError(f"{self.name}: not a frame header")
+                    raise ProtocolError(f"camera {self.name}: not a frame header")
                 pixels = await self.reader.readexactly(length)
-        except (OSError, asyncio.IncompleteReadError, ProtocolError, TimeoutError) as exc:
-            await self.close()
-            if isinstance(exc, TimeoutError):
-                raise DeviceTimeout(f"{self.name}: no frame within {self.frame_timeout}s") \
-                    from None
-            if isinstance(exc, ProtocolError):
-                raise
-            raise ConnectionLost(f"{self.name}: {exc}") from exc
+        except TimeoutError:
+            await self._lost(f"no frame within {self.frame_timeout:.1f} s")
+            raise DeviceTimeout(f"camera {self.name}: no frame within "
+                                f"{self.frame_timeout:.1f} s") from None
+        except ProtocolError as exc:
+            self.protocol_errors += 1
+            await self._lost(str(exc))
+            raise
+        except asyncio.IncompleteReadError:
+            await self._lost("the camera closed the link")
+            raise ConnectionLost(f"camera {self.name}: the camera closed the link") from None
+        except OSError as exc:
+            await self._lost(f"link lost ({exc.strerror or exc})")
+            raise ConnectionLost(f"camera {self.name}: link lost "
+                                 f"({exc.strerror or exc})") from None
         self.backoff.reset()
         return np.frombuffer(pixels, dtype=np.uint8).reshape(height, width)
 

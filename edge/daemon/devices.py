@@ -85,5 +85,5 @@ def device_up(device: Any) -> bool:
         return bool(availability.up)
     camera = getattr(device, "camera", None)
     if camera is not None:
-        return getattr(camera, "writer", True) is not None
+        return device_up(camera)
     return True

@@ -13,12 +13,13 @@ from pathlib import Path
 import cv2
 import pytest
 
-from drivers.errors import DriverError
+from drivers.errors import ConnectionLost, DriverError
 from drivers.vision import decode_process
 from drivers.vision.cameras import DirectoryCamera, TcpCamera
 from drivers.vision.decode_process import ProcessDecoder
 from drivers.vision.decoders import OpenCvQrDecoder, PyzbarDecoder, ZxingDecoder
 from drivers.vision.grading import grade_region
+from edge.daemon.devices import device_up
 from line_config.devices import Camera as CameraConfig
 from simulators.camera import CameraSettings, CameraSim, compose
 from simulators.items import ItemStream
@@ -169,3 +170,32 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+async def test_a_tcp_camera_reports_its_link_down_and_back_like_every_driver() -> None:
+    items = ItemStream()
+    for payload in DM[:3]:
+        items.arrive(payload)
+    sim = CameraSim(CameraSettings(), items)
+    where = await sim.serve_tcp()
+    port = int(where.rsplit(":", 1)[1])
+    camera = TcpCamera(CameraConfig(id="case-cam", driver="camera", transport=tcp(where),
+                                    reconnect_min_ms=20, reconnect_max_ms=100))
+    try:
+        assert not device_up(camera)  # not connected yet
+        await camera.connect()
+        await camera.grab()
+        assert device_up(camera)
+        await sim.stop()  # the camera goes away
+        with pytest.raises(ConnectionLost, match="camera case-cam: the camera closed the link"):
+            await camera.grab()
+        assert not device_up(camera)
+        with pytest.raises(ConnectionLost, match="camera case-cam: cannot connect"):
+            await camera.grab()
+        assert not device_up(camera)
+        await sim.serve_tcp(port)  # back on the same port
+        assert (await camera.grab()).shape == (480, 640)
+        assert device_up(camera) and camera.reconnects == 1
+    finally:
+        await camera.close()
+        await sim.stop()
