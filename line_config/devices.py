@@ -201,6 +201,9 @@ class DmccReader(DeviceBase):
     transport: TcpTransport
     noread_string: str = Field(default="NOREAD", min_length=1, max_length=32)
     extended_response: bool = True
+    extended_data: Literal["text", "base64"] = Field(
+        default="text", description="read data in extended mode: plain text (current "
+                                    "firmware) or base64 (RFC 2045, older firmware)")
     grade_block: bool = True
 
 

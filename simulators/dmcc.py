@@ -7,11 +7,13 @@ from a seeded generator, so a scenario repeats exactly.
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 
 from pydantic import Field
 
 from drivers.readers.dmcc_codec import (
+    BAD_CHECKSUM,
     INVALID_COMMAND,
     INVALID_PARAMETER,
     OK,
@@ -36,6 +38,8 @@ class DmccSettings(ReaderFaults):
     low_grade_rate: Rate = Field(default=0.0, ge=0, le=1, description="grade D instead")
     late_rate: Rate = Field(default=0.0, ge=0, le=1, description="result after late_ms")
     late_ms: int = Field(default=1500, ge=0, le=60_000)
+    base64_data: bool = Field(default=False,
+                              description="extended-mode read data in base64 (older firmware)")
 
 
 class DmccReaderSim(TcpSimulator):
@@ -57,10 +61,14 @@ class DmccReaderSim(TcpSimulator):
             await self._execute(message, sink)
 
     async def _reply(self, sink: Sink, cmd: Command, status: int, payload: str = "") -> None:
+        """An extended response echoes the command's option block (checksum and id)."""
         if self.extended:
-            await sink.write(encode_response(Response(payload, status, cmd.id)))
+            await sink.write(encode_response(Response(payload, status, cmd.id, cmd.checksum)))
 
     async def _execute(self, cmd: Command, sink: Sink) -> None:
+        if not cmd.checksum_ok:
+            await self._reply(sink, cmd, BAD_CHECKSUM)
+            return
         words = cmd.text.split()
         upper = [w.upper() for w in words]
         if upper[:2] == ["SET", "COM.DMCC-RESPONSE"] and len(words) == 3:
@@ -73,13 +81,13 @@ class DmccReaderSim(TcpSimulator):
             await self._reply(sink, cmd, OK, "DataMan 375 (simulated)")
         elif upper == ["TRIGGER", "ON"]:
             await self._reply(sink, cmd, OK)
-            await self._trigger(sink, cmd.id)
+            await self._trigger(sink, cmd)
         elif upper == ["TRIGGER", "OFF"]:
             await self._reply(sink, cmd, OK)
         else:
             await self._reply(sink, cmd, INVALID_COMMAND)
 
-    async def _trigger(self, sink: Sink, trigger_id: int | None) -> None:
+    async def _trigger(self, sink: Sink, trigger: Command) -> None:
         s, rng = self.settings, self.rng
         self.reads += 1
         read = what_is_read(self.items, s.name, rng, s.noread_rate, s.misread_rate,
@@ -90,8 +98,10 @@ class DmccReaderSim(TcpSimulator):
             value = "ABCDF".index(grade)
             payload += grade_block(grade, {"SC": 4 - value if grade != "A" else 4})
         self.results.append(payload)
-        line = encode_response(Response(payload, READ, trigger_id) if self.extended
-                               else Response(payload))
+        if self.extended and s.base64_data:
+            payload = base64.b64encode(payload.encode("latin-1")).decode("ascii")
+        line = encode_response(Response(payload, READ, trigger.id, trigger.checksum)
+                               if self.extended else Response(payload))
         if rng.random() < s.garbage_rate:
             await sink.write(b"\x01\x02garbage\r\n")
         if rng.random() < s.late_rate:

@@ -1,6 +1,8 @@
 """Cognex DataMan reader over DMCC (TCP): one trigger, one result.
 
-In extended response mode a result carries the id of the trigger that caused it, so a late
+Commands go out as Cognex writes them (``||0:<id>>TRIGGER ON``: no checksum, a command id);
+see ``dmcc_codec``. In extended response mode a result carries the id of the trigger that
+caused it, so a late
 or duplicated result is recognised and counted, never attributed to the wrong item; in
 silent mode results left over from an earlier trigger are drained before each trigger (a
 result later than the timeout can then still be mistaken, which is why extended mode is the
@@ -10,6 +12,8 @@ default). A trigger that gets no result in time counts as a no-read.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import logging
 
@@ -110,6 +114,14 @@ class DmccReader(LinkedDevice):
         return self._result(result.payload)
 
     def _result(self, payload: str) -> ReadResult:
+        if self.config.extended_response and self.config.extended_data == "base64":
+            try:
+                payload = base64.b64decode(payload, validate=True).decode("latin-1")
+            except (binascii.Error, ValueError):
+                self.protocol_errors += 1
+                log.warning("read data is not base64 as configured: %r", payload[:40],
+                            extra={"device": self.name})
+                return ReadResult(None)
         if payload == self.config.noread_string:
             return ReadResult(None)
         data, grade, params = split_grade(payload)

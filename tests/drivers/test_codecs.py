@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -40,17 +41,60 @@ def test_clarity_round_trip(word: str, fields: list[str]) -> None:
     assert clarity_codec.Framer().feed(clarity_codec.encode(message)) == [message]
 
 
-@given(printable.filter(lambda t: t.strip() != ""), st.none() | st.integers(0, 999_999))
-def test_dmcc_command_round_trip(text: str, ident: int | None) -> None:
-    cmd = dmcc_codec.Command(text, ident)
+@given(printable.filter(lambda t: t.strip() != ""), st.none() | st.integers(0, 999_999),
+       st.booleans())
+def test_dmcc_command_round_trip(text: str, ident: int | None, checksum: bool) -> None:
+    cmd = dmcc_codec.Command(text, ident, checksum)
     assert dmcc_codec.Framer("reader").feed(dmcc_codec.encode_command(cmd)) == [cmd]
 
 
 @given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60),
-       st.integers(0, 105), st.none() | st.integers(0, 999_999))
-def test_dmcc_response_round_trip(payload: str, status: int, ident: int | None) -> None:
-    resp = dmcc_codec.Response(payload, status, ident)
+       st.integers(0, 105), st.none() | st.integers(0, 999_999), st.booleans())
+def test_dmcc_response_round_trip(payload: str, status: int, ident: int | None,
+                                  checksum: bool) -> None:
+    resp = dmcc_codec.Response(payload, status, ident, checksum)
     assert dmcc_codec.Framer("host").feed(dmcc_codec.encode_response(resp)) == [resp]
+
+
+# Cognex's own examples (DataMan Communications and Programming, "DMCC Overview"): the first
+# number of the option block is the checksum option, the second the command id.
+COGNEX_COMMANDS = [
+    (b"||>trigger on\r\n", dmcc_codec.Command("trigger on")),
+    (b"||>TRIGGER ON\r\n", dmcc_codec.Command("TRIGGER ON")),
+    (b"||0:123>TRIGGER ON\r\n", dmcc_codec.Command("TRIGGER ON", 123)),
+    (b"||>GET SYMBOL.DATAMATRIX\r\n", dmcc_codec.Command("GET SYMBOL.DATAMATRIX")),
+    (b"||>SET SYMBOL.DATAMATRIX ON\r\n", dmcc_codec.Command("SET SYMBOL.DATAMATRIX ON")),
+]
+COGNEX_RESPONSES = [
+    (b"||0:123[0]\r\n", dmcc_codec.Response("", 0, 123)),
+    (b"||[0]ON\r\n", dmcc_codec.Response("ON", 0)),
+    (b"||[0]\r\n", dmcc_codec.Response("", 0)),
+    (b"||0:7[101]\r\n", dmcc_codec.Response("", 101, 7)),
+    (b"ON\r\n", dmcc_codec.Response("ON")),  # silent mode: no header, no footer block
+]
+
+
+@pytest.mark.parametrize(("wire", "command"), COGNEX_COMMANDS)
+def test_dmcc_commands_as_cognex_writes_them(wire: bytes, command: dmcc_codec.Command) -> None:
+    assert dmcc_codec.Framer("reader").feed(wire) == [command]
+    if command.text.isupper():
+        assert dmcc_codec.encode_command(command) == wire
+
+
+@pytest.mark.parametrize(("wire", "response"), COGNEX_RESPONSES)
+def test_dmcc_responses_as_cognex_writes_them(wire: bytes,
+                                               response: dmcc_codec.Response) -> None:
+    assert dmcc_codec.Framer("host").feed(wire) == [response]
+    assert dmcc_codec.encode_response(response) == wire
+
+
+def test_the_dmcc_checksum_is_the_xor_of_the_bytes_before_it() -> None:
+    wire = dmcc_codec.encode_command(dmcc_codec.Command("TRIGGER ON", checksum=True))
+    assert wire.startswith(b"||1>TRIGGER ON") and wire.endswith(b"\r\n")
+    body, check = wire[:-3], wire[-3]
+    assert check == dmcc_codec.xor(body)
+    tampered = wire.replace(b"ON", b"OF")
+    assert dmcc_codec.Framer("reader").feed(tampered)[0].checksum_ok is False  # type: ignore[union-attr]
 
 
 @given(st.text(alphabet="0123456789", min_size=14, max_size=14),
@@ -91,7 +135,7 @@ def test_garbage_is_counted_and_the_next_frame_still_decodes() -> None:
     assert clarity.feed(b"\x07bad line\rACK\r") == [clarity_codec.Message("ACK")]
     assert clarity.garbage == 1
     dmcc = dmcc_codec.Framer("host")
-    assert dmcc.feed(b"||x[zz]\r\n||5[0]ok\r\n") == [dmcc_codec.Response("ok", 0, 5)]
+    assert dmcc.feed(b"||x[zz]\r\n||0:5[0]ok\r\n") == [dmcc_codec.Response("ok", 0, 5)]
     assert dmcc.garbage == 1
 
 

@@ -17,14 +17,15 @@ CODES = [f"ITEM{i:04d}" for i in range(60)]
 
 
 async def start(settings: DmccSettings, extended: bool = True,
-                result_s: float = 0.3) -> tuple[DmccReaderSim, DmccReader]:
+                result_s: float = 0.3, data: str = "text") -> tuple[DmccReaderSim, DmccReader]:
     items = ItemStream()
     for code in CODES:
         items.arrive(code)
     sim = DmccReaderSim(settings, items)
     where = await sim.serve_tcp()
     driver = DmccReader(DmccConfig(id="verify", driver="dmcc", transport=tcp(where),
-                                   extended_response=extended, noread_string=settings.noread_string,
+                                   extended_response=extended, extended_data=data,
+                                   noread_string=settings.noread_string,
                                    reconnect_min_ms=20, reconnect_max_ms=100),
                         result_timeout=result_s)
     await driver.connect(attempts=3)
@@ -89,6 +90,17 @@ async def test_the_reader_comes_back_after_a_disconnect() -> None:
         assert driver.reconnects >= 1
         later = await driver.read()
         assert later.data in CODES
+    finally:
+        await driver.close()
+        await sim.stop()
+
+
+async def test_read_data_in_base64_as_older_firmware_sends_it() -> None:
+    sim, driver = await start(DmccSettings(base64_data=True, grade="B"), data="base64")
+    try:
+        results = [await driver.read() for _ in range(3)]
+        assert [r.data for r in results] == CODES[:3] and results[0].grade == "B"
+        assert sim.results[0].startswith(CODES[0])  # what the reader read, before encoding
     finally:
         await driver.close()
         await sim.stop()

@@ -9,6 +9,9 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusIOException
 
+from drivers.readers import dmcc_codec
+from simulators.dmcc import DmccReaderSim, DmccSettings
+from simulators.items import ItemStream
 from simulators.laser import LaserSim
 from simulators.wsi import WsiPrinterSim, WsiSettings
 
@@ -59,4 +62,37 @@ async def test_the_laser_serves_its_four_coils_and_no_other_unit() -> None:
             await client.read_coils(0, count=4, device_id=7)
     finally:
         client.close()
+        await sim.stop()
+
+
+async def dmcc_lines(where: str, *commands: bytes, answers: int) -> list[bytes]:
+    host, port = where.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        for command in commands:
+            writer.write(command)
+        await writer.drain()
+        async with asyncio.timeout(2):
+            return [await reader.readuntil(b"\r\n") for _ in range(answers)]
+    finally:
+        writer.close()
+
+
+async def test_the_dataman_simulator_answers_cognex_headers_and_refuses_bad_checksums() -> None:
+    items = ItemStream()
+    items.arrive("ITEM0001")
+    sim = DmccReaderSim(DmccSettings(send_grade=False), items)
+    where = await sim.serve_tcp()
+    bad = dmcc_codec.encode_command(dmcc_codec.Command("TRIGGER ON", checksum=True))
+    bad = bad[:-3] + bytes([bad[-3] ^ 0x01]) + b"\r\n"
+    try:
+        lines = await dmcc_lines(where, b"||>SET COM.DMCC-RESPONSE 1\r\n",
+                                 b"||0:123>trigger on\r\n", bad, b"||>FROBNICATE\r\n",
+                                 answers=5)
+        assert lines[0] == b"||[0]\r\n"
+        assert lines[1] == b"||0:123[0]\r\n"       # Cognex's own example, answered
+        assert lines[2] == b"||0:123[1]ITEM0001\r\n"
+        assert lines[3].startswith(b"||1[103]")      # checksum incorrect
+        assert lines[4] == b"||[101]\r\n"           # command invalid
+    finally:
         await sim.stop()
