@@ -27,6 +27,7 @@ from asyncua import ua
 from asyncua.common.node import Node
 from asyncua.server.server import Server
 from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.object_ids import ObjectIds
 from pydantic import Field
 
 from drivers.opcua.link import loaded_type, numeric_node
@@ -99,6 +100,7 @@ class AutoIdSettings(ReaderFaults):
     code_type: str = Field(default="GS1", description="the ScanResult CodeType")
     error_rate: Rate = Field(default=0.0, ge=0, le=1,
                              description="Scan fails with MISC_ERROR_TOTAL (nothing read)")
+    serial_number: str = "SIM-0001"
 
 
 class AutoIdReaderSim(OpcUaDeviceSim):
@@ -135,6 +137,7 @@ class AutoIdReaderSim(OpcUaDeviceSim):
         self.device = await device_set.add_object(
             own, self.settings.device_name,
             objecttype=numeric_node(self.ns, OPTICAL_READER_TYPE))
+        await _drop_placeholders(server, self.device)
         for child in await self.device.get_children():
             self.nodes[(await child.read_browse_name()).Name] = child
         # The nodeset leaves LastScanData's DataType out (asyncua then takes Null and refuses
@@ -144,9 +147,18 @@ class AutoIdReaderSim(OpcUaDeviceSim):
             ua.DataValue(ua.Variant(numeric_node(self.ns, SCAN_DATA), ua.VariantType.NodeId)))
         await self.nodes["DeviceName"].write_value(self.settings.device_name)
         await self._write("DeviceStatus", ua.Variant(IDLE, ua.VariantType.Int32))
-        for name, value in (("Manufacturer", "codeline"), ("Model", "AutoID reader sim")):
+        # What DI's DeviceType and AutoID's device type make mandatory, filled as a real
+        # reader fills it (a client that reads the identification finds no nulls).
+        identity: dict[str, str | int | bool] = {
+            "Manufacturer": "codeline", "Model": "AutoID reader sim",
+            "SerialNumber": self.settings.serial_number, "RevisionCounter": 0,
+            "HardwareRevision": "1.0", "SoftwareRevision": "1.0", "DeviceRevision": "1",
+            "DeviceManual": "codeline PROTOCOLS.md section 6 (simulated reader)",
+            "DeviceInfo": "codeline simulated optical reader", "ScanActive": False,
+            "DeviceHealth": 0, "AutoIdModelVersion": "1.01"}
+        for name, value in identity.items():
             if name in self.nodes:
-                await self.nodes[name].write_value(ua.LocalizedText(value))
+                await _write_as_declared(self.nodes[name], value)
         server.link_method(self.nodes["Scan"], self._scan)
         server.link_method(self.nodes["ScanStart"], self._scan_start)
         server.link_method(self.nodes["ScanStop"], self._scan_stop)
@@ -256,3 +268,28 @@ class AutoIdReaderSim(OpcUaDeviceSim):
     async def on_stopping(self) -> None:
         await self._stop_scanning()
         await asyncio.gather(*self._later, return_exceptions=True)
+
+
+async def _drop_placeholders(server: Server, node: Node) -> None:
+    """Instantiating a type copies its placeholder children (``<CPIdentifier>``,
+    ``<ImageIdentifier>``…) as if they were real: they stand for "any number of these" and
+    are removed from the instance."""
+    for child in await node.get_children(refs=ObjectIds.HierarchicalReferences):
+        name = (await child.read_browse_name()).Name
+        if name.startswith("<") and name.endswith(">"):
+            await server.delete_nodes([child], recursive=True)
+        else:
+            await _drop_placeholders(server, child)
+
+
+async def _write_as_declared(node: Node, value: str | int | bool) -> None:
+    """Write ``value`` in the variant type the node's DataType declares."""
+    declared = await node.read_data_type()
+    if declared.NamespaceIndex == 0 and declared.Identifier == ObjectIds.LocalizedText:
+        await node.write_value(ua.LocalizedText(str(value)))
+    elif isinstance(value, bool):
+        await node.write_value(ua.Variant(value, ua.VariantType.Boolean))
+    elif isinstance(value, int):
+        await node.write_value(ua.Variant(value, ua.VariantType.Int32))
+    else:
+        await node.write_value(ua.Variant(value, ua.VariantType.String))

@@ -7,6 +7,8 @@ import contextlib
 import xml.etree.ElementTree as ET
 
 import pytest
+from asyncua.client.client import Client
+from asyncua.ua.object_ids import ObjectIds
 
 from drivers.errors import DeviceFault
 from drivers.opcua.autoid import AutoIdReader
@@ -113,3 +115,37 @@ async def test_the_autoid_reader_counts_scan_events_and_skips_stray_ones() -> No
     finally:
         await reader.close()
         await sim.stop()
+
+
+async def test_the_autoid_reader_is_a_complete_instance_without_placeholders() -> None:
+    sim = AutoIdReaderSim(AutoIdSettings(serial_number="SN-42"))
+    await sim.serve_tcp()
+    assert sim.device is not None
+    try:
+        async with Client(sim.endpoint) as client:
+            device = client.get_node(sim.device.nodeid)
+            names: list[str] = []
+            pending = [device]
+            while pending:
+                node = pending.pop()
+                for child in await node.get_children(refs=ObjectIds.HierarchicalReferences):
+                    names.append((await child.read_browse_name()).Name)
+                    pending.append(child)
+            assert not [n for n in names if n.startswith("<")]  # "any number of" stands-ins
+            values = {}
+            for name in ("SerialNumber", "RevisionCounter", "HardwareRevision",
+                         "SoftwareRevision", "DeviceRevision", "DeviceManual", "Manufacturer",
+                         "Model", "DeviceInfo", "ScanActive"):
+                node = await device.get_child(f"{await _ns_of(client, name)}:{name}")
+                values[name] = await node.read_value()
+            assert None not in values.values(), values
+            assert values["SerialNumber"] == "SN-42" and values["ScanActive"] is False
+    finally:
+        await sim.stop()
+
+
+async def _ns_of(client: Client, name: str) -> int:
+    """DI declares the identification properties, AutoID its own variables."""
+    uri = ("http://opcfoundation.org/UA/AutoID/" if name in ("DeviceInfo", "ScanActive")
+           else "http://opcfoundation.org/UA/DI/")
+    return int(await client.get_namespace_index(uri))
