@@ -8,6 +8,8 @@ so a transaction never fails half-way on a lock upgrade.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -15,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from edge.store.schema import SCHEMA_VERSION, migrate
+
+DB_MODE = 0o640
 
 
 class StoreError(Exception):
@@ -34,6 +38,12 @@ class Store:
         if not create and not self.path.exists():
             raise StoreError(f"no database at {self.path}: run `codeline init` first")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if create and not self.path.exists():
+            # The database holds token hashes and the whole code history: owner and group
+            # only (SQLite gives its -wal and -shm files the same mode).
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                                 | os.O_CLOEXEC, DB_MODE))
         try:
             self.conn = sqlite3.connect(
                 self.path, isolation_level=None, timeout=10.0, check_same_thread=False

@@ -1,5 +1,6 @@
-"""The status file a running controller keeps beside its database: written without following
-a planted symlink, and never able to end the controller when it cannot be written."""
+"""The files beside the database: the status file a running controller keeps, written without
+following a planted symlink and never able to end the controller when it cannot be written;
+the database itself, readable by its owner and group only."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from asyncua.client.client import Client
 
 from edge.daemon.site import status_path
+from edge.store.database import Store
 from tests.line.harness import lone_controller
 
 pytestmark = pytest.mark.timeout(120)
@@ -47,3 +49,11 @@ async def test_a_status_file_that_cannot_be_written_leaves_the_controller_runnin
         status.rmdir()
         await asyncio.sleep(1.0)
         assert json.loads(status.read_text())["pid"] == c.process.pid
+
+
+def test_a_new_database_and_its_journal_are_not_world_readable(tmp_path: Path) -> None:
+    with Store(tmp_path / "site.db", create=True) as store:
+        store.conn.execute("CREATE TABLE t (x)")  # the WAL exists while a connection is open
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes["site.db"] == 0o640
+    assert all(mode & 0o007 == 0 for mode in modes.values()), modes
