@@ -3,8 +3,9 @@
 The physical line (CLARiTY printer and DMCC reader simulators, conveyor, case and pallet
 devices) and the PLC simulator run in their own process, ``codeline sim line``, as the
 hardware would; the controller runs in this one so its figures can be read. Prints items/s
-(commissioned per second of Execute) and the reject decision latency p50/p99 (camera result
-received → reject request published on the OPC-UA server, after its commit).
+(commissioned per second of Execute), the reject decision latency p50/p99 (camera result
+received → reject request published on the OPC-UA server, after its commit) and the longest
+event-loop stall in each PackML state (Resetting: devices connecting; Execute: the batch).
 
     python -m bench.line [--items 6000] [--rate 3000] [--noread 0.02]
 """
@@ -77,6 +78,24 @@ async def until(condition: Callable[[], bool], within: float) -> None:
             await asyncio.sleep(0.005)
 
 
+class StallMeter:
+    """The event loop's longest stall per PackML state: a task that asks to wake every 5 ms
+    and records how late it woke, under the state the line was in."""
+
+    def __init__(self, state: Callable[[], State]) -> None:
+        self.state = state
+        self.longest: dict[str, float] = {}
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time()
+            await asyncio.sleep(0.005)
+            late = loop.time() - asked - 0.005
+            name = self.state().label
+            self.longest[name] = max(self.longest.get(name, 0.0), late)
+
+
 def percentiles(seconds: Iterable[float]) -> str:
     ms = sorted(x * 1000 for x in seconds)
     if len(ms) < 2:
@@ -93,6 +112,8 @@ async def run(items: int, rate: float, noread: float) -> None:
     site = Site(config, Path(config.store.path), workdir)
     stop = asyncio.Event()
     daemon = asyncio.create_task(site.run(stop))
+    stalls = StallMeter(lambda: site.lines[0].state)
+    metering = asyncio.create_task(stalls.run())
     try:
         line = site.lines[0]
         await until(lambda: line.flow is not None and line.state is State.EXECUTE, 60)
@@ -105,6 +126,7 @@ async def run(items: int, rate: float, noread: float) -> None:
         rejects, commits = list(flow.latencies), list(flow.committer.durations)
         await until(lambda: line.state is State.COMPLETE, 120)
     finally:
+        metering.cancel()
         stop.set()
         with contextlib.suppress(Exception):
             await daemon
@@ -118,6 +140,9 @@ async def run(items: int, rate: float, noread: float) -> None:
           f"{percentiles(commits)}")
     print(f"CPU during Execute: controller {cpu / elapsed:.0%} of a core (its decoding process "
           f"not counted), simulated line and PLC {sim_cpu / elapsed:.0%}")
+    print("longest event-loop stall: " + ", ".join(
+        f"{name} {seconds * 1000:.1f} ms" for name, seconds in stalls.longest.items()
+        if name in ("Stopped", "Resetting", "Idle", "Starting", "Execute", "Completing")))
     gate = [x for x in out.decode().splitlines() if "rejected at the gate" in x]
     print("physical line: " + (gate[-1].strip() if gate else "no summary"))
 

@@ -12,7 +12,6 @@ on reconnecting, lets the conveyor run empty before starting again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from simulators.line import SimLine
 log = logging.getLogger("codeline.sim.plc")
 
 NAMESPACE = "urn:codeline:plc"
-EXECUTE, COMPLETING, COMPLETE, HELD = 6, 16, 17, 11
+STOPPED, IDLE, EXECUTE, COMPLETING, COMPLETE, HELD = 2, 4, 6, 16, 17, 11
 CLIENT_URI = "urn:codeline:plc-simulator"
 
 
@@ -95,6 +94,7 @@ class PlcSim:
         self.state = 0
         self.state_name = ""
         self.alarm = ""
+        self.lot = ""
         self.releases = {"case": 0, "pallet": 0}
         self.rejected_requested = 0
         self.rejected_no_verdict = 0
@@ -153,7 +153,7 @@ class PlcSim:
             self.client = client
             self.ns = await client.get_namespace_index(NAMESPACE)
             names = {"PackML.State": "state", "PackML.StateName": "state_name",
-                     "Alarm.Text": "alarm", "Reject.Verdicts": "verdicts",
+                     "Alarm.Text": "alarm", "Reject.Verdicts": "verdicts", "Batch.Lot": "lot",
                      "Release.Cases": "case", "Release.Pallets": "pallet"}
             nodes = {self._node(n).nodeid: key for n, key in names.items()}
             first = {key: await self._node(n).read_value() for n, key in names.items()}
@@ -185,6 +185,8 @@ class PlcSim:
             self.state_name = str(value)
         elif key == "alarm":
             self.alarm = str(value)
+        elif key == "lot":
+            self.lot = str(value or "")
         elif key == "verdicts":
             values = [int(v) for v in value or []]
             if len(values) < 2:
@@ -213,14 +215,28 @@ class PlcSim:
                 await self.state_changed.wait()
         return self.state
 
-    async def run_batch(self, batch: str) -> None:
-        """What an operator does at the HMI: pick the batch, reset, start."""
-        await self.connected.wait()
-        await self.call("StartBatch", ua.Variant(batch, ua.VariantType.String))
-        with contextlib.suppress(UaError):
-            await self.call("Reset")
-        await self.wait_state(4)
-        await self.call("Start")
+    async def run_batch(self, batch: str, within: float = 180.0) -> None:
+        """What an operator does at the HMI: pick the batch (unless the controller already
+        has it), reset, start. A lost session or a Reset that fails is waited out and the
+        sequence goes on from the state the line is in."""
+        async with asyncio.timeout(within):
+            while True:
+                await self.connected.wait()
+                try:
+                    if self.lot != batch:
+                        await self.call("StartBatch", ua.Variant(batch, ua.VariantType.String))
+                        self.lot = batch
+                    if self.state in (STOPPED, COMPLETE):
+                        await self.call("Reset")
+                        await self.wait_state(IDLE, within=30)
+                    if self.state == IDLE:
+                        await self.call("Start")
+                        return
+                    if self.state not in (STOPPED, COMPLETE, IDLE):
+                        return  # already producing (or held, suspended): nothing to start
+                except (UaError, ConnectionError, OSError, TimeoutError) as exc:
+                    log.info("starting batch %s: %s; trying again", batch, exc)
+                    await asyncio.sleep(0.5)
 
 
 class _Handler:

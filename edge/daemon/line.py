@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Coroutine
 from typing import Any
 
 from drivers.errors import DriverError
@@ -37,6 +38,7 @@ from line_config.models import (
 log = logging.getLogger("codeline.line")
 
 CONNECT_TIMEOUT_S = 10.0
+PRE_EMPTING = (Command.STOP, Command.ABORT)
 DRAIN_TIMEOUT_S = 10.0
 FINISH_TIMEOUT_S = 120.0
 UNPACKED_REASON = "accepted but never packed: off the line before the case station"
@@ -65,6 +67,9 @@ class LineRuntime:
         self._commands: asyncio.Queue[tuple[Command | str, str | None,
                                             asyncio.Future[str]]] = asyncio.Queue()
         self._production: asyncio.Task[None] | None = None
+        self._acting: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._batch_lock = asyncio.Lock()
         self._completing = False
 
     # --- what the PLC and the status view read ---
@@ -98,16 +103,43 @@ class LineRuntime:
 
     # --- commands ---
     async def command(self, command: Command | str, argument: str | None = None) -> str:
-        """Queue a command and wait for its outcome (CommandRefused if not accepted)."""
+        """Apply a command; answers once it is accepted (PackML commands: the acting state is
+        entered, e.g. "Resetting") while the state machine goes on by itself, or raises
+        CommandRefused at once when the current state does not take it. Stop and Abort
+        pre-empt the acting state in progress (a slow Reset, say)."""
         if command is Command.UNHOLD and self.packml.state is State.COMPLETING:
             # A station held while the batch finishes: released at once (the completing
             # work is waiting for it).
             self._resume_stations()
             self.outputs.changed()
             return self.packml.state.label
+        if command == "start_batch":
+            async with self._batch_lock:
+                return await self._start_batch(argument or "")
+        if isinstance(command, Command) and self._busy():
+            if not self.packml.allowed(command):
+                raise CommandRefused(
+                    f"{command.label} is not accepted in state {self.packml.state.label}")
+            if command in PRE_EMPTING and self._acting is not None:
+                log.info("%s interrupts %s", command.label, self.packml.state.label,
+                         extra={"line": self.line.id})
+                self._acting.cancel()
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._commands.put_nowait((command, argument, future))
+        self._enqueue(command, argument, future)
         return await future
+
+    def _busy(self) -> bool:
+        return self._acting is not None and not self._acting.done()
+
+    async def settled(self) -> None:
+        """Until no command is waiting or being carried out."""
+        await self._idle.wait()
+
+    def _enqueue(self, command: Command | str, argument: str | None,
+                 future: asyncio.Future[str] | None = None) -> None:
+        self._idle.clear()
+        self._commands.put_nowait(
+            (command, argument, future or asyncio.get_running_loop().create_future()))
 
     def alarm(self, source: str, text: str, hold: bool) -> None:
         """An alarm from a device or station; ``hold`` holds the line. Empty text clears."""
@@ -124,39 +156,62 @@ class LineRuntime:
         self.outputs.changed()
         if hold and self.packml.state in (State.EXECUTE, State.STARTING, State.UNHOLDING):
             self.stop_reason = text
-            self._commands.put_nowait(
-                (Command.HOLD, text, asyncio.get_running_loop().create_future()))
+            self._enqueue(Command.HOLD, text)
 
     async def run(self) -> None:
-        """Apply commands in order until cancelled."""
+        """Apply commands in order until cancelled: each is answered when it is accepted,
+        then its acting state's work runs (as a task a Stop or Abort may cancel)."""
         await self._load_counts()
         self.outputs.changed()
         while True:
+            if self._commands.empty():
+                self._idle.set()
             command, argument, future = await self._commands.get()
+            self._idle.clear()
             try:
-                result = await self._apply(command, argument)
+                work = self._accept(command, argument)
             except (CommandRefused, DomainError) as exc:
                 if not future.done():
                     future.set_exception(exc)
-            except Exception as exc:
-                log.exception("command failed", extra={"line": self.line.id})
-                if not future.done():
-                    future.set_exception(exc)
+                self.outputs.changed()
+                continue
+            if not future.done():
+                future.set_result(self.packml.state.label)
+            self.outputs.changed()
+            if work is None:
+                continue
+            acting = self.packml.state
+            self._acting = asyncio.create_task(work, name=f"{self.line.id}-{acting.label}")
+            try:
+                await asyncio.wait({self._acting})
+            except asyncio.CancelledError:
+                self._acting.cancel()
+                raise
+            task, self._acting = self._acting, None
+            if task.cancelled():
+                log.info("%s interrupted", acting.label, extra={"line": self.line.id})
+            elif isinstance(task.exception(), (CommandRefused, DomainError)):
+                log.info("%s ended: %s", acting.label, task.exception(),
+                         extra={"line": self.line.id})
+            elif task.exception() is not None:
+                error = task.exception()
+                log.error("%s failed: %s", acting.label, error, exc_info=error,
+                          extra={"line": self.line.id})
+                self.alarm("line", f"{acting.label} failed: {type(error).__name__}: {error}",
+                           False)
             else:
-                if not future.done():
-                    future.set_result(result)
+                log.info("state %s", self.packml.state.label, extra={"line": self.line.id})
             self.outputs.changed()
 
-    async def _apply(self, command: Command | str, argument: str | None) -> str:
-        if command == "start_batch":
-            return await self._start_batch(argument or "")
+    def _accept(self, command: Command | str, argument: str | None
+                ) -> Coroutine[Any, Any, None] | None:
+        """Enter the command's acting state (or refuse); the work that settles it."""
         if command == "complete":
-            return await self._complete()
+            return self._complete_work()
         assert isinstance(command, Command)
         if command is Command.HOLD and argument and self.packml.state is not State.EXECUTE:
-            return self.packml.state.label  # an alarm after the line already left Execute
+            return None  # an alarm after the line already left Execute
         self.packml.command(command, argument or "")
-        self.outputs.changed()
         handler = {
             Command.RESET: self._resetting,
             Command.START: self._starting,
@@ -168,9 +223,7 @@ class LineRuntime:
             Command.ABORT: self._aborting,
             Command.CLEAR: self._clearing,
         }[command]
-        await handler()
-        log.info("state %s", self.packml.state.label, extra={"line": self.line.id})
-        return self.packml.state.label
+        return handler()
 
     # --- acting states ---
     async def _resetting(self) -> None:
@@ -178,22 +231,35 @@ class LineRuntime:
             try:
                 await self._connect_all()
             except (DriverError, OSError, TimeoutError) as exc:
+                await self._close_devices()  # none stays half set up for the next Reset
                 self.alarm("line", f"devices not reachable: {exc}", False)
                 self.packml.fall_back(State.STOPPED, "reset failed")
                 return
+            except asyncio.CancelledError:
+                await self._close_devices()  # interrupted by Stop or Abort
+                raise
             self.connected = True
         self.active_alarms.clear()
         self.stop_reason = ""
         self.packml.done()
 
     async def _connect_all(self) -> None:
-        for name, device in self.devices.all.items():
+        """Every device at once (a slow one does not make the others wait); the first
+        failure, named, if any fails."""
+        async def connect(name: str, device: Any) -> None:
             try:
                 async with asyncio.timeout(CONNECT_TIMEOUT_S):
                     await device.connect()
             except TimeoutError:
                 raise TimeoutError(f"{name} did not answer within {CONNECT_TIMEOUT_S:.0f} s") \
                     from None
+
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for name, device in self.devices.all.items():
+                    tasks.create_task(connect(name, device))
+        except BaseExceptionGroup as group:
+            raise _first_error(group) from None
 
     async def _start_batch(self, ref: str) -> str:
         """Start a created or stopped batch (by id or lot) on this line."""
@@ -292,8 +358,7 @@ class LineRuntime:
             self.alarm("line", f"production stopped: {failure}", hold=False)
             self.active_alarms["line"] = f"production stopped: {failure}"
             self.stop_reason = f"production stopped: {failure}"
-            self._commands.put_nowait((Command.ABORT, "production task failed",
-                                       asyncio.get_running_loop().create_future()))
+            self._enqueue(Command.ABORT, "production task failed")
 
     async def _production_tasks(self) -> None:
         flow = self.flow
@@ -311,7 +376,7 @@ class LineRuntime:
     async def _watch_target(self) -> None:
         assert self.flow is not None
         await self.flow.done.wait()
-        self._commands.put_nowait(("complete", None, asyncio.get_running_loop().create_future()))
+        self._enqueue("complete", None)
 
     async def _holding(self) -> None:
         if self.flow is not None:
@@ -357,9 +422,9 @@ class LineRuntime:
             if station is not None and station.held is not None:
                 station.resume()
 
-    async def _complete(self) -> str:
+    async def _complete_work(self) -> None:
         if self.packml.state is not State.EXECUTE:
-            return self.packml.state.label
+            return
         self.packml.complete()
         log.info("state %s", self.packml.state.label, extra={"line": self.line.id})
         self.outputs.changed()
@@ -382,7 +447,6 @@ class LineRuntime:
         self.batch = await self.db.call(batches.stop, batch_id, operator="line")
         self.packml.done()
         log.info("batch complete", extra={"line": self.line.id, "batch": batch_id})
-        return self.packml.state.label
 
     async def _decommission_unpacked(self, batch_id: int) -> None:
         """Good items that never reached a case are off the line: decommissioned, alarmed."""
@@ -446,7 +510,11 @@ class LineRuntime:
         if self.packml.allowed(Command.STOP):
             with contextlib.suppress(CommandRefused):
                 await self.command(Command.STOP, "shutdown")
+        await self.settled()
         await self._halt_production()
+        await self._close_devices()
+
+    async def _close_devices(self) -> None:
         for device in self.devices.all.values():
             with contextlib.suppress(Exception):
                 await device.close()
@@ -464,6 +532,13 @@ class LineRuntime:
         fresh_batch, fresh_total = await self.db.call(load)
         self.batch_counts.reset_to(fresh_batch)
         self.total_counts.reset_to(fresh_total)
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _describe(exc: BaseException) -> str:
