@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -32,6 +33,8 @@ from fastapi.responses import JSONResponse
 
 from sync import manifest
 from sync.errors import TamperedManifest
+
+log = logging.getLogger("codeline.sim.cloud")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS codes (serial TEXT PRIMARY KEY, issued_at INTEGER NOT NULL,
@@ -161,9 +164,17 @@ class Cloud:
                 body = await client.get(f"/api/v1/manifests/{item['id']}",
                                         headers={"Accept": "application/x-ndjson"})
                 body.raise_for_status()
-                await asyncio.to_thread(self.apply, body.content,
-                                        body.headers["x-manifest-digest"],
-                                        body.headers["x-manifest-signature"], "pull")
+                try:
+                    await asyncio.to_thread(self.apply, body.content,
+                                            body.headers["x-manifest-digest"],
+                                            body.headers["x-manifest-signature"], "pull")
+                except TamperedManifest as exc:
+                    # Not applied, not acknowledged: the site is told why, and the pull
+                    # stops here (manifests are applied in order).
+                    log.error("refused manifest %s (seq %s): %s", item["id"], item["seq"], exc)
+                    await client.post(f"/api/v1/manifests/{item['id']}/refusal",
+                                      json={"reason": str(exc)})
+                    raise
                 (await client.post(f"/api/v1/manifests/{item['id']}/ack")).raise_for_status()
                 self.set_cursor(item["seq"])
                 done += 1
@@ -288,6 +299,7 @@ def create_app(cloud: Cloud, fail_pushes: int = 0) -> FastAPI:
             fresh = await asyncio.to_thread(cloud.apply, body, x_manifest_digest,
                                             x_manifest_signature, "push")
         except TamperedManifest as exc:
+            log.error("refused pushed manifest %s: %s", idempotency_key, exc)
             return JSONResponse({"code": "tampered", "message": str(exc)}, 422)
         return JSONResponse({"ack": idempotency_key, "applied": fresh})
 

@@ -20,13 +20,13 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge.domain.lifecycle import LEVEL_NAME, State
 from edge.store.database import Store, now_ms
 from line_config.models import SiteConfig
-from sync import epcis, manifest, tokens
+from sync import epcis, manifest, push, tokens
 from sync.errors import ManifestNotFound
 
 NDJSON = "application/x-ndjson"
@@ -61,6 +61,16 @@ class AckResult(BaseModel):
     id: str
     seq: int
     acked_at: int
+
+
+class RefusalBody(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class RefusalResult(BaseModel):
+    id: str
+    seq: int
+    refused_at: int
 
 
 class CodeState(BaseModel):
@@ -219,6 +229,18 @@ def create_app(db_path: Path, config: SiteConfig, signing_key: Ed25519PrivateKey
             acked = manifest.info(conn, m.seq)
         assert acked.acked_at is not None
         return AckResult(id=acked.manifest_id, seq=acked.seq, acked_at=acked.acked_at)
+
+    @app.post("/api/v1/manifests/{ref}/refusal", response_model=RefusalResult,
+              dependencies=[require("manifests:ack")])
+    def refuse_manifest(ref: Annotated[str, PathParam(min_length=1, max_length=64)],
+                        refusal: RefusalBody) -> RefusalResult:
+        """The cloud will not take this manifest (its digest or signature did not verify):
+        recorded, so the site sees the refusal instead of a manifest merely pending."""
+        with connection() as conn:
+            m = sealed(conn, ref)
+            at = now_ms()
+            push.record_refusal(conn, m.seq, refusal.reason, at)
+        return RefusalResult(id=m.manifest_id, seq=m.seq, refused_at=at)
 
     @app.get("/api/v1/codes/{serial}", response_model=CodeState,
              dependencies=[require("codes:read")])

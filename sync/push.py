@@ -14,7 +14,7 @@ import logging
 import random
 import sqlite3
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -35,6 +35,17 @@ class PushStatus:
     last_error: str | None
     last_attempt_at: int | None
     acked: int
+    refused: list[Refusal] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A manifest the cloud refused, and why."""
+
+    seq: int
+    manifest_id: str
+    refused_at: int
+    reason: str
 
 
 def status(conn: sqlite3.Connection) -> PushStatus:
@@ -44,8 +55,20 @@ def status(conn: sqlite3.Connection) -> PushStatus:
     last = conn.execute(
         "SELECT last_error, last_attempt_at FROM outbox WHERE last_attempt_at IS NOT NULL "
         "ORDER BY last_attempt_at DESC LIMIT 1").fetchone()
+    refused = [Refusal(int(r[0]), str(r[1]), int(r[2]), str(r[3])) for r in conn.execute(
+        "SELECT seq, manifest_id, refused_at, refusal FROM outbox "
+        "WHERE refused_at IS NOT NULL AND acked_at IS NULL ORDER BY seq")]
     return PushStatus(int(pending), int(oldest) if oldest else None,
-                      last[0] if last else None, last[1] if last else None, int(acked))
+                      last[0] if last else None, last[1] if last else None, int(acked),
+                      refused)
+
+
+def record_refusal(conn: sqlite3.Connection, seq: int, reason: str, at: int) -> None:
+    """The cloud refused manifest ``seq``: it will not take it as it is, however often it is
+    sent (a forged or damaged manifest). Kept until the manifest is acknowledged."""
+    conn.execute("UPDATE outbox SET refused_at = ?, refusal = ? WHERE seq = ?",
+                 (at, reason[:500], seq))
+    log.error("the cloud refused manifest %s: %s", seq, reason)
 
 
 @dataclass(frozen=True)
@@ -84,7 +107,9 @@ async def push_round(db_path: Path, site_id: str, key: Ed25519PrivateKey, url: s
         try:
             response = await client.post(url, content=_body(db_path, m, site_id),
                                          headers=headers)
-            if response.status_code // 100 != 2:
+            if response.status_code == 422:
+                error = f"refused: {response.text[:300]}"
+            elif response.status_code // 100 != 2:
                 error = f"HTTP {response.status_code}: {response.text[:200]}"
             elif response.json().get("ack") != m.manifest_id:
                 error = "the cloud answered without acknowledging this manifest"
@@ -99,6 +124,8 @@ async def push_round(db_path: Path, site_id: str, key: Ed25519PrivateKey, url: s
             else:
                 conn.execute("UPDATE outbox SET attempts = attempts + 1, last_attempt_at = ?, "
                              "last_error = ? WHERE seq = ?", (at, error, m.seq))
+                if error.startswith("refused: "):
+                    record_refusal(conn, m.seq, error.removeprefix("refused: "), at)
         if error is not None:
             log.warning("push of manifest %s failed: %s", m.seq, error)
             return RoundReport(delivered, error)

@@ -182,7 +182,8 @@ sync_app = typer.Typer(help="Delivery of manifests to the cloud.", no_args_is_he
 
 @sync_app.command("status")
 def sync_status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
-    """Manifests waiting for the cloud, the oldest one's age, the last error."""
+    """Manifests waiting for the cloud, the oldest one's age, those it refused, the last
+    error."""
     with ctx_of(ctx).store() as store:
         state = push.status(store.read())
 
@@ -190,6 +191,11 @@ def sync_status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json
         age = ("-" if state.oldest_pending_ms is None
                else f"{(now_ms() - state.oldest_pending_ms) / 1000:,.0f} s")
         console.print(f"pending {state.pending}, oldest {age}, acknowledged {state.acked}")
+        for refusal in state.refused:
+            console.print(f"REFUSED by the cloud ({ms_text(refusal.refused_at)}): manifest "
+                          f"{refusal.seq} ({refusal.manifest_id}): {refusal.reason}. It will "
+                          "not be taken as it is: compare it with `audit verify`.",
+                          markup=False, style="red")
         if state.last_error:
             console.print(f"last error ({ms_text(state.last_attempt_at)}): {state.last_error}",
                           markup=False)

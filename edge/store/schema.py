@@ -216,11 +216,19 @@ def _v4_frozen_manifests(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v5_refusals(db: sqlite_utils.Database) -> None:
+    """A manifest the cloud refused (its digest or signature did not verify): when and why,
+    so that `sync status` names it instead of counting it as merely pending."""
+    db.execute("ALTER TABLE outbox ADD COLUMN refused_at INTEGER")
+    db.execute("ALTER TABLE outbox ADD COLUMN refusal TEXT")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_manifest_snapshots,
     _v3_api_tokens,
     _v4_frozen_manifests,
+    _v5_refusals,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

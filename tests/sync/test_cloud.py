@@ -3,6 +3,10 @@ after sync, early scans and diversion reported, tampered manifests refused, appl
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -12,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from edge.store.database import Store
 from line_config.models import SiteConfig
 from simulators.cloud import Cloud, create_app, serial_of
-from sync import keys
+from sync import keys, manifest, push
 from sync.errors import TamperedManifest
 from tests.sync.test_api import api as edge_api  # noqa: F401  (the edge API fixture)
 from tests.sync.test_manifest import shipped_pallet
@@ -126,3 +130,30 @@ async def test_the_push_endpoint_is_idempotent_and_refuses_tampering(
 ])
 def test_the_cloud_reads_the_serial_of_any_payload(payload: str, serial: str | None) -> None:
     assert serial_of(payload) == serial
+
+
+async def test_a_forged_manifest_row_is_refused_by_the_cloud_and_named_by_sync_status(
+    edge_api: tuple[str, dict[str, str], Store], cloud: Cloud, tmp_path: Path  # noqa: F811
+) -> None:
+    base, secrets, store = edge_api
+    with store.transaction() as conn:  # sealed as it was issued (the API seals at pull)
+        manifest.seal(conn, manifest.info(conn, 1), "test-site",
+                      keys.load_private(tmp_path / "k.pem"))
+    forged = store.read().execute(  # a code that never shipped
+        "SELECT id FROM codes WHERE id NOT IN (SELECT code_id FROM manifest_codes) "
+        "AND level = 0").fetchone()[0]
+    store.read().execute("DROP TRIGGER manifest_codes_frozen_insert")  # someone with the file
+    store.read().execute("INSERT INTO manifest_codes (seq, code_id) VALUES (1, ?)", (forged,))
+    async with httpx.AsyncClient(base_url=base, headers={
+            "Authorization": f"Bearer {secrets['cloud']}"}) as client:
+        with pytest.raises(TamperedManifest):
+            await cloud.pull_once(client)
+    assert cloud.stats.applied == 0 and cloud.registry() == {}
+    shown = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "edge.cli.main", "--db", str(store.path), "sync",
+                         "status"], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "COLUMNS": "200"})
+    assert "REFUSED by the cloud" in shown.stdout and "manifest 1" in shown.stdout
+    assert "digest" in shown.stdout
+    state = push.status(store.read())
+    assert state.pending == 1 and [r.seq for r in state.refused] == [1]
