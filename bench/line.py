@@ -31,11 +31,13 @@ from edge.cli.line_harness import loopback_config, stock_line
 from edge.daemon.packml import State
 from edge.daemon.site import Site
 from line_config.loading import example_path, load_config
-from line_config.models import SiteConfig
+from line_config.models import Level, SiteConfig
 
 
-def prepare(workdir: Path, items: int) -> tuple[SiteConfig, Path]:
-    """The simulated example on free ports with a deep printer buffer; pool and batch."""
+def prepare(workdir: Path, items: int, pools: dict[Level, int] | None = None,
+            lot: str = "BENCH") -> tuple[SiteConfig, Path]:
+    """The simulated example on free ports with a deep printer buffer; pools and a batch of
+    ``items`` (lot ``lot``)."""
     config = loopback_config(load_config(example_path("simulated")), workdir)
     data = config.model_dump(mode="python")
     data["lines"][0]["stations"][0]["buffer_ahead"] = 400
@@ -43,7 +45,7 @@ def prepare(workdir: Path, items: int) -> tuple[SiteConfig, Path]:
     data["lines"][0]["devices"][0]["low_water"] = 200
     config = SiteConfig.model_validate(data)
     stock_line(config, Path(config.store.path),
-               {"item": items * 2, "case": items, "pallet": 100}, "BENCH", items, "bench")
+               pools or {"item": items * 2, "case": items, "pallet": 100}, lot, items, "bench")
     config_path = workdir / "line.yaml"
     config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
     return config, config_path

@@ -23,9 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from edge.cli.line_harness import loopback_config, stock_line
+from bench import line
 from edge.daemon.site import status_path
 from line_config.loading import example_path, load_config
 from line_config.models import SiteConfig
@@ -42,22 +40,12 @@ class Sample:
 
 
 def prepare(workdir: Path, items: int) -> tuple[SiteConfig, Path]:
-    """The simulated example on free ports; pools for ``items`` items and a batch."""
-    config = loopback_config(load_config(example_path("simulated")), workdir)
-    data = config.model_dump(mode="python")
-    data["lines"][0]["stations"][0]["buffer_ahead"] = 400
-    data["lines"][0]["devices"][0]["high_water"] = 400
-    data["lines"][0]["devices"][0]["low_water"] = 200
-    config = SiteConfig.model_validate(data)
-    per_case = config.lines[0].packaging.items_per_case
-    cases = items // per_case + 100
-    stock_line(config, Path(config.store.path),
-               {"item": items + 20_000, "case": cases,
-                "pallet": cases // config.lines[0].packaging.cases_per_pallet + 20},
-               "SOAK", items, "bench")
-    config_path = workdir / "line.yaml"
-    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
-    return config, config_path
+    """bench.line's set-up, with pools for ``items`` items and their cases and pallets."""
+    packaging = load_config(example_path("simulated")).lines[0].packaging
+    cases = items // packaging.items_per_case + 100
+    return line.prepare(workdir, items, {"item": items + 20_000, "case": cases,
+                                         "pallet": cases // packaging.cases_per_pallet + 20},
+                        "SOAK")
 
 
 def codeline(config_path: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
@@ -99,9 +87,9 @@ def run(minutes: float, rate: float, every: float) -> None:
     config, config_path = prepare(workdir, items)
     db_path = Path(config.store.path)
     controller = codeline(config_path, "run", log=workdir / "controller.log")
-    line = codeline(config_path, "sim", "line", "--batch", "SOAK", "--set", f"rate={rate}",
-                    "--set", "transit_ms=1500", "--set", "noread_rate=0.01",
-                    log=workdir / "line.log")
+    simulated = codeline(config_path, "sim", "line", "--batch", "SOAK", "--set",
+                         f"rate={rate}", "--set", "transit_ms=1500", "--set",
+                         "noread_rate=0.01", log=workdir / "line.log")
     samples: list[Sample] = []
     started = time.monotonic()
     try:
@@ -119,10 +107,10 @@ def run(minutes: float, rate: float, every: float) -> None:
                   f"{s.items:9,d}", flush=True)
     finally:
         alive = controller.poll() is None
-        for process in (line, controller):
+        for process in (simulated, controller):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for process in (line, controller):
+        for process in (simulated, controller):
             try:
                 process.wait(90)
             except subprocess.TimeoutExpired:
