@@ -27,8 +27,14 @@ STOPPED, RESETTING, ABORTING, ABORTED = 2, 15, 8, 9
 @contextlib.asynccontextmanager
 async def silent_devices(c: Controller) -> AsyncIterator[None]:
     """Every TCP device of the line accepts connections and never says a word."""
+    connections: list[asyncio.StreamWriter] = []
+
     async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()
+        connections.append(writer)
+        try:
+            await reader.read()
+        finally:
+            writer.close()
 
     servers = []
     for device in c.config.lines[0].devices:
@@ -41,6 +47,12 @@ async def silent_devices(c: Controller) -> AsyncIterator[None]:
     finally:
         for server in servers:
             server.close()
+        for writer in connections:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        for server in servers:
+            await server.wait_closed()
 
 
 def method(ns: int, line: str, name: str) -> ua.NodeId:
