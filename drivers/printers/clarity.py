@@ -179,7 +179,7 @@ class ClarityPrinter(LinkedDevice):
         except (ConnectionLost, DeviceTimeout, CommandRefused, ProtocolError):
             return
         first = reply.fields[0] if reply.fields else ""
-        count = int(first) if first.isascii() and first.isdigit() else 0
+        count = int(first) if _digits(first) else 0
         faults = [(reply.fields[1 + 3 * i], reply.fields[3 + 3 * i]) for i in range(count)
                   if len(reply.fields) >= 4 + 3 * i]
         if faults and faults != self.faults:

@@ -15,7 +15,7 @@ from rich.live import Live
 from edge.cli import logs
 from edge.cli.context import UsageProblem, console, ctx_of
 from edge.cli.status_view import site_view
-from edge.daemon.plc_server import certificate_paths, ensure_certificate, hash_password
+from edge.daemon.plc_security import certificate_paths, ensure_certificate, hash_password
 from edge.daemon.site import run_site, status_path
 
 STALE_S = 5.0

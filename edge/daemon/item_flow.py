@@ -84,8 +84,8 @@ class Committer:
         self._urgent = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._stopped = asyncio.Event()
-        self.running = False
+        self._stopped = asyncio.Event()  # set while no commit task runs
+        self._stopped.set()
         self.commits = 0
         self.durations: deque[float] = deque(maxlen=100_000)  # seconds per group commit
 
@@ -109,7 +109,7 @@ class Committer:
         """Commit everything pending now and wait until it is on disk. Should the commit
         task have ended (it failed, or production was halted), the pending work is
         committed here instead of waited for."""
-        if not self.running:
+        if self._stopped.is_set():
             await self._commit_pending()
             return
         self._urgent.set()
@@ -124,7 +124,6 @@ class Committer:
             await self._commit_pending()
 
     async def run(self) -> None:
-        self.running = True
         self._stopped.clear()
         try:
             while True:
@@ -138,7 +137,6 @@ class Committer:
                                 await self._urgent.wait()
                 await self._commit_pending()
         finally:
-            self.running = False
             self._stopped.set()
 
     async def _commit_pending(self) -> None:

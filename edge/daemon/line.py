@@ -351,13 +351,11 @@ class LineRuntime:
         try:
             await self._production_tasks()
         except Exception as exc:
-            failure = _describe(exc)
-            log.error("production stopped: %s", failure, exc_info=exc,
-                      extra={"line": self.line.id,
-                             "batch": self.batch.id if self.batch else None})
-            self.alarm("line", f"production stopped: {failure}", hold=False)
-            self.active_alarms["line"] = f"production stopped: {failure}"
-            self.stop_reason = f"production stopped: {failure}"
+            text = f"production stopped: {_describe(exc)}"
+            log.error("%s", text, exc_info=exc, extra={
+                "line": self.line.id, "batch": self.batch.id if self.batch else None})
+            self.alarm("line", text, hold=False)  # not Hold: the line aborts instead
+            self.active_alarms["line"] = self.stop_reason = text
             self._enqueue(Command.ABORT, "production task failed")
 
     async def _production_tasks(self) -> None:
@@ -543,9 +541,8 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 def _describe(exc: BaseException) -> str:
     """The first real error inside ``exc`` (task groups wrap what failed), as type: text."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return f"{type(exc).__name__}: {exc}"
+    first = _first_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
+    return f"{type(first).__name__}: {first}"
 
 
 def _items_counting(report: batches.BatchReport) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from edge.cli.line_harness import loopback_config, plc_endpoint, stock_line
-from edge.daemon.plc_server import hash_password
+from edge.daemon.plc_security import hash_password
 from edge.domain import batches
 from edge.domain.batches import BatchReport
 from edge.domain.lifecycle import State

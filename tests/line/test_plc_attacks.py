@@ -28,7 +28,7 @@ from asyncua.ua.uaerrors import (
 )
 
 from edge.cli.line_harness import stock_line
-from edge.daemon.plc_server import certificate_paths
+from edge.daemon.plc_security import certificate_paths
 from edge.domain import batches
 from edge.store.database import Store
 from simulators.plc import NAMESPACE, PlcSecurity
@@ -42,7 +42,6 @@ from tests.line.harness import (
 
 pytestmark = pytest.mark.timeout(120)
 
-PASSWORD = PLC_PASSWORD
 STOPPED, ABORTED = 2, 9
 REFUSED = (UaError, OSError, TimeoutError, ConnectionError)
 
@@ -133,10 +132,10 @@ async def test_a_channel_without_security_is_answered_for_discovery_and_nothing_
         endpoints = await discovery.connect_and_get_server_endpoints()
         assert {e.SecurityMode for e in endpoints} == {ua.MessageSecurityMode.SignAndEncrypt}
 
-        assert not await try_command(hostile(c.endpoint, "plc1", PASSWORD), c, "Abort")
+        assert not await try_command(hostile(c.endpoint, "plc1", PLC_PASSWORD), c, "Abort")
         assert not await try_command(hostile(c.endpoint), c, "Abort")
         assert not await _call_without_activation(c, "Abort")
-        stranger = PlcSecurity("sign_encrypt", tmp_path / "stranger-pki", "plc1", PASSWORD)
+        stranger = PlcSecurity("sign_encrypt", tmp_path / "stranger-pki", "plc1", PLC_PASSWORD)
         assert not await try_command(stranger, c, "Abort")
         wrong_password = PlcSecurity("sign_encrypt", plc.cert_dir, "plc1", "guess")
         assert not await try_command(wrong_password, c, "Abort")

@@ -17,7 +17,6 @@ from tests.line.harness import PLC_PASSWORD, Rig, compare, rig, trusted_plc, wai
 
 pytestmark = pytest.mark.timeout(240)
 
-PASSWORD = PLC_PASSWORD
 
 
 async def connects(r: Rig, security: PlcSecurity) -> bool:
@@ -43,9 +42,9 @@ async def test_the_plc_runs_a_batch_over_sign_and_encrypt_and_strangers_are_refu
         assert await connects(r, security)  # the checks below fail for their own reason
         wrong_password = PlcSecurity("sign_encrypt", security.cert_dir, "plc1", "guess")
         assert not await connects(r, wrong_password)
-        stranger = PlcSecurity("sign_encrypt", tmp_path / "other-pki", "plc1", PASSWORD)
+        stranger = PlcSecurity("sign_encrypt", tmp_path / "other-pki", "plc1", PLC_PASSWORD)
         assert not await connects(r, stranger)  # a certificate not in the trusted folder
-        assert not await connects(r, PlcSecurity("none", None, "plc1", PASSWORD))
+        assert not await connects(r, PlcSecurity("none", None, "plc1", PLC_PASSWORD))
 
         assert r.stop_daemon() == 0
         assert compare(r).problems == []
