@@ -372,9 +372,16 @@ class LineRuntime:
                     tasks.create_task(station.run())
 
     async def _watch_target(self) -> None:
+        """Once the batch's target is met, complete it, as soon as the line is in Execute:
+        a target met while a Hold is queued or in force completes after the Unhold (a
+        completion asked in Held would otherwise be dropped and the line stay in Execute)."""
         assert self.flow is not None
         await self.flow.done.wait()
-        self._enqueue("complete", None)
+        while True:
+            if self.packml.state is State.EXECUTE:
+                self._enqueue("complete", None)
+                await self.settled()
+            await asyncio.sleep(0.2)
 
     async def _holding(self) -> None:
         if self.flow is not None:
