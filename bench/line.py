@@ -7,7 +7,10 @@ hardware would; the controller runs in this one so its figures can be read. Prin
 received → reject request published on the OPC-UA server, after its commit) and the longest
 event-loop stall in each PackML state (Resetting: devices connecting; Execute: the batch).
 
-    python -m bench.line [--items 6000] [--rate 3000] [--noread 0.02]
+After each batch the physical line is compared with the database (``--runs N`` repeats the
+batch N times, to see a rare mismatch; exit status 1 if any run differed).
+
+    python -m bench.line [--items 6000] [--rate 3000] [--noread 0.02] [--runs 1]
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -27,6 +32,8 @@ from pathlib import Path
 
 import yaml
 
+from bench import physical
+from bench.physical import Findings
 from edge.cli.line_harness import loopback_config, stock_line
 from edge.daemon.packml import State
 from edge.daemon.site import Site
@@ -51,12 +58,14 @@ def prepare(workdir: Path, items: int, pools: dict[Level, int] | None = None,
     return config, config_path
 
 
-async def start_physical_line(config_path: Path, rate: float,
-                              noread: float) -> asyncio.subprocess.Process:
-    """``codeline sim line`` with its PLC, which starts the batch once the controller is up."""
+async def start_physical_line(config_path: Path, rate: float, noread: float,
+                              record: Path | None = None) -> asyncio.subprocess.Process:
+    """``codeline sim line`` with its PLC, which starts the batch once the controller is up
+    (and, given ``record``, writes what physically happened there at exit)."""
+    recording = ["--record", str(record)] if record is not None else []
     sim = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from edge.cli.main import run; run()",
-        "--config", str(config_path), "sim", "line", "--batch", "BENCH",
+        "--config", str(config_path), "sim", "line", "--batch", "BENCH", *recording,
         "--set", f"rate={rate}", "--set", "transit_ms=2000", "--set", f"noread_rate={noread}",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
@@ -106,11 +115,14 @@ def percentiles(seconds: Iterable[float]) -> str:
     return f"p50 {p[49]:.2f} ms, p99 {p[98]:.2f} ms, max {ms[-1]:.2f} ms"
 
 
-async def run(items: int, rate: float, noread: float) -> None:
+async def run(items: int, rate: float, noread: float, quiet: bool = False) -> Findings:
+    """One batch of ``items``: prints its figures (unless ``quiet``) and returns what the
+    comparison of the physical line with the database found."""
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
     workdir = Path(tempfile.mkdtemp(prefix="codeline-bench-"))
     config, config_path = prepare(workdir, items)
-    sim = await start_physical_line(config_path, rate, noread)
+    record = workdir / "physical.json"
+    sim = await start_physical_line(config_path, rate, noread, record)
     site = Site(config, Path(config.store.path), workdir)
     stop = asyncio.Event()
     daemon = asyncio.create_task(site.run(stop))
@@ -135,6 +147,17 @@ async def run(items: int, rate: float, noread: float) -> None:
         with contextlib.suppress(ProcessLookupError):
             sim.send_signal(signal.SIGTERM)
         out, _ = await sim.communicate()
+    found = physical.compare(Path(config.store.path), config.lines[0], config.products,
+                             json.loads(record.read_text()))
+    if not quiet:
+        report(items, elapsed, rate, rejects, commits, cpu, sim_cpu, stalls, out)
+    shutil.rmtree(workdir, ignore_errors=True)
+    return found
+
+
+def report(items: int, elapsed: float, rate: float, rejects: list[float],
+           commits: list[float], cpu: float, sim_cpu: float, stalls: StallMeter,
+           out: bytes) -> None:
     print(f"items commissioned: {items:,} in {elapsed:.2f} s = {items / elapsed:,.0f} items/s "
           f"(infeed {rate:,.0f}/s)")
     print(f"reject decision latency over {len(rejects)} rejects: {percentiles(rejects)}")
@@ -154,8 +177,22 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=6000)
     parser.add_argument("--rate", type=float, default=3000)
     parser.add_argument("--noread", type=float, default=0.02, help="share of no-reads")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="batches in a row, each compared with the physical line item by "
+                        "item, case by case, pallet by pallet (figures printed for the first)")
     args = parser.parse_args()
-    asyncio.run(run(args.items, args.rate, args.noread))
+    failed = 0
+    for number in range(1, args.runs + 1):
+        found = asyncio.run(run(args.items, args.rate, args.noread, quiet=number > 1))
+        if found.problems or found.stranded:
+            failed += 1
+            print(f"run {number}: the physical line differs from the database "
+                  f"({found.stranded} commissioned items off the line): "
+                  + "; ".join(found.problems[:5]), flush=True)
+    print(f"physical line against the database: {args.runs - failed} of {args.runs} runs "
+          f"equal item by item, case by case, pallet by pallet")
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

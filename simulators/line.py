@@ -5,9 +5,11 @@ Products enter at ``rate`` per second while the PLC runs the infeed and the prin
 to print (a real line interlocks infeed with the printer's ready output). Each item reaches
 the reject gate ``transit_ms`` after it was printed; the PLC decides there. Accepted items
 fill the open case; a full case waits at the case station under the case camera until the
-PLC releases it (the controller sealed it); released cases pass the pallet reader onto the
-open pallet, which leaves when the PLC releases it. Labels from the label printer land on
-the case at the station or on the open pallet, as their content says. The record of what
+PLC releases it (the controller sealed it); released cases queue at the palletizer, which
+places each on the open pallet, past the pallet reader, while the pallet has room (a full
+pallet takes no case until the PLC releases it and an empty one takes its place). Labels
+from the label printer land on the case at the station or on the open pallet, as their
+content says. The record of what
 physically happened (``rejected``, ``cases``, ``pallets``) is what tests compare with the
 database.
 """
@@ -142,6 +144,7 @@ class SimLine:
         self.printed_at: deque[tuple[float, Item]] = deque()
         self.open_case: list[str] = []
         self.full_cases: deque[PhysicalCase] = deque()
+        self.to_palletizer: deque[PhysicalCase] = deque()
         self.open_pallet = PhysicalPallet()
         self.pallets: list[PhysicalPallet] = []
         self.cases: list[PhysicalCase] = []
@@ -321,10 +324,34 @@ class SimLine:
             return
         case = self.full_cases.popleft()
         self.cases.append(case)
-        self.pallet_cases.arrive(case.label)
-        self.open_pallet.cases.append(case)
+        self.to_palletizer.append(case)
+        self._palletize()
 
     def release_pallet(self) -> None:
-        """The controller sealed the pallet: it leaves for the warehouse."""
+        """The controller sealed the pallet: it leaves for the warehouse, an empty one takes
+        its place and the palletizer goes on with the cases queued for it."""
         self.pallets.append(self.open_pallet)
         self.open_pallet = PhysicalPallet()
+        self._palletize()
+
+    def record(self) -> dict[str, Any]:
+        """What physically happened, as JSON-able data: every printed code, the items the
+        gate accepted and rejected, each case (its label and items) and each pallet that
+        left (its label and its cases' labels), and the cases still waiting for a pallet."""
+        return {
+            "printed": [item.code for item in self.items.items if item.code is not None],
+            "accepted": [item.code for item in self.accepted if item.code is not None],
+            "rejected": [item.code for item, _ in self.rejected if item.code is not None],
+            "cases": [{"label": case.label, "items": case.items} for case in self.cases],
+            "pallets": [{"label": pallet.label, "cases": [c.label for c in pallet.cases]}
+                        for pallet in self.pallets],
+            "not_shipped_cases": len(self.to_palletizer) + len(self.open_pallet.cases),
+        }
+
+    def _palletize(self) -> None:
+        room = self.line.packaging.cases_per_pallet - len(self.open_pallet.cases)
+        while self.to_palletizer and room > 0:
+            case = self.to_palletizer.popleft()
+            self.pallet_cases.arrive(case.label)
+            self.open_pallet.cases.append(case)
+            room -= 1

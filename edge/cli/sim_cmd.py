@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -176,6 +177,9 @@ def line(
     plc_security: str = typer.Option("none", "--plc-security",
                                      help="none, sign or sign_encrypt"),
     plc_cert_dir: Path = typer.Option(Path("plc-sim-pki"), "--plc-cert-dir"),
+    record: Path | None = typer.Option(None, "--record", help="at exit, write what "
+                                       "physically happened (items, cases, pallets) to this "
+                                       "JSON file"),
 ) -> None:
     """A whole simulated line from the config: devices, conveyor, and the PLC."""
     import os
@@ -195,6 +199,8 @@ def line(
     security = PlcSecurity(plc_security, plc_cert_dir, plc_user,
                            os.environ.get(plc_password_env) if plc_password_env else None)
     endpoint = f"opc.tcp://{chosen.plc.host}:{chosen.plc.port}/codeline/"
+
+    happened: dict[str, Any] = {}
 
     async def main() -> None:
         done = asyncio.Event()
@@ -221,6 +227,9 @@ def line(
             console.print(f"rejected at the gate: {plc.rejected_requested} requested, "
                           f"{plc.rejected_no_verdict} without verdict; {len(sim.cases)} cases, "
                           f"{len(sim.pallets)} pallets left the line")
+            happened.update(sim.record())
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
+    if record is not None and happened:
+        record.write_text(json.dumps(happened))

@@ -40,6 +40,7 @@ log = logging.getLogger("codeline.line")
 CONNECT_TIMEOUT_S = 10.0
 PRE_EMPTING = (Command.STOP, Command.ABORT)
 DRAIN_TIMEOUT_S = 10.0
+HALT_TIMEOUT_S = 8.0  # a label printed, read back and sealed
 FINISH_TIMEOUT_S = 120.0
 UNPACKED_REASON = "accepted but never packed: off the line before the case station"
 
@@ -487,7 +488,12 @@ class LineRuntime:
         await self._halt_production()
 
     async def _halt_production(self) -> None:
+        """End the production tasks; the stations first end the step they are in."""
         if self._production is not None:
+            for station in (self.case_station, self.pallet_station):
+                if station is not None and not await station.halt(HALT_TIMEOUT_S):
+                    log.warning("station did not reach a safe point: halted mid-step",
+                                extra={"line": self.line.id, "station": station.station_id})
             self._production.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._production

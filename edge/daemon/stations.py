@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from drivers.errors import DriverError
@@ -40,6 +40,10 @@ END_OF_BATCH = "end of batch"
 
 class StationHeld(Exception):
     """A mismatch: the station holds with this alarm text and packs nothing."""
+
+
+class Halted(Exception):
+    """Production halts: the station takes no new step."""
 
 
 class LabelBench:
@@ -80,6 +84,9 @@ class ContainerStation:
         self.finished = asyncio.Event()
         self.held: str | None = None
         self.sealed: list[str] = []
+        self.halting = False
+        self._at_rest = asyncio.Event()
+        self._at_rest.set()
 
     @property
     def capacity(self) -> int:
@@ -93,7 +100,34 @@ class ContainerStation:
 
     def resume(self) -> None:
         self.held = None
-        self.active.set()
+        if not self.halting:
+            self.active.set()
+
+    @contextlib.asynccontextmanager
+    async def step(self) -> AsyncIterator[None]:
+        """A step that must not be cut in the middle: a label printed, read back and sealed
+        with its release; a case read arriving and recorded. None begins once production
+        halts (Halted)."""
+        if self.halting:
+            raise Halted
+        self._at_rest.clear()
+        try:
+            yield
+        finally:
+            self._at_rest.set()
+
+    async def halt(self, within: float) -> bool:
+        """Production halts (Stop, Abort, shutdown): the station ends the step it is in and
+        begins no other, so that no seal is half done and no arrival is read and dropped.
+        False if the step did not end within ``within`` seconds."""
+        self.halting = True
+        self.active.clear()
+        try:
+            async with asyncio.timeout(within):
+                await self._at_rest.wait()
+        except TimeoutError:
+            return False
+        return True
 
     def _render(self, serial: str) -> tuple[str, str]:
         """The payload and the ZPL label of container code ``serial``."""
@@ -249,24 +283,37 @@ class CaseStation(ContainerStation):
             if len(serials) > self.capacity:
                 self.hold(f"{len(serials)} items in a case of {self.capacity}")
                 continue
-            resealed = await self.ctx.db.call(_sealed_together, serials, self.capacity)
-            if resealed is not None:
-                # Sealed before a restart, never released: release it now.
-                self.leaving = set(serials)
-                self.ctx.outputs.released("case")
-                self.on_sealed(resealed)
-                continue
             try:
-                case = await self.label_and_seal(serials, partial)
-            except StationHeld as exc:
-                self.hold(str(exc))
+                async with self.step():
+                    await self._pack(serials, partial)
+            except Halted:
                 continue
+
+    async def _pack(self, serials: list[str], partial: str | None) -> None:
+        """Seal the case in view and release it towards the pallet."""
+        resealed = await self.ctx.db.call(_sealed_together, serials, self.capacity)
+        if resealed is not None:
+            # Sealed before a restart, never released: release it now.
             self.leaving = set(serials)
-            self.on_sealed(case)
+            self.ctx.outputs.released("case")
+            self.on_sealed(resealed)
+            return
+        try:
+            case = await self.label_and_seal(serials, partial)
+        except StationHeld as exc:
+            self.hold(str(exc))
+            return
+        self.leaving = set(serials)
+        self.on_sealed(case)
 
 
 class PalletStation(ContainerStation):
-    """A reader sees each case arrive on the pallet; a full pallet gets its SSCC label."""
+    """A reader sees each case arrive on the pallet; a full pallet gets its SSCC label.
+
+    Only a case read arriving is put on the pallet being built, and its arrival is recorded
+    in the database in the same step, so that a restart knows which sealed cases are on the
+    open pallet and which are still on their way to it.
+    """
 
     level: Level = "pallet"
 
@@ -276,67 +323,98 @@ class PalletStation(ContainerStation):
         self.station_id = station_id
         self.reader = reader
         self.cases_done = cases_done
-        self.expected: asyncio.Queue[str] = asyncio.Queue()
-        self.waiting: str | None = None
+        self.expected: list[str] = []
         self.collected: list[str] = []
         self.arrive_timeout = 10.0
+        self.more = asyncio.Event()
 
     def case_sealed(self, serial: str) -> None:
-        if serial in self.collected:
-            self.collected.remove(serial)  # re-released after a restart: it is arriving now
-        self.expected.put_nowait(serial)
+        """The case station released ``serial`` towards the pallet."""
+        if serial not in self.expected and serial not in self.collected:
+            self.expected.append(serial)
+            self.more.set()
 
     async def load_open_pallet(self) -> None:
-        """After a restart: the cases already sealed and not on a pallet are on the open
-        pallet (they were released before the restart)."""
-        self.collected = await self.ctx.db.call(_loose_cases, self.ctx.batch_id)
+        """After a restart: the sealed cases seen arriving are on the open pallet; the other
+        sealed cases are awaited, in the order they were sealed."""
+        found = await self.ctx.db.call(
+            lambda store: aggregation.open_pallet(store.read(), self.ctx.batch_id))
+        self.collected = found.arrived
+        self.expected = found.awaited
 
     def carry_over(self, before: PalletStation) -> None:
         """Production starts again in the same controller (Stop, then Start): the pallet
         being built and the cases released towards it are still where they were, so this
         station goes on from what the one before it saw, not from a guess."""
         self.collected = list(before.collected)
-        if before.waiting is not None:
-            self.expected.put_nowait(before.waiting)
-        while not before.expected.empty():
-            self.expected.put_nowait(before.expected.get_nowait())
+        self.expected = list(before.expected)
 
     async def run(self) -> None:
         while True:
             await self.active.wait()
             failpoint("station.pallet")
-            last = self.ctx.ending() and self.cases_done() and self.expected.empty() \
-                and self.waiting is None
-            if self.collected and (len(self.collected) == self.capacity or last):
-                try:
-                    await self.label_and_seal(self.collected,
-                                              None if len(self.collected) == self.capacity
-                                              else END_OF_BATCH)
-                except StationHeld as exc:
-                    self.hold(str(exc))
-                    continue
-                self.collected = []
+            try:
+                async with self.step():
+                    await self._next()
+            except Halted:
                 continue
-            if last:
-                self.finished.set()
-                await asyncio.sleep(POLL_S)
-                continue
-            if self.waiting is None:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(POLL_S):
-                        self.waiting = await self.expected.get()
-                if self.waiting is None:
-                    continue
-            read = await read_until(self.reader, self.arrive_timeout)
+
+    async def _next(self) -> None:
+        """One step: seal a full (or, at the end, the last) pallet, or read the next case."""
+        last = self.ctx.ending() and self.cases_done() and not self.expected
+        if self.collected and (len(self.collected) == self.capacity or last):
+            try:
+                await self.label_and_seal(self.collected,
+                                          None if len(self.collected) == self.capacity
+                                          else END_OF_BATCH)
+            except StationHeld as exc:
+                self.hold(str(exc))
+                return
+            self.collected = []
+            return
+        if last:
+            self.finished.set()
+            await asyncio.sleep(POLL_S)
+            return
+        if not self.expected:
+            self.more.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(POLL_S):
+                    await self.more.wait()
+            return
+        await self._arrival(self.expected[0])
+
+    async def _arrival(self, waiting: str) -> None:
+        """Trigger the pallet reader until ``waiting`` is seen on the pallet (recorded
+        arrived), another case is (hold), or nothing is within the arrival time (hold).
+        Should production halt meanwhile, it gives way between two triggers: the case is
+        still awaited by whoever carries on."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.arrive_timeout
+        while True:
+            try:
+                read = await self.reader.read()
+            except DriverError:
+                read = ReadResult(None)
             seen = self._serial(read)
-            if seen is None:
-                self.hold(f"case {self.waiting} did not reach the pallet reader")
-                continue
-            if seen != self.waiting:
-                self.hold(f"pallet reader read case {seen}, expected {self.waiting}")
-                continue
-            self.collected.append(seen)
-            self.waiting = None
+            if seen is not None:
+                break
+            if loop.time() >= deadline:
+                self.hold(f"case {waiting} did not reach the pallet reader")
+                return
+            if self.halting:
+                return
+            await asyncio.sleep(POLL_S)
+        if seen != waiting:
+            self.hold(f"pallet reader read case {seen}, expected {waiting}")
+            return
+        try:
+            await self.ctx.db.call(aggregation.record_arrival, seen, station=self.station_id)
+        except DomainError as exc:
+            self.hold(f"case {seen} arrived but cannot go on the pallet: {exc}")
+            return
+        self.expected.remove(seen)
+        self.collected.append(seen)
 
 
 def _sealed_together(store: Store, serials: list[str], capacity: int) -> str | None:
@@ -354,10 +432,3 @@ def _sealed_together(store: Store, serials: list[str], capacity: int) -> str | N
     if parent is None or parent[2] != "closed" or parent[1] != len(serials):
         return None
     return str(parent[0])
-
-
-def _loose_cases(store: Store, batch_id: int) -> list[str]:
-    return [r[0] for r in store.read().execute(
-        "SELECT c.serial FROM codes c JOIN containers k ON k.code_id = c.id "
-        "WHERE c.batch_id = ? AND c.level = 1 AND c.parent_id IS NULL AND k.status = 'closed' "
-        "ORDER BY k.closed_at, c.id", (batch_id,))]

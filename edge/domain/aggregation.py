@@ -24,7 +24,7 @@ from edge.domain.errors import (
     ShipmentError,
     WrongLevel,
 )
-from edge.domain.lifecycle import State, transition
+from edge.domain.lifecycle import LEVEL_NUMBER, State, transition
 from edge.store.database import Store, now_ms
 
 
@@ -362,7 +362,44 @@ def check_children(conn: sqlite3.Connection, batch_id: int, parent_level: int,
             problems.append(f"{serial}: already packed")
         elif row[2] != batch_id:
             problems.append(f"{serial}: of batch {row[2]}, not {batch_id}")
+        elif parent_level == LEVEL_NUMBER["pallet"] and conn.execute(
+                "SELECT k.arrived_at FROM codes c JOIN containers k ON k.code_id = c.id "
+                "WHERE c.serial = ?", (serial,)).fetchone()[0] is None:
+            problems.append(f"{serial}: not seen arriving on the pallet")
     return problems
+
+
+def record_arrival(store: Store, case_serial: str, *, station: str) -> None:
+    """The pallet station saw sealed case ``case_serial`` arrive on the pallet it builds."""
+    with store.transaction() as conn:
+        row = conn.execute(
+            "SELECT k.status, c.parent_id, k.arrived_at FROM codes c JOIN containers k "
+            "ON k.code_id = c.id WHERE c.serial = ? AND c.level = 1", (case_serial,)).fetchone()
+        if row is None or row[0] != "closed":
+            raise AggregationError(f"case {case_serial} is not a sealed case: it cannot "
+                                   f"arrive on a pallet ({station})")
+        if row[1] is not None:
+            raise AlreadyPacked(f"case {case_serial} is already on a pallet ({station})")
+        if row[2] is None:
+            conn.execute("UPDATE containers SET arrived_at = ? WHERE code_id = "
+                         "(SELECT id FROM codes WHERE serial = ?)", (now_ms(), case_serial))
+
+
+@dataclass(frozen=True)
+class OpenPallet:
+    """Sealed cases of a batch on no pallet yet: seen on the open pallet, or still awaited
+    (released towards it, or at the case station), each in the order they were sealed."""
+
+    arrived: list[str]
+    awaited: list[str]
+
+
+def open_pallet(conn: sqlite3.Connection, batch_id: int) -> OpenPallet:
+    rows = conn.execute(
+        "SELECT c.serial, k.arrived_at IS NOT NULL FROM codes c JOIN containers k "
+        "ON k.code_id = c.id WHERE c.batch_id = ? AND c.level = 1 AND c.parent_id IS NULL "
+        "AND k.status = 'closed' ORDER BY k.closed_at, c.id", (batch_id,)).fetchall()
+    return OpenPallet([r[0] for r in rows if r[1]], [r[0] for r in rows if not r[1]])
 
 
 def unpacked_count(conn: sqlite3.Connection, batch_id: int, level: int) -> int:

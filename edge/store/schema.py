@@ -223,12 +223,19 @@ def _v5_refusals(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE outbox ADD COLUMN refusal TEXT")
 
 
+def _v6_case_arrivals(db: sqlite_utils.Database) -> None:
+    """When the pallet station saw a sealed case arrive on the pallet it is building: after
+    a restart the cases seen are on the open pallet, the others still on their way."""
+    db.execute("ALTER TABLE containers ADD COLUMN arrived_at INTEGER")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_manifest_snapshots,
     _v3_api_tokens,
     _v4_frozen_manifests,
     _v5_refusals,
+    _v6_case_arrivals,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

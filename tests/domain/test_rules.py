@@ -342,3 +342,32 @@ def test_a_batch_report_names_loose_codes_and_open_containers(store: Store,
     assert rep.containment == ["item: 4 commissioned outside any case",
                                "case: 2 commissioned outside any pallet", "case: 1 open"]
     assert not rep.contained
+
+
+def test_a_pallet_station_packs_only_cases_seen_arriving(store: Store,
+                                                         site: SiteConfig) -> None:
+    batch = running_batch(store, site, items=40)
+    items = commissioned(store, batch, "item", 12)
+    cases = commissioned(store, batch, "case", 3)
+    aggregation.pack(store, cases[0], items[:4], operator="t", close=True)
+    aggregation.pack(store, cases[1], items[4:8], operator="t", close=True)
+    aggregation.pack(store, cases[2], items[8:10], operator="t")  # still open at the station
+    pallet_level = 2
+    assert aggregation.check_children(store.read(), batch, pallet_level, cases[:2]) == [
+        f"{cases[0]}: not seen arriving on the pallet",
+        f"{cases[1]}: not seen arriving on the pallet"]
+    assert aggregation.open_pallet(store.read(), batch) == aggregation.OpenPallet(
+        [], cases[:2])
+
+    aggregation.record_arrival(store, cases[0], station="PAL1")
+    aggregation.record_arrival(store, cases[0], station="PAL1")  # read twice: one arrival
+    assert aggregation.check_children(store.read(), batch, pallet_level, cases[:1]) == []
+    assert aggregation.open_pallet(store.read(), batch) == aggregation.OpenPallet(
+        cases[:1], cases[1:2])
+    assert "not a sealed case" in refused(store, DomainError, aggregation.record_arrival,
+                                          store, cases[2], station="PAL1")
+    refused(store, DomainError, aggregation.record_arrival, store, items[0], station="PAL1")
+
+    pallet = commissioned(store, batch, "pallet", 1)[0]
+    aggregation.pack(store, pallet, cases[:1], operator="t")
+    refused(store, AlreadyPacked, aggregation.record_arrival, store, cases[0], station="PAL1")

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import yaml
 
+from bench import physical
+from bench.physical import Findings
 from edge.cli.line_harness import loopback_config, plc_endpoint, stock_line
 from edge.daemon.plc_security import hash_password
 from edge.domain import batches
 from edge.domain.batches import BatchReport
-from edge.domain.lifecycle import State
-from edge.domain.payloads import PayloadCodec
 from edge.store.database import Store
 from line_config.loading import example_path, load_config
 from line_config.models import SiteConfig
@@ -207,65 +207,9 @@ async def lone_controller(tmp_path: Path, plc_overrides: dict[str, object] | Non
                 process.wait(10)
 
 
-@dataclass
-class Findings:
-    """What the comparison of line and database found."""
-
-    problems: list[str]
-    stranded: int
-
-
 def compare(r: Rig) -> Findings:
     """Physical line against the database, item by item, case by case, pallet by pallet."""
-    line = r.config.lines[0]
-    codec = PayloadCodec(line, r.config.products)
-    problems: list[str] = []
-    printed = [item.code for item in r.sim.items.items if item.code is not None]
-    if len(printed) != len(set(printed)):
-        problems.append("a code was printed on two items")
-    with Store(r.db_path) as store:
-        conn = store.read()
-        state = {row[0]: (State(row[1]), row[2]) for row in conn.execute(
-            "SELECT serial, state, parent_id FROM codes WHERE level = 0 AND state > 0")}
-        serial_of_id = dict(conn.execute("SELECT id, serial FROM codes WHERE level > 0"))
-        parent_of = {row[0]: serial_of_id.get(row[1]) for row in conn.execute(
-            "SELECT serial, parent_id FROM codes WHERE parent_id IS NOT NULL")}
-        rejected_physically = {codec.parse(item.code).serial for item, _ in r.sim.rejected
-                               if item.code}
-        accepted = {codec.parse(item.code).serial for item in r.sim.accepted if item.code}
-        for serial, (st, _) in state.items():
-            if st is State.REJECTED and serial not in rejected_physically and \
-                    serial in accepted:
-                problems.append(f"{serial} judged bad but not rejected at the gate")
-        stranded = 0
-        for serial, (st, parent) in state.items():
-            if st is State.COMMISSIONED and serial not in accepted:
-                stranded += 1
-                if parent is not None:
-                    problems.append(f"{serial} packed but physically rejected")
-        for case in r.sim.cases:
-            if case.label is None:
-                problems.append("a case left without a label")
-                continue
-            case_serial = codec.parse(case.label).serial
-            for code in case.items:
-                serial = codec.parse(code).serial
-                if state.get(serial, (None, None))[0] is not State.COMMISSIONED:
-                    problems.append(f"{serial} accepted but {state.get(serial)}")
-                if parent_of.get(serial) != case_serial:
-                    problems.append(f"{serial} is in case {case_serial} but the database "
-                                    f"says {parent_of.get(serial)}")
-        for pallet in r.sim.pallets:
-            if pallet.label is None:
-                problems.append("a pallet left without a label")
-                continue
-            pallet_serial = codec.parse(pallet.label).serial
-            for case in pallet.cases:
-                case_serial = codec.parse(case.label or "").serial
-                if parent_of.get(case_serial) != pallet_serial:
-                    problems.append(f"case {case_serial} is on pallet {pallet_serial} but the "
-                                    f"database says {parent_of.get(case_serial)}")
-    return Findings(problems, stranded)
+    return physical.compare(r.db_path, r.config.lines[0], r.config.products, r.sim.record())
 
 
 async def wait_complete(plc: PlcSim, within: float) -> None:

@@ -45,12 +45,10 @@ async def test_every_packml_cycle_keeps_the_gate_and_the_database_in_step(
         plc = r.plc
         await plc.run_batch("LOT1")
         await plc.wait_state(EXECUTE, within=60)
-        # Stop and Abort first, while no case has been sealed yet: halting production while
-        # a case travels to the pallet reader can still lose its arrival (seen in about one
-        # run in three; open in the issue of the physical line equal to the database).
-        await printed_more(plc, 8)
+        # every cycle with cases sealed and travelling to the pallet reader
+        await printed_more(plc, 60)
         await cycle(plc, ("Stop", STOPPED), ("Reset", IDLE), ("Start", EXECUTE))
-        await printed_more(plc, 8)
+        await printed_more(plc, 40)
         await cycle(plc, ("Abort", ABORTED), ("Clear", STOPPED), ("Reset", IDLE),
                     ("Start", EXECUTE))
         await printed_more(plc, 40)
