@@ -64,6 +64,8 @@ class LineSimSettings(BaseModel):
     printer_disconnect_after: int = Field(default=0, ge=0, description="prints, then link drop")
     label_roll_change_at: int = Field(default=0, ge=0, description="label N reprints the last")
     label_print_ms: int = Field(default=5, ge=0, le=10_000)
+    case_camera_blind_after: int = Field(default=0, ge=0, description="cases released, then "
+                                         "the case camera sees nothing (lens covered)")
 
 
 @dataclass
@@ -91,6 +93,9 @@ class CaseCameraSim(CameraSim):
 
     def next_frame(self) -> Image:
         case = self.line.case_at_station()
+        blind = self.line.settings.case_camera_blind_after
+        if blind and len(self.line.cases) >= blind:
+            case = None
         payloads: list[str | None] = list(case.items) if case else []
         self.shown.append(payloads)
         self.frames += 1
@@ -240,8 +245,20 @@ class SimLine:
 
     # --- running ---
     async def start(self) -> None:
+        """Serve every device on its port, then run the conveyor. A port that cannot be
+        listened on is an OSError naming the device (what was started is stopped)."""
+        started: list[Served] = []
         for device_id, sim in self.sims.items():
-            await sim.serve_tcp(self.ports[device_id])
+            try:
+                await sim.serve_tcp(self.ports[device_id])
+            except OSError as exc:
+                for done in started:
+                    with contextlib.suppress(Exception):
+                        await done.stop()
+                raise OSError(exc.errno, f"simulated device {device_id} cannot listen on "
+                              f"127.0.0.1:{self.ports[device_id]}: {exc.strerror or exc}"
+                              ) from None
+            started.append(sim)
         self._tasks = [asyncio.create_task(self._conveyor(), name="conveyor"),
                        asyncio.create_task(self._gate(), name="gate")]
 

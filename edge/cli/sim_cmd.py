@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import typer
 from pydantic import BaseModel, ValidationError
 
 from edge.cli.context import UsageProblem, console
+from edge.domain.errors import CodelineError
 
 app = typer.Typer(help="Run a device simulator (prints where it listens).", no_args_is_help=True)
 
@@ -49,8 +50,23 @@ def _serve(start: Callable[[], Awaitable[str]], stop: Callable[[], Awaitable[Non
         finally:
             await stop()
 
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt), _listening(what):
         asyncio.run(main())
+
+
+@contextlib.contextmanager
+def _listening(what: str) -> Iterator[None]:
+    """A port the simulator cannot listen on is one line naming it, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        text = exc.strerror or str(exc)
+        raise SimulatorRefused(text if "cannot listen" in text
+                               else f"{what} cannot listen: {text}") from None
+
+
+class SimulatorRefused(CodelineError):
+    """A simulator could not start (its port is taken, say)."""
 
 
 @app.command("wsi")
@@ -229,7 +245,7 @@ def line(
                           f"{len(sim.pallets)} pallets left the line")
             happened.update(sim.record())
 
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt), _listening(f"line {chosen.id}"):
         asyncio.run(main())
     if record is not None and happened:
         record.write_text(json.dumps(happened))

@@ -22,7 +22,7 @@ from edge.daemon.devices import Devices, device_up
 from edge.daemon.item_flow import ItemFlow
 from edge.daemon.packml import Command, CommandRefused, PackML, State
 from edge.daemon.signals import Alarm, Counts, LineOutputs, NoOutputs
-from edge.daemon.stations import CaseStation, PalletStation, StationContext
+from edge.daemon.stations import CaseStation, PackingWatch, PalletStation, StationContext
 from edge.domain import aggregation, batches
 from edge.domain.errors import DomainError
 from edge.domain.payloads import BatchLabel
@@ -40,6 +40,7 @@ log = logging.getLogger("codeline.line")
 CONNECT_TIMEOUT_S = 10.0
 PRE_EMPTING = (Command.STOP, Command.ABORT)
 DRAIN_TIMEOUT_S = 10.0
+WATCH_S = 1.0
 HALT_TIMEOUT_S = 8.0  # a label printed, read back and sealed
 FINISH_TIMEOUT_S = 120.0
 UNPACKED_REASON = "accepted but never packed: off the line before the case station"
@@ -142,15 +143,16 @@ class LineRuntime:
         self._commands.put_nowait(
             (command, argument, future or asyncio.get_running_loop().create_future()))
 
-    def alarm(self, source: str, text: str, hold: bool) -> None:
-        """An alarm from a device or station; ``hold`` holds the line. Empty text clears."""
+    def alarm(self, source: str, text: str, hold: bool, *, standing: bool = False) -> None:
+        """An alarm from a device or station; ``hold`` holds the line, ``standing`` keeps it
+        shown (to the PLC and in the status) without holding. Empty text clears."""
         if not text:
             if self.active_alarms.pop(source, None) is not None:
                 self.alarms.append(Alarm(source, "cleared", time.time(), active=False))
                 self.outputs.changed()
             return
         self.alarms.append(Alarm(source, text, time.time()))
-        if hold:
+        if hold or standing:
             self.active_alarms[source] = text
         log.warning("alarm: %s", text, extra={"line": self.line.id, "station": source,
                                               "batch": self.batch.id if self.batch else None})
@@ -368,6 +370,7 @@ class LineRuntime:
             tasks.create_task(flow.verify())
             tasks.create_task(flow.committer.run())
             tasks.create_task(self._watch_target())
+            tasks.create_task(self._watch_packing())
             for station in (self.case_station, self.pallet_station):
                 if station is not None:
                     tasks.create_task(station.run())
@@ -383,6 +386,26 @@ class LineRuntime:
                 self._enqueue("complete", None)
                 await self.settled()
             await asyncio.sleep(0.2)
+
+    async def _watch_packing(self) -> None:
+        """Alarm when a station stops working while its children pile up (PackingWatch)."""
+        flow = self.flow
+        assert flow is not None
+        per_case = self.line.packaging.items_per_case
+        watches = []
+        if self.case_station is not None:
+            watches.append(PackingWatch(self.case_station, lambda: self.batch_counts.commissioned,
+                                        flow.rate.rate, per_case))
+        if self.pallet_station is not None:
+            watches.append(PackingWatch(self.pallet_station, lambda: self.batch_counts.cases,
+                                        flow.rate.rate,
+                                        per_case * self.line.packaging.cases_per_pallet))
+        while True:
+            await asyncio.sleep(WATCH_S)
+            for watch in watches:
+                text = watch.tick(WATCH_S, self.packml.state is State.EXECUTE)
+                if text is not None:  # "" clears: the station packs again
+                    self.alarm(watch.station.station_id, text, False, standing=True)
 
     async def _holding(self) -> None:
         if self.flow is not None:

@@ -103,3 +103,35 @@ async def test_a_bad_setting_names_the_field() -> None:
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     _, err = await proc.communicate()
     assert proc.returncode == 1 and b"print_rate" in err and b"Traceback" not in err
+
+
+def test_a_port_already_taken_is_one_error_line_naming_the_device(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    import yaml
+
+    from edge.cli.line_harness import loopback_config
+    from line_config.loading import example_path, load_config
+
+    config = loopback_config(load_config(example_path("simulated")), tmp_path)
+    config_path = tmp_path / "line.yaml"
+    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    printer = config.lines[0].devices[0]
+    port = printer.transport.port  # type: ignore[union-attr]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        done = subprocess.run([sys.executable, "-m", "edge.cli.main", "--config",
+                               str(config_path), "sim", "line"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+        single = subprocess.run([sys.executable, "-m", "edge.cli.main", "sim", "clarity",
+                                 "--port", str(port)], cwd=ROOT, capture_output=True,
+                                text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+    for run, names in ((done, f"simulated device {printer.id} cannot listen on "
+                               f"127.0.0.1:{port}: "),
+                       (single, "CLARiTY printer cannot listen: ")):
+        assert run.returncode == 1
+        lines = run.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: " + names), run.stderr
+        assert "in use" in lines[0]
