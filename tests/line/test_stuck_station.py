@@ -66,6 +66,8 @@ def test_the_packing_watch_allows_what_packaging_and_rate_allow_and_no_more() ->
             station.sealed.append(f"C{second}")
         ticks.append(watch.tick(1.0, running=True))
     assert set(ticks) == {None}
+    station.sealed.append("C-last")
+    assert watch.tick(1.0, running=True) is None
     for _ in range(int(MIN_WAIT_S) + 5):  # held: time does not count
         made[0] += 10
         assert watch.tick(1.0, running=False) is None
