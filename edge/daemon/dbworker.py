@@ -7,9 +7,9 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
-from edge.store.database import Store
+from edge.store.database import StorageFailure, Store
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -30,3 +30,49 @@ class DbWorker:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+
+
+class DbCalls(Protocol):
+    """Runs store calls for the runtime (a DbWorker, or a StorageGuard in front of one)."""
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+
+
+class StorageGuard:
+    """The production tasks' way to the database when the storage fails.
+
+    A write that fails for want of storage (disk full, read-only, the file gone) holds the
+    line with an alarm naming the cause; that call and every later one wait, and none is
+    dropped: the failed transaction was rolled back whole and is tried again once Unhold
+    finds the storage writable (:meth:`resume`). Stop, Abort and shutdown end the waiting
+    (:meth:`stop_waiting`): calls then fail at once instead of blocking the way out."""
+
+    def __init__(self, db: DbWorker, on_failure: Callable[[str], None]) -> None:
+        self.db = db
+        self.on_failure = on_failure
+        self.cause: str | None = None
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.waiting = True
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        while True:
+            await self.writable.wait()
+            try:
+                return await self.db.call(fn, *args, **kwargs)
+            except StorageFailure as exc:
+                if not self.waiting:
+                    raise
+                if self.writable.is_set():
+                    self.writable.clear()
+                    self.cause = str(exc)
+                    self.on_failure(self.cause)
+
+    def resume(self) -> None:
+        """The storage looks writable again: the waiting calls try again."""
+        self.cause = None
+        self.writable.set()
+
+    def stop_waiting(self) -> None:
+        self.waiting = False
+        self.writable.set()

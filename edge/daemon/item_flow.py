@@ -28,7 +28,7 @@ from drivers.interfaces import (
     ReadResult,
     grade_value,
 )
-from edge.daemon.dbworker import DbWorker
+from edge.daemon.dbworker import DbCalls
 from edge.daemon.failpoints import failpoint
 from edge.daemon.signals import Counts, LineOutputs, RateMeter
 from edge.domain import codes as code_queries
@@ -36,7 +36,7 @@ from edge.domain import flow
 from edge.domain.errors import DomainError, InvalidPayload
 from edge.domain.lifecycle import Reason
 from edge.domain.payloads import BatchLabel, PayloadCodec
-from edge.store.database import Store
+from edge.store.database import StorageFailure, Store
 from line_config.models import ItemPrintStation, ItemVerifyStation, Line, Product
 
 log = logging.getLogger("codeline.flow")
@@ -70,7 +70,7 @@ class Committer:
     ``commit_ms`` or until ``commit_every`` are pending. Commits run on the database thread,
     one at a time and in order, and each is published only after it is on disk."""
 
-    def __init__(self, db: DbWorker, batch_id: int, every: int, ms: int,
+    def __init__(self, db: DbCalls, batch_id: int, every: int, ms: int,
                  committed: Callable[[list[Judged]], Awaitable[None]]) -> None:
         self.db = db
         self.batch_id = batch_id
@@ -147,7 +147,13 @@ class Committer:
         verdicts = [flow.Verdict(j.item.code_id, j.reject) for j in judged
                     if j.item.code_id is not None]
         started = time.perf_counter()
-        await self.db.call(flow.record_line, self.batch_id, "item", printed, verdicts)
+        try:
+            await self.db.call(flow.record_line, self.batch_id, "item", printed, verdicts)
+        except StorageFailure:
+            # Rolled back whole: still pending, for the next attempt (a restart recovers
+            # them otherwise: printed without a verdict is rejected, as the gate did).
+            self.printed, self.judged = printed + self.printed, judged + self.judged
+            raise
         self.durations.append(time.perf_counter() - started)
         self.commits += 1
         await self.committed(judged)
@@ -159,7 +165,7 @@ class ItemFlow:
     """Printer, reader and verdicts of one line's running batch."""
 
     def __init__(self, line: Line, product: Product, label: BatchLabel, batch_id: int,
-                 printer: Printer, reader: CodeReader, db: DbWorker, outputs: LineOutputs,
+                 printer: Printer, reader: CodeReader, db: DbCalls, outputs: LineOutputs,
                  counts: tuple[Counts, Counts], *, target: int | None,
                  commissioned: int, on_alarm: Callable[[str, str, bool], None]) -> None:
         print_station = next(s for s in line.stations if isinstance(s, ItemPrintStation))

@@ -17,7 +17,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from drivers.errors import DriverError
-from edge.daemon.dbworker import DbWorker
+from edge.daemon.dbworker import DbWorker, StorageGuard
 from edge.daemon.devices import Devices, device_up
 from edge.daemon.item_flow import ItemFlow
 from edge.daemon.packml import Command, CommandRefused, PackML, State
@@ -26,7 +26,7 @@ from edge.daemon.stations import CaseStation, PackingWatch, PalletStation, Stati
 from edge.domain import aggregation, batches
 from edge.domain.errors import DomainError
 from edge.domain.payloads import BatchLabel
-from edge.store.database import Store
+from edge.store.database import StorageFailure, Store
 from line_config.models import (
     CasePackStation,
     ItemPrintStation,
@@ -64,6 +64,7 @@ class LineRuntime:
         self.active_alarms: dict[str, str] = {}
         self.stop_reason = ""
         self.flow: ItemFlow | None = None
+        self.storage: StorageGuard | None = None
         self.case_station: CaseStation | None = None
         self.pallet_station: PalletStation | None = None
         self._commands: asyncio.Queue[tuple[Command | str, str | None,
@@ -296,12 +297,14 @@ class LineRuntime:
             batches.report(store.read(), batch.id)))
         counts = (self.batch_counts, self.total_counts)
         await self.outputs.numbering_restarted()  # before the new flow numbers any item
+        self.storage = StorageGuard(self.db, lambda text: self.alarm("database", text, True))
         flow = ItemFlow(self.line, product, label, batch.id, self.devices.printer,
-                        self.devices.reader, self.db, self.outputs, counts,
+                        self.devices.reader, self.storage, self.outputs, counts,
                         target=batch.planned_qty, commissioned=commissioned,
                         on_alarm=self.alarm)
         self.flow = flow
-        ctx = StationContext(self.line, product, label, batch.id, self.db, self.outputs, counts,
+        ctx = StationContext(self.line, product, label, batch.id, self.storage, self.outputs,
+                             counts,
                              self.alarm, lambda: self._completing)
         before = self.pallet_station if self.pallet_station is not None and \
             self.pallet_station.ctx.batch_id == batch.id else None
@@ -354,6 +357,11 @@ class LineRuntime:
         try:
             await self._production_tasks()
         except Exception as exc:
+            if self.storage is not None and not self.storage.waiting and \
+                    isinstance(_root(exc), StorageFailure):
+                log.warning("production tasks ended: %s", _root(exc),
+                            extra={"line": self.line.id})
+                return  # the line is stopping or aborting already
             text = f"production stopped: {_describe(exc)}"
             log.error("%s", text, exc_info=exc, extra={
                 "line": self.line.id, "batch": self.batch.id if self.batch else None})
@@ -415,6 +423,14 @@ class LineRuntime:
         self.packml.done()
 
     async def _unholding(self) -> None:
+        if self.storage is not None and self.storage.cause is not None:
+            problem = await self.db.call(Store.storage_problem)
+            if problem is not None:
+                self.alarm("database", f"still not writable: {problem}", False,
+                           standing=True)
+                self.packml.fall_back(State.HELD, "database not writable")
+                raise CommandRefused(f"the database is still not writable: {problem}")
+            self.storage.resume()
         printer = self.devices.printer
         try:
             clear = getattr(printer, "clear_faults", None)
@@ -488,6 +504,8 @@ class LineRuntime:
             await self._load_counts()
 
     async def _stopping(self) -> None:
+        if self.storage is not None:
+            self.storage.stop_waiting()
         await self._wind_down()
         self.packml.done()
 
@@ -500,14 +518,20 @@ class LineRuntime:
         with contextlib.suppress(DriverError):
             await printer.stop()
         if flow is not None:
-            if not await flow.drain(DRAIN_TIMEOUT_S):
-                await flow.abandon_in_transit()
-            with contextlib.suppress(DriverError):
-                await printer.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(DRAIN_TIMEOUT_S):
-                    await flow.settled(lambda: not flow.sent)
-            await flow.void_unsent()
+            try:
+                if not await flow.drain(DRAIN_TIMEOUT_S):
+                    await flow.abandon_in_transit()
+                with contextlib.suppress(DriverError):
+                    await printer.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                        await flow.settled(lambda: not flow.sent)
+                await flow.void_unsent()
+            except StorageFailure as exc:
+                # recover() at the next start settles them: printed without a verdict is
+                # rejected (so did the gate), sent and never printed is void
+                self.alarm("database", f"{exc}: the items in transit are settled when the "
+                           "controller next starts", False, standing=True)
         await self._halt_production()
 
     async def _halt_production(self) -> None:
@@ -523,6 +547,8 @@ class LineRuntime:
             self._production = None
 
     async def _aborting(self) -> None:
+        if self.storage is not None:
+            self.storage.stop_waiting()
         flow = self.flow
         if flow is not None:
             flow.feeding = False
@@ -575,9 +601,14 @@ def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return exc
 
 
+def _root(exc: BaseException) -> BaseException:
+    """The first real error inside ``exc`` (task groups wrap what failed)."""
+    return _first_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
+
+
 def _describe(exc: BaseException) -> str:
-    """The first real error inside ``exc`` (task groups wrap what failed), as type: text."""
-    first = _first_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
+    """The first real error inside ``exc``, as type: text."""
+    first = _root(exc)
     return f"{type(first).__name__}: {first}"
 
 

@@ -20,7 +20,7 @@ from drivers.errors import DriverError
 from drivers.interfaces import CodeReader, LabelPrinter, ReadResult
 from drivers.labels.zpl_codec import LabelText, datamatrix_label, qr_label, sscc_label
 from drivers.registry import MultiReader
-from edge.daemon.dbworker import DbWorker
+from edge.daemon.dbworker import DbCalls
 from edge.daemon.failpoints import failpoint
 from edge.daemon.signals import Counts, LineOutputs
 from edge.domain import aggregation, flow
@@ -65,7 +65,7 @@ class StationContext:
     product: Product
     label: BatchLabel
     batch_id: int
-    db: DbWorker
+    db: DbCalls
     outputs: LineOutputs
     counts: tuple[Counts, Counts]
     alarm: Callable[[str, str, bool], None]

@@ -25,6 +25,32 @@ class StoreError(Exception):
     """The database cannot be used: wrong version, locked, not a codeline database."""
 
 
+class StorageFailure(StoreError):
+    """The database cannot be written: disk full, read-only, I/O error, or its file is gone.
+    The transaction that met it was rolled back whole; it may be tried again once the
+    storage is fixed."""
+
+
+STORAGE_ERRORS = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN")
+MIN_FREE_BYTES = 1 << 20
+
+
+def _storage_failure(path: Path, exc: sqlite3.Error) -> StorageFailure | None:
+    """The plant-readable StorageFailure for an SQLite error caused by the storage."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if not name.startswith(STORAGE_ERRORS):
+        return None
+    if name.startswith("SQLITE_FULL"):
+        what = "the disk is full"
+    elif name.startswith("SQLITE_READONLY"):
+        what = "the database or its folder is read-only"
+    elif name.startswith("SQLITE_CANTOPEN"):
+        what = "its files cannot be opened (folder removed?)"
+    else:
+        what = "the disk reported an I/O error"
+    return StorageFailure(f"database {path} cannot be written: {what} ({name})")
+
+
 def now_ms() -> int:
     """Wall-clock time in milliseconds since the epoch, as stored in every timestamp."""
     return time.time_ns() // 1_000_000
@@ -56,6 +82,8 @@ class Store:
         self.conn.execute("PRAGMA temp_store=MEMORY")
         # Large by default so the serial index stays hot; readers that stream pass less.
         self.conn.execute(f"PRAGMA cache_size={-1024 * int(cache_mb)}")
+        opened = os.stat(self.path)
+        self._identity = (opened.st_dev, opened.st_ino)
         version = self.schema_version()
         if version > SCHEMA_VERSION:
             raise StoreError(
@@ -73,14 +101,58 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic, durable unit of work; any exception rolls everything back."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        """One atomic, durable unit of work; any exception rolls everything back. A failure
+        of the storage (disk full, read-only, I/O error, the file gone) is StorageFailure."""
+        self._check_in_place()
         try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self._roll_back()
+                raise
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self._roll_back()
+                raise
+        except sqlite3.Error as exc:
+            failure = _storage_failure(self.path, exc)
+            if failure is None:
+                raise
+            raise failure from exc
+
+    def _roll_back(self) -> None:
+        if self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+
+    def _check_in_place(self) -> None:
+        """Writes to a database file that was removed or replaced under the open connection
+        would be lost at the next start: refuse them."""
+        try:
+            now = os.stat(self.path)
+        except OSError:
+            now = None
+        if now is None or (now.st_dev, now.st_ino) != self._identity:
+            raise StorageFailure(f"database {self.path} cannot be written: its file was "
+                                 "removed or replaced (folder deleted or unmounted?)")
+
+    def storage_problem(self) -> str | None:
+        """Why the database could not take writes now (None: it looks writable): its file
+        gone, its filesystem read-only or with less than 1 MB free."""
+        try:
+            self._check_in_place()
+            space = os.statvfs(self.path.parent)
+        except (StorageFailure, OSError) as exc:
+            return str(exc)
+        if space.f_flag & os.ST_RDONLY:
+            return f"database folder {self.path.parent} is on a read-only filesystem"
+        free = space.f_bavail * space.f_frsize
+        if free < MIN_FREE_BYTES:
+            return (f"database folder {self.path.parent} has {free // 1024} KB free "
+                    f"(at least {MIN_FREE_BYTES >> 20} MB needed)")
+        return None
 
     def read(self) -> sqlite3.Connection:
         """The connection, for queries that change nothing."""

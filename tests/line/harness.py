@@ -74,11 +74,13 @@ async def rig(tmp_path: Path, settings: LineSimSettings, planned: int,
               security: PlcSecurity | None = None,
               plc_overrides: dict[str, object] | None = None,
               example: str = "simulated", env: dict[str, str] | None = None,
-              item_pool: int | None = None) -> AsyncIterator[Rig]:
-    """Pool and batch in a fresh database, the simulated line with its PLC, the daemon."""
+              item_pool: int | None = None, db_dir: Path | None = None
+              ) -> AsyncIterator[Rig]:
+    """Pool and batch in a fresh database (in ``db_dir``, or ``tmp_path``), the simulated
+    line with its PLC, the daemon."""
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    config, config_path = site_config(tmp_path, plc_overrides, example)
+    config, config_path = site_config(tmp_path, plc_overrides, example, db_dir)
     line = config.lines[0]
     db_path = Path(config.store.path)
     stock_line(config, db_path, {"item": item_pool or planned * 2, "case": planned,
@@ -140,13 +142,17 @@ class Controller:
 
 
 def site_config(tmp_path: Path, plc_overrides: dict[str, object] | None = None,
-                example: str = "simulated") -> tuple[SiteConfig, Path]:
-    """The example on free loopback ports with its database in ``tmp_path``, written to
-    ``tmp_path/line.yaml``."""
+                example: str = "simulated", db_dir: Path | None = None
+                ) -> tuple[SiteConfig, Path]:
+    """The example on free loopback ports with its database in ``tmp_path`` (or
+    ``db_dir``), written to ``tmp_path/line.yaml``."""
     config = loopback_config(load_config(example_path(example)), tmp_path)
-    if plc_overrides:
+    if plc_overrides or db_dir:
         data = config.model_dump(mode="python")
-        data["lines"][0]["plc"].update(plc_overrides)
+        if plc_overrides:
+            data["lines"][0]["plc"].update(plc_overrides)
+        if db_dir:
+            data["store"]["path"] = str(db_dir / "codeline.db")
         config = SiteConfig.model_validate(data)
     config_path = tmp_path / "line.yaml"
     config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
