@@ -32,9 +32,9 @@ from pathlib import Path
 
 import yaml
 
-from bench import physical
-from bench.physical import Findings
+from edge.cli import physical
 from edge.cli.line_harness import loopback_config, stock_line
+from edge.cli.physical import Findings
 from edge.daemon.packml import State
 from edge.daemon.site import Site
 from line_config.loading import example_path, load_config

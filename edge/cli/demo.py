@@ -21,7 +21,7 @@ from pathlib import Path
 import typer
 from rich.live import Live
 
-from edge.cli import demo_cloud
+from edge.cli import demo_cloud, physical
 from edge.cli.context import console
 from edge.cli.line_harness import loopback_config, running_line, stock_line
 from edge.cli.status_view import plain_line, site_view
@@ -86,6 +86,14 @@ def demo(
         console.print(f"  the line: {len(sim.rejected)} items rejected at the gate "
                       f"({plc.rejected_requested} on request, {plc.rejected_no_verdict} without "
                       f"verdict), {len(sim.cases)} cases and {len(sim.pallets)} pallets left")
+        found = physical.compare(path, line, config.products, sim.record())
+        if found.problems:
+            console.print("[red]the physical line differs from the database:[/red] "
+                          + "; ".join(found.problems[:5]))
+            raise typer.Exit(1)
+        console.print("  the physical line equals the database: every item, case and pallet"
+                      + (f" ({found.stranded} good items rejected at the gate without a "
+                         "verdict, decommissioned)" if found.stranded else ""))
         status = "[green]reconciled[/green]" if closed.reconciled else "[red]NOT reconciled[/red]"
         console.print(f"reconciliation: {status}" + ("" if closed.reconciled else
                                                       ": " + "; ".join(closed.problems)))

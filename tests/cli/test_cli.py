@@ -103,6 +103,7 @@ def test_demo_runs_end_to_end_and_reconciles(tmp_path: Path) -> None:
                             capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "reconciled" in result.stdout and "NOT" not in result.stdout
+    assert "the physical line equals the database: every item, case and pallet" in result.stdout
     # stderr carries JSON log lines only: no binding's leak report, no worker's traceback
     assert all(line.startswith("{") for line in result.stderr.splitlines()), result.stderr
     before, after = result.stdout.split("shipped pallet")

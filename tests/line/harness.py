@@ -17,9 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from bench import physical
-from bench.physical import Findings
+from edge.cli import physical
 from edge.cli.line_harness import loopback_config, plc_endpoint, stock_line
+from edge.cli.physical import Findings
 from edge.daemon.plc_security import hash_password
 from edge.domain import batches
 from edge.domain.batches import BatchReport

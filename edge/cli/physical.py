@@ -2,8 +2,8 @@
 
 The simulated line records what physically happened (:meth:`simulators.line.SimLine.record`:
 which items the gate let through, what is in each case, which cases are on each pallet and
-the labels on them); the database says what the controller recorded. Tests and
-``bench.line --runs N`` compare the two after a batch completes.
+the labels on them); the database says what the controller recorded. ``codeline demo``,
+the tests and ``bench.line --runs N`` compare the two after a batch completes.
 """
 
 from __future__ import annotations
