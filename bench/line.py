@@ -71,9 +71,12 @@ async def start_physical_line(config_path: Path, rate: float, noread: float,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
     assert sim.stdout is not None
     async with asyncio.timeout(30):
+        said = b""
         while b"simulated" not in (line := await sim.stdout.readline()):
+            said += line
             if not line:
-                raise RuntimeError("the simulated line did not start")
+                raise RuntimeError("the simulated line did not start: "
+                                   + said.decode(errors="replace")[-2000:])
     return sim
 
 

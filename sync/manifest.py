@@ -71,16 +71,23 @@ _INFO = ("SELECT seq, manifest_id, kind, shipment_id, created_at, code_count, ac
 
 
 def info(conn: sqlite3.Connection, ref: int | str) -> ManifestInfo:
-    """A manifest by sequence number or id."""
+    """An issued manifest by sequence number or id (one still being issued, not frozen
+    yet, is not there for the cloud)."""
     column = "seq" if isinstance(ref, int) else "manifest_id"
-    row = conn.execute(_INFO + f"WHERE {column} = ?", (ref,)).fetchone()
+    row = conn.execute(_INFO + f"WHERE frozen = 1 AND {column} = ?", (ref,)).fetchone()
     if row is None:
         raise ManifestNotFound(f"no manifest {ref}")
     return ManifestInfo(*row)
 
 
+def _info(conn: sqlite3.Connection, seq: int) -> ManifestInfo:
+    """A manifest being issued (frozen or not), for its seal."""
+    return ManifestInfo(*conn.execute(_INFO + "WHERE seq = ?", (seq,)).fetchone())
+
+
 def listing(conn: sqlite3.Connection, after: int = 0, limit: int = 100) -> list[ManifestInfo]:
-    rows = conn.execute(_INFO + "WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
+    rows = conn.execute(_INFO + "WHERE frozen = 1 AND seq > ? ORDER BY seq LIMIT ?",
+                        (after, limit)).fetchall()
     return [ManifestInfo(*r) for r in rows]
 
 
@@ -163,11 +170,14 @@ def seal(conn: sqlite3.Connection, m: ManifestInfo, site_id: str,
     return info(conn, m.seq)
 
 
-def sealer(site_id: str, key: Ed25519PrivateKey) -> Callable[[sqlite3.Connection, int], None]:
-    """What a shipment's confirm or cancel calls to seal its manifest in its own transaction,
-    so no moment exists in which an issued manifest is unsigned."""
-    def seal_issued(conn: sqlite3.Connection, seq: int) -> None:
-        seal(conn, info(conn, seq), site_id, key)
+def sealer(site_id: str, key: Ed25519PrivateKey
+           ) -> Callable[[sqlite3.Connection, int], tuple[str, str]]:
+    """What a shipment's confirm or cancel calls to digest and sign the manifest it issues,
+    before the transaction that freezes it stores both: no moment exists in which an issued
+    manifest is unsigned."""
+    def seal_issued(conn: sqlite3.Connection, seq: int) -> tuple[str, str]:
+        digest = digest_of(body_lines(conn, _info(conn, seq), site_id))
+        return digest, base64.b64encode(key.sign(bytes.fromhex(digest))).decode()
     return seal_issued
 
 

@@ -50,7 +50,8 @@ class Refusal:
 
 def status(conn: sqlite3.Connection) -> PushStatus:
     pending, oldest = conn.execute(
-        "SELECT count(*), min(created_at) FROM outbox WHERE acked_at IS NULL").fetchone()
+        "SELECT count(*), min(created_at) FROM outbox WHERE acked_at IS NULL AND frozen = 1"
+    ).fetchone()
     acked = conn.execute("SELECT count(*) FROM outbox WHERE acked_at IS NOT NULL").fetchone()[0]
     last = conn.execute(
         "SELECT last_error, last_attempt_at FROM outbox WHERE last_attempt_at IS NOT NULL "
@@ -94,7 +95,8 @@ async def push_round(db_path: Path, site_id: str, key: Ed25519PrivateKey, url: s
     while True:
         with Store(db_path) as store:
             row = store.conn.execute(
-                "SELECT seq FROM outbox WHERE acked_at IS NULL ORDER BY seq LIMIT 1").fetchone()
+                "SELECT seq FROM outbox WHERE acked_at IS NULL AND frozen = 1 ORDER BY seq "
+                "LIMIT 1").fetchone()
             if row is None:
                 return RoundReport(delivered, None)
             with store.transaction() as conn:

@@ -45,10 +45,10 @@ def code_by_id(conn: sqlite3.Connection, code_id: int) -> CodeRow:
 
 
 def open_shipment_holding(conn: sqlite3.Connection, code_id: int) -> int | None:
-    """The open (not yet confirmed) shipment this container was added to, if any."""
+    """The open (or being confirmed) shipment this container was added to, if any."""
     row = conn.execute(
         "SELECT s.id FROM shipment_containers sc JOIN shipments s ON s.id = sc.shipment_id "
-        "WHERE sc.code_id = ? AND s.status = 'open'",
+        "WHERE sc.code_id = ? AND s.status IN ('open', 'confirming')",
         (code_id,),
     ).fetchone()
     return int(row[0]) if row else None

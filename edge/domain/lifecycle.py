@@ -135,40 +135,13 @@ def transition(
                               (*values, *chunk, *guard))
         changed += cursor.rowcount
     if changed != len(code_ids):
-        raise _refusal(conn, code_ids, source, target)
+        raise refusal(conn, code_ids, source, target)
 
 
-def transition_tree(
-    conn: sqlite3.Connection, table: str, source: State, target: State
-) -> int:
-    """Move every code whose id is in temp table ``table`` from ``source`` to ``target``.
-
-    All or nothing, like :func:`transition`; returns how many codes moved.
-    """
-    if target not in ALLOWED[source]:
-        raise InvalidTransition(f"a code cannot go from {source.name} to {target.name}")
-    total = int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-    conn.execute(
-        f"UPDATE codes SET state = ? WHERE id IN (SELECT id FROM {table}) AND state = ?",
-        (int(target), int(source)),
-    )
-    changed = int(conn.execute("SELECT changes()").fetchone()[0])
-    if changed != total:
-        ids = [
-            row[0]
-            for row in conn.execute(
-                f"SELECT c.id FROM codes c JOIN {table} t ON c.id = t.id WHERE c.state != ? "
-                "LIMIT 5",
-                (int(target),),
-            )
-        ]
-        raise _refusal(conn, ids, source, target)
-    return total
-
-
-def _refusal(
+def refusal(
     conn: sqlite3.Connection, code_ids: Sequence[int], source: State, target: State
 ) -> InvalidTransition:
+    """Why these codes cannot go from ``source`` to ``target``, naming up to five."""
     wrong: list[str] = []
     for code_id in code_ids:
         row = conn.execute("SELECT serial, state FROM codes WHERE id = ?", (code_id,)).fetchone()

@@ -1,8 +1,9 @@
 """Shipments: the only way a code becomes ACTIVE (invariant 4).
 
-Confirming a shipment activates the whole subtree of every pallet and case on it in one
-transaction and queues one activation manifest in the outbox; cancelling a confirmed
-shipment returns the subtree to COMMISSIONED and queues a deactivation manifest.
+Confirming a shipment activates the whole subtree of every pallet and case on it and issues
+one activation manifest; cancelling a confirmed shipment returns the subtree to COMMISSIONED
+and issues a deactivation manifest. Both run in short steps (a big shipment never holds the
+write lock long while a line commits verdicts) and finish when called again after a crash.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import re
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from edge.domain import audit, events
@@ -22,14 +24,15 @@ from edge.domain.errors import (
     ShipmentError,
     UnknownShipment,
 )
-from edge.domain.lifecycle import State, transition_tree
+from edge.domain.lifecycle import State, refusal
 from edge.store.database import Store, now_ms
 
 PARTY = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
 
-Sealer = Callable[[sqlite3.Connection, int], None]
-"""Digests and signs the manifest with this sequence number inside the issuing transaction
-(``sync.manifest.sealer`` makes one from the site's signing key)."""
+Sealer = Callable[[sqlite3.Connection, int], tuple[str, str]]
+"""The digest and signature of the manifest with this sequence number, computed while it is
+issued (``sync.manifest.sealer`` makes one from the site's signing key); the confirm or
+cancel stores them in the transaction that freezes the manifest."""
 
 
 @dataclass(frozen=True)
@@ -158,31 +161,47 @@ def _collect_tree(conn: sqlite3.Connection, shipment_id: int) -> None:
         conn.execute("DELETE FROM ship_next")
 
 
+@dataclass(frozen=True)
+class _Step:
+    """What a confirm or a cancel of a confirmed shipment does, in steps."""
+
+    doing: str  # the shipment's status while the steps run
+    done: str
+    kind: str  # of the manifest issued
+    source: State
+    target: State
+
+
+CONFIRMING = _Step("confirming", "confirmed", "activation", State.COMMISSIONED, State.ACTIVE)
+CANCELLING = _Step("cancelling", "cancelled", "deactivation", State.ACTIVE, State.COMMISSIONED)
+CHUNK = 2_000
+"""Codes changed per transaction: a few milliseconds of write lock each, so a running line's
+commits never wait long behind a big shipment."""
+
+
 def confirm(store: Store, shipment_id: int, *, operator: str, seal: Sealer | None = None
             ) -> Shipment:
-    """Activate every code under the shipment and issue its activation manifest (sealed
-    in the same transaction when a ``seal`` is given)."""
+    """Activate every code under the shipment and issue its activation manifest, sealed
+    when a ``seal`` is given. See :func:`_run_steps` for how it is done without holding the
+    write lock for long; an interrupted confirm (``confirming``) is finished by calling it
+    again."""
     with store.transaction() as conn:
-        shipment = _require_open(conn, shipment_id)
-        if shipment.containers == 0:
-            raise ShipmentError(f"shipment {shipment_id} holds nothing; add pallets or cases")
-        _collect_tree(conn, shipment_id)
-        count = transition_tree(conn, "ship_tree", State.COMMISSIONED, State.ACTIVE)
-        at = now_ms()
-        conn.execute(
-            "UPDATE shipments SET status = 'confirmed', confirmed_at = ?, code_count = ? "
-            "WHERE id = ?",
-            (at, count, shipment_id),
-        )
-        _issue(conn, "activation", shipment_id, at, seal)
-        events.append(conn, "ship.confirm", shipment_id=shipment_id, count=count, at=at)
-        audit.record(conn, operator, "ship.confirm", f"shipment:{shipment_id}", codes=count)
-        return get(conn, shipment_id)
+        shipment = get(conn, shipment_id)
+        if shipment.status == "open":
+            if shipment.containers == 0:
+                raise ShipmentError(f"shipment {shipment_id} holds nothing; add pallets or "
+                                    "cases")
+            conn.execute("UPDATE shipments SET status = 'confirming', confirmed_at = ? "
+                         "WHERE id = ?", (now_ms(), shipment_id))
+        elif shipment.status != "confirming":
+            raise ShipmentError(f"shipment {shipment_id} is {shipment.status}, not open")
+    return _run_steps(store, shipment_id, CONFIRMING, operator, seal, None)
 
 
 def cancel(store: Store, shipment_id: int, *, operator: str, reason: str | None,
            seal: Sealer | None = None) -> Shipment:
-    """Cancel: an open shipment is discarded; a confirmed one is deactivated."""
+    """Cancel: an open shipment is discarded; a confirmed one is deactivated (in steps, as
+    a confirm; an interrupted cancel, ``cancelling``, is finished by calling it again)."""
     if not (reason and reason.strip()):
         raise ReasonRequired("cancelling a shipment needs a reason")
     with store.transaction() as conn:
@@ -190,44 +209,116 @@ def cancel(store: Store, shipment_id: int, *, operator: str, reason: str | None,
         at = now_ms()
         if shipment.status == "cancelled":
             raise ShipmentError(f"shipment {shipment_id} is already cancelled")
-        deactivated = 0
+        if shipment.status == "confirming":
+            raise ShipmentError(f"shipment {shipment_id} is being confirmed (interrupted?): "
+                                "finish with `ship confirm`, then cancel")
+        if shipment.status == "open":
+            conn.execute(
+                "UPDATE shipments SET status = 'cancelled', cancelled_at = ?, "
+                "cancel_reason = ? WHERE id = ?", (at, reason, shipment_id))
+            events.append(conn, "ship.cancel", shipment_id=shipment_id, count=0, at=at,
+                          reason=reason)
+            audit.record(conn, operator, "ship.cancel", f"shipment:{shipment_id}",
+                         reason=reason, deactivated=0)
+            return get(conn, shipment_id)
         if shipment.status == "confirmed":
-            _collect_tree(conn, shipment_id)
-            deactivated = transition_tree(conn, "ship_tree", State.ACTIVE, State.COMMISSIONED)
-            _issue(conn, "deactivation", shipment_id, at, seal)
-        conn.execute(
-            "UPDATE shipments SET status = 'cancelled', cancelled_at = ?, cancel_reason = ? "
-            "WHERE id = ?",
-            (at, reason, shipment_id),
-        )
-        events.append(conn, "ship.cancel", shipment_id=shipment_id, count=deactivated, at=at,
-                      reason=reason)
-        audit.record(conn, operator, "ship.cancel", f"shipment:{shipment_id}", reason=reason,
-                     deactivated=deactivated)
+            conn.execute(
+                "UPDATE shipments SET status = 'cancelling', cancelled_at = ?, "
+                "cancel_reason = ? WHERE id = ?", (at, reason, shipment_id))
+    return _run_steps(store, shipment_id, CANCELLING, operator, seal, reason)
+
+
+def _run_steps(store: Store, shipment_id: int, step: _Step, operator: str,
+               seal: Sealer | None, reason: str | None) -> Shipment:
+    """Move the shipment's codes from ``step.source`` to ``step.target`` and issue the
+    manifest, with no transaction holding the write lock for more than a few milliseconds:
+
+    1. (done by the caller) the shipment is marked ``step.doing``: from then on nothing can
+       be added to it or reworked under it, so its tree is fixed;
+    2. the tree is read (no write lock) and every code checked to be in the source state
+       (or already moved, when an interrupted run is finished);
+    3. the manifest row is queued, not yet frozen: neither pushed nor pulled;
+    4. the codes move and the manifest lists them, ``CHUNK`` codes per transaction;
+    5. the manifest is digested and signed with no write lock held (its list can no longer
+       change, but by a hand-made INSERT: step 6 finds that by its count);
+    6. one short transaction checks the list holds exactly the codes moved, freezes and
+       seals the manifest and marks the shipment ``step.done``.
+
+    Killed at any instant, the shipment stays ``step.doing`` and calling again finishes it;
+    the cloud sees nothing of it before step 6."""
+    conn = store.read()
+    with _reading(conn):
+        _collect_tree(conn, shipment_id)
+        rows = conn.execute(
+            "SELECT c.id, c.parent_id, c.state FROM ship_tree t JOIN codes c ON c.id = t.id "
+            "ORDER BY c.id").fetchall()
+    stray = [r[0] for r in rows if r[2] not in (int(step.source), int(step.target))]
+    if stray:
+        raise refusal(conn, stray[:5], step.source, step.target)
+    with store.transaction() as conn:
+        row = conn.execute(
+            "SELECT seq FROM outbox WHERE shipment_id = ? AND kind = ? AND frozen = 0",
+            (shipment_id, step.kind)).fetchone()
+        if row is None:
+            row = conn.execute(
+                "INSERT INTO outbox (manifest_id, kind, shipment_id, created_at, code_count, "
+                "frozen) VALUES (?, ?, ?, ?, ?, 0) RETURNING seq",
+                (str(uuid.uuid4()), step.kind, shipment_id, now_ms(), len(rows))).fetchone()
+        seq = int(row[0])
+    for first in range(0, len(rows), CHUNK):
+        chunk = rows[first:first + CHUNK]
+        with store.transaction() as conn:
+            ids = [r[0] for r in chunk]
+            marks = ",".join("?" * len(ids))
+            conn.execute(f"UPDATE codes SET state = ? WHERE id IN ({marks}) AND state = ?",
+                         (int(step.target), *ids, int(step.source)))
+            wrong = [r[0] for r in conn.execute(
+                f"SELECT id FROM codes WHERE id IN ({marks}) AND state != ? LIMIT 5",
+                (*ids, int(step.target)))]
+            if wrong:  # changed by hand since step 2
+                raise refusal(conn, wrong, step.source, step.target)
+            conn.executemany(
+                "INSERT OR IGNORE INTO manifest_codes (seq, code_id, parent_id) VALUES (?, ?, ?)",
+                [(seq, r[0], r[1]) for r in chunk])
+    sealed = seal(store.read(), seq) if seal is not None else None
+    with store.transaction() as conn:
+        listed = conn.execute("SELECT count(*) FROM manifest_codes WHERE seq = ?",
+                              (seq,)).fetchone()[0]
+        if listed != len(rows):
+            raise ShipmentError(f"manifest {seq} of shipment {shipment_id} lists {listed} "
+                                f"codes, {len(rows)} were moved: its list was altered by hand; "
+                                "it is not issued")
+        conn.execute("UPDATE outbox SET frozen = 1 WHERE seq = ?", (seq,))
+        if sealed is not None:
+            conn.execute("UPDATE outbox SET digest = ?, signature = ? WHERE seq = ?",
+                         (*sealed, seq))
+        at = now_ms()
+        count = len(rows)
+        if step is CONFIRMING:
+            conn.execute("UPDATE shipments SET status = 'confirmed', code_count = ? "
+                         "WHERE id = ?", (count, shipment_id))
+            events.append(conn, "ship.confirm", shipment_id=shipment_id, count=count, at=at)
+            audit.record(conn, operator, "ship.confirm", f"shipment:{shipment_id}",
+                         codes=count)
+        else:
+            reason = reason or get(conn, shipment_id).cancel_reason
+            conn.execute("UPDATE shipments SET status = 'cancelled' WHERE id = ?",
+                         (shipment_id,))
+            events.append(conn, "ship.cancel", shipment_id=shipment_id, count=count, at=at,
+                          reason=reason)
+            audit.record(conn, operator, "ship.cancel", f"shipment:{shipment_id}",
+                         reason=reason, deactivated=count)
         return get(conn, shipment_id)
 
 
-def _issue(conn: sqlite3.Connection, kind: str, shipment_id: int, at: int,
-           seal: Sealer | None) -> None:
-    """Queue a manifest for the cloud and freeze what it covers (the codes in ``ship_tree``
-    with their parents now); its sequence number is the outbox row's. The row is frozen
-    before the transaction ends (no code can be added to it afterwards) and, given a
-    ``seal``, digested and signed in the same transaction."""
-    count = int(conn.execute("SELECT count(*) FROM ship_tree").fetchone()[0])
-    cursor = conn.execute(
-        "INSERT INTO outbox (manifest_id, kind, shipment_id, created_at, code_count, frozen) "
-        "VALUES (?, ?, ?, ?, ?, 0)",
-        (str(uuid.uuid4()), kind, shipment_id, at, count),
-    )
-    seq = int(cursor.lastrowid or 0)
-    conn.execute(
-        "INSERT INTO manifest_codes (seq, code_id, parent_id) "
-        "SELECT ?, c.id, c.parent_id FROM ship_tree t JOIN codes c ON c.id = t.id",
-        (seq,),
-    )
-    conn.execute("UPDATE outbox SET frozen = 1 WHERE seq = ?", (seq,))
-    if seal is not None:
-        seal(conn, seq)
+@contextmanager
+def _reading(conn: sqlite3.Connection) -> Iterator[None]:
+    """One consistent snapshot for several reads; takes no write lock."""
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("ROLLBACK")
 
 
 def shipment_of(conn: sqlite3.Connection, code_row: CodeRow) -> Shipment | None:

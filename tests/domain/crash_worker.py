@@ -41,6 +41,8 @@ def main(db: Path, batch_id: int) -> None:
                 shipments.add(store, shipment.id, pallet[0], operator="worker",
                               allow_mixed_batches=False)
                 shipments.confirm(store, shipment.id, operator="worker")
+                if rng.random() < 0.3:
+                    shipments.cancel(store, shipment.id, operator="worker", reason="recalled")
         sys.stdout.write(".")
         sys.stdout.flush()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -238,9 +239,14 @@ def test_nothing_but_a_shipment_makes_a_code_active() -> None:
     writers = [
         p.relative_to(root).as_posix()
         for p in (root / "edge").rglob("*.py")
-        if "State.ACTIVE)" in p.read_text() and "transition" in p.read_text()
+        if "State.ACTIVE)" in p.read_text() and ("transition(" in p.read_text()
+                                                 or "UPDATE codes SET state" in p.read_text())
     ]
     assert writers == ["edge/domain/shipments.py"]
+    sets_state = re.compile(r"UPDATE codes SET (state|\{)")
+    raw = sorted(p.relative_to(root).as_posix() for p in (root / "edge").rglob("*.py")
+                 if sets_state.search(p.read_text()))
+    assert raw == ["edge/domain/lifecycle.py", "edge/domain/shipments.py"]
 
 
 def test_audit_chain_detects_an_altered_entry(store: Store, site: SiteConfig) -> None:
