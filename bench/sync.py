@@ -1,8 +1,9 @@
 """Hand-over throughput: ``python -m bench.sync [--items N]``.
 
 Prints manifest streaming codes/s over the pull API (NDJSON) and the API process's peak RSS
-for two batch sizes (memory must stay flat), EPCIS export events/s, and push manifests/s to
-the cloud simulator.
+for two batch sizes (memory must stay flat), EPCIS export events/s, the longest write-lock
+hold while a shipment of N items is confirmed and sealed (seen by a writer committing every
+millisecond beside it, as a running line does), and push manifests/s to the cloud simulator.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from bench.store import SITE, produce
 from edge.domain import aggregation, batches, pool, shipments
 from edge.store.database import Store, now_ms
 from line_config.loading import parse_config
-from sync import epcis, keys, push, tokens
+from sync import epcis, keys, manifest, push, tokens
 from sync.serving import free_port
 
 PER_CASE, PER_PALLET = 24, 60
@@ -30,8 +32,10 @@ SMALL_SITE = SITE.replace("items_per_case: 24, cases_per_pallet: 60",
                           "items_per_case: 4, cases_per_pallet: 2")
 
 
-def build(workdir: Path, site_text: str, pallets: int, per_shipment: int) -> Path:
-    """A database with ``pallets`` full pallets shipped ``per_shipment`` to a shipment."""
+def build(workdir: Path, site_text: str, pallets: int, per_shipment: int,
+          confirm: bool = True) -> Path:
+    """A database with ``pallets`` full pallets shipped ``per_shipment`` to a shipment
+    (the shipments left open unless ``confirm``)."""
     site = parse_config(site_text)
     line = site.lines[0]
     per_case, per_pallet = line.packaging.items_per_case, line.packaging.cases_per_pallet
@@ -55,7 +59,8 @@ def build(workdir: Path, site_text: str, pallets: int, per_shipment: int) -> Pat
             s = shipments.create(store, "D1", "east", operator="b")
             for pallet in pallet_codes[start:start + per_shipment]:
                 shipments.add(store, s.id, pallet, operator="b", allow_mixed_batches=False)
-            shipments.confirm(store, s.id, operator="b")
+            if confirm:
+                shipments.confirm(store, s.id, operator="b")
     keys.generate(workdir / "k.pem", overwrite=True)
     (workdir / "site.yaml").write_text(site_text + f"""
 sync:
@@ -129,6 +134,42 @@ async def push_many(workdir: Path, db: Path) -> tuple[int, float]:
         await cloud.wait()
 
 
+def lock_holds(workdir: Path, db: Path, site_id: str) -> tuple[int, float, float, float]:
+    """Confirm shipment 1 (activation, manifest, seal) while another connection commits a
+    tiny write every millisecond, as a line's verdicts would: (codes, confirm seconds, the
+    writer's longest wait and p99 wait in seconds) — the longest wait is the longest time
+    the confirm held the write lock."""
+    keys.generate(workdir / "k.pem", overwrite=True)
+    seal = manifest.sealer(site_id, keys.load_private(workdir / "k.pem"))
+    waits: list[float] = []
+    done = threading.Event()
+
+    def writer() -> None:
+        with Store(db) as store:
+            store.conn.execute("PRAGMA wal_autocheckpoint=0")
+            store.conn.execute("INSERT OR IGNORE INTO counters (name, value) VALUES "
+                               "('bench', 0)")
+            while not done.is_set():
+                start = time.perf_counter()
+                with store.transaction() as conn:
+                    conn.execute("UPDATE counters SET value = value + 1 WHERE name = 'bench'")
+                waits.append(time.perf_counter() - start)
+                time.sleep(0.001)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    time.sleep(0.2)
+    with Store(db) as store:
+        start = time.perf_counter()
+        confirmed = shipments.confirm(store, 1, operator="bench", seal=seal)
+        took = time.perf_counter() - start
+    done.set()
+    thread.join()
+    ordered = sorted(waits)
+    return (confirmed.code_count or 0, took, ordered[-1],
+            ordered[int(len(ordered) * 0.99)])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=1_000_000)
@@ -147,6 +188,13 @@ def main() -> None:
             took = time.perf_counter() - start
         print(f"EPCIS export of the batch: {events:,} events in {took:.2f} s "
               f"({events / took:,.0f} events/s)")
+    workdir = Path(tempfile.mkdtemp(prefix="codeline-lock-bench-"))
+    pallets = max(1, args.items // (PER_CASE * PER_PALLET))
+    db = build(workdir, SITE, pallets, per_shipment=pallets, confirm=False)
+    codes, took, longest, p99 = lock_holds(workdir, db, parse_config(SITE).site.id)
+    print(f"confirm a shipment of {codes:,} codes beside a writer committing every ms: "
+          f"{took:.2f} s; the writer's longest wait (longest write-lock hold) "
+          f"{longest * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
     workdir = Path(tempfile.mkdtemp(prefix="codeline-push-bench-"))
     db = build(workdir, SMALL_SITE, pallets=200, per_shipment=1)
     delivered, took = asyncio.run(push_many(workdir, db))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -174,9 +175,11 @@ class _Step:
 
 CONFIRMING = _Step("confirming", "confirmed", "activation", State.COMMISSIONED, State.ACTIVE)
 CANCELLING = _Step("cancelling", "cancelled", "deactivation", State.ACTIVE, State.COMMISSIONED)
-CHUNK = 2_000
-"""Codes changed per transaction: a few milliseconds of write lock each, so a running line's
-commits never wait long behind a big shipment."""
+CHUNK = 1_000
+"""Codes changed per transaction: a few milliseconds of write lock each."""
+PAUSE_S = 0.01
+"""Pause after each such transaction: SQLite's waiting writers poll for the lock, so a
+running line's commit gets in between two chunks instead of waiting behind all of them."""
 
 
 def confirm(store: Store, shipment_id: int, *, operator: str, seal: Sealer | None = None
@@ -238,7 +241,8 @@ def _run_steps(store: Store, shipment_id: int, step: _Step, operator: str,
     2. the tree is read (no write lock) and every code checked to be in the source state
        (or already moved, when an interrupted run is finished);
     3. the manifest row is queued, not yet frozen: neither pushed nor pulled;
-    4. the codes move and the manifest lists them, ``CHUNK`` codes per transaction;
+    4. the codes move and the manifest lists them, ``CHUNK`` codes per transaction, with a
+       pause after each for the other writers;
     5. the manifest is digested and signed with no write lock held (its list can no longer
        change, but by a hand-made INSERT: step 6 finds that by its count);
     6. one short transaction checks the list holds exactly the codes moved, freezes and
@@ -280,6 +284,7 @@ def _run_steps(store: Store, shipment_id: int, step: _Step, operator: str,
             conn.executemany(
                 "INSERT OR IGNORE INTO manifest_codes (seq, code_id, parent_id) VALUES (?, ?, ?)",
                 [(seq, r[0], r[1]) for r in chunk])
+        time.sleep(PAUSE_S)
     sealed = seal(store.read(), seq) if seal is not None else None
     with store.transaction() as conn:
         listed = conn.execute("SELECT count(*) FROM manifest_codes WHERE seq = ?",

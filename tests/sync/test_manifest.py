@@ -14,10 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.domain import aggregation, shipments
+from edge.domain.errors import ShipmentError
 from edge.store.database import Store
 from line_config.models import SiteConfig
 from sync import keys, manifest
-from sync.errors import KeyProblem, TamperedManifest
+from sync.errors import KeyProblem, ManifestNotFound, TamperedManifest
 from tests.conftest import SMALL_SITE, commissioned, packed_pallet, running_batch
 
 
@@ -173,3 +174,34 @@ def test_a_new_key_replaces_a_planted_symlink_and_an_open_mode(tmp_path: Path) -
     path.chmod(0o644)
     keys.generate(path, overwrite=True)
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_code_forced_into_a_manifest_while_it_is_issued_stops_the_issue(
+        store: Store, site: SiteConfig) -> None:
+    """The manifest is listed in steps and sealed with no lock held; a row inserted by hand
+    meanwhile (here: by the time the seal runs) makes the count differ, and the manifest is
+    not issued: not frozen, not served, the shipment still confirming (for someone to find
+    out who forced the row in)."""
+    batch = running_batch(store, site, items=40)
+    items = commissioned(store, batch, "item", 8)
+    _, pallet = packed_pallet(store, batch, items)
+    shipment = shipments.create(store, "D-7", "east", operator="t")
+    shipments.add(store, shipment.id, pallet, operator="t", allow_mixed_batches=False)
+    stray = commissioned(store, batch, "item", 1)[0]
+    stray_id = store.read().execute("SELECT id FROM codes WHERE serial = ?",
+                                    (stray,)).fetchone()[0]
+    key = Ed25519PrivateKey.generate()
+    honest = manifest.sealer(site.site.id, key)
+
+    def forging(conn: sqlite3.Connection, seq: int) -> tuple[str, str]:
+        sealed = honest(conn, seq)
+        with store.transaction() as w:
+            w.execute("INSERT INTO manifest_codes (seq, code_id) VALUES (?, ?)", (seq, stray_id))
+        return sealed
+
+    with pytest.raises(ShipmentError, match="altered by hand"):
+        shipments.confirm(store, shipment.id, operator="t", seal=forging)
+    assert shipments.get(store.read(), shipment.id).status == "confirming"
+    assert manifest.listing(store.read()) == []
+    with pytest.raises(ManifestNotFound):
+        manifest.info(store.read(), 1)
