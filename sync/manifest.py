@@ -112,7 +112,7 @@ def header(conn: sqlite3.Connection, m: ManifestInfo, site_id: str) -> dict[str,
     counts = {LEVELS[level]: n for level, n in conn.execute(
         "SELECT c.level, count(*) FROM manifest_codes m JOIN codes c ON c.id = m.code_id "
         "WHERE m.seq = ? GROUP BY c.level", (m.seq,))}
-    return {
+    head: dict[str, Any] = {
         "format": FORMAT,
         "id": m.manifest_id,
         "seq": m.seq,
@@ -126,6 +126,11 @@ def header(conn: sqlite3.Connection, m: ManifestInfo, site_id: str) -> dict[str,
         "counts": counts,
         "total": m.code_count,
     }
+    anchor = conn.execute("SELECT audit_seq, audit_hash FROM outbox WHERE seq = ?",
+                          (m.seq,)).fetchone()
+    if anchor is not None and anchor[0] is not None:
+        head["audit"] = {"seq": anchor[0], "hash": anchor[1]}
+    return head
 
 
 def body_lines(conn: sqlite3.Connection, m: ManifestInfo, site_id: str) -> Iterator[bytes]:

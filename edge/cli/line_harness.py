@@ -22,13 +22,22 @@ from edge.store.database import Store
 from line_config.models import Level, SiteConfig
 from simulators.line import LineSimSettings, SimLine
 from simulators.plc import PlcSim
-from sync.serving import free_port
+from sync import serving
 
 
 def loopback_config(config: SiteConfig, workdir: Path) -> SiteConfig:
     """``config`` with free loopback ports and its database in ``workdir``."""
     data: dict[str, Any] = config.model_dump(mode="python", exclude_none=False)
     data["store"]["path"] = str(workdir / "codeline.db")
+    taken: set[int] = set()
+
+    def free_port() -> int:
+        """A free port not handed out already (the kernel may offer the same one twice)."""
+        while (port := serving.free_port()) in taken:
+            pass
+        taken.add(port)
+        return port
+
     for line in data["lines"]:
         for device in line["devices"]:
             transport = device.get("transport", {})

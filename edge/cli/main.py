@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json as _json
 import sqlite3
 import sys
 from pathlib import Path
@@ -22,7 +23,16 @@ from edge.cli import (
     sim_cmd,
     sync_cmd,
 )
-from edge.cli.context import Ctx, console, ctx_of, default_operator, emit, err_console, ms_text
+from edge.cli.context import (
+    Ctx,
+    UsageProblem,
+    console,
+    ctx_of,
+    default_operator,
+    emit,
+    err_console,
+    ms_text,
+)
 from edge.domain import audit, inspection
 from edge.domain.errors import CodelineError, UnknownCode
 from edge.store.database import StoreError
@@ -134,14 +144,56 @@ def report_batch(
 
 
 @audit_app.command("verify")
-def audit_verify(ctx: typer.Context, json: bool = typer.Option(False, "--json")) -> None:
-    """Check the audit log's hash chain from its first entry."""
+def audit_verify(
+    ctx: typer.Context,
+    against: list[Path] = typer.Option([], "--against", help="a manifest as the cloud holds "
+                                       "it (NDJSON, header first): the chain must still hold "
+                                       "the audit head it carries (repeatable)"),
+    json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Check the audit log's hash chain from its first entry, against the checkpoints that
+    manifests carry, and every code row for a state no operation leaves it in."""
     c = ctx_of(ctx)
+    anchors = [_anchor_of(path) for path in against]
     with c.store() as store:
-        rep = audit.verify(store.read())
-    emit({"ok": True, "entries": rep.entries, "last_hash": rep.last_hash}, json,
-         lambda: console.print(f"[green]audit chain verifies[/green]: {rep.entries} entries, "
-                               f"last {rep.last_hash[:16]}"))
+        conn = store.read()
+        rep = audit.verify(conn)
+        for anchor in anchors:
+            if anchor is not None:
+                audit.check_anchor(conn, anchor)
+        problems = audit.code_problems(conn)
+    checked = sum(1 for a in anchors if a is not None)
+    emit({"ok": not problems, "entries": rep.entries, "last_hash": rep.last_hash,
+          "anchors_checked": checked, "code_problems": problems}, json,
+         lambda: _print_audit(rep, checked, problems))
+    if problems:
+        raise typer.Exit(1)
+
+
+def _anchor_of(path: Path) -> audit.Anchor | None:
+    """The audit head a manifest file carries (None: issued before manifests carried it)."""
+    try:
+        with path.open("rb") as f:
+            first = _json.loads(f.readline())
+        anchor = first.get("audit")
+        return None if anchor is None else audit.Anchor(int(anchor["seq"]), str(anchor["hash"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UsageProblem(f"--against {path}: not a manifest (NDJSON, header first): "
+                           f"{exc}") from None
+
+
+def _print_audit(rep: audit.AuditReport, checked: int, problems: list[str]) -> None:
+    console.print(f"[green]audit chain verifies[/green]: {rep.entries} entries, last "
+                  f"{rep.last_hash[:16]}" + (f"; it holds the {checked} checkpoint(s) of the "
+                                             "manifests given" if checked else ""),
+                  soft_wrap=True)
+    if problems:
+        console.print(f"[red]{len(problems)} code row(s) in a state no operation leaves "
+                      "them in[/red] (changed by hand?):", soft_wrap=True)
+        for problem in problems:
+            console.print(f"  {problem}", markup=False, soft_wrap=True)
+    else:
+        console.print("every code row is in a state the operations leave it in")
 
 
 @audit_app.command("list")

@@ -1,7 +1,11 @@
 """The audit log: who did what, to what, why and when, each entry chained by SHA-256.
 
 Each entry's hash covers its content and the previous entry's hash, so altering, removing or
-reordering any entry breaks every hash after it; :func:`verify` finds the first break.
+reordering any entry breaks every hash after it; :func:`verify` finds the first break. A
+chain rewritten whole, or cut short, verifies by itself: so every manifest carries the head
+of the chain when it was issued (:func:`head`), signed with it, and the cloud keeps it;
+:func:`check_anchor` holds the chain against such a checkpoint. :func:`code_problems` finds
+code rows whose state no operation of the domain could have left (a state set by hand).
 """
 
 from __future__ import annotations
@@ -77,3 +81,62 @@ def verify(conn: sqlite3.Connection) -> AuditReport:
         prev = digest
         count += 1
     return AuditReport(entries=count, last_hash=prev)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A checkpoint of the chain: the id and hash of its last entry at some moment."""
+
+    seq: int
+    hash: str
+
+
+def head(conn: sqlite3.Connection) -> Anchor:
+    """The chain's last entry now (id 0 and the genesis hash when it is empty)."""
+    row = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    return Anchor(int(row[0]), str(row[1])) if row else Anchor(0, GENESIS)
+
+
+def check_anchor(conn: sqlite3.Connection, anchor: Anchor) -> None:
+    """The chain still holds the checkpointed entry with the same hash: raise
+    :class:`AuditChainBroken` if it was cut short before it or rewritten."""
+    if anchor.seq == 0:
+        return
+    row = conn.execute("SELECT hash FROM audit WHERE id = ?", (anchor.seq,)).fetchone()
+    if row is None:
+        raise AuditChainBroken(
+            f"audit entry {anchor.seq}, checkpointed in a manifest, is gone: the log was cut "
+            "short")
+    if row[0] != anchor.hash:
+        raise AuditChainBroken(
+            f"audit entry {anchor.seq} has hash {str(row[0])[:16]}…, the manifest "
+            f"checkpointed {anchor.hash[:16]}…: the log was rewritten")
+
+
+def code_problems(conn: sqlite3.Connection, limit: int = 100) -> list[str]:
+    """Code rows in a state that no operation leaves them in, each named: a code back in the
+    pool although it was reserved or printed, ACTIVE outside every shipment being shipped,
+    commissioned or shipped without being printed and verified, packed in a parent of
+    another state."""
+    checks = (
+        ("back in the pool although it was reserved or printed (never to be reused)",
+         "SELECT serial FROM codes WHERE state IN (0, 8) AND (reservation_id IS NOT NULL "
+         "OR printed_at IS NOT NULL)"),
+        ("ACTIVE but on no confirmed shipment",
+         "WITH RECURSIVE tree(id) AS (SELECT sc.code_id FROM shipment_containers sc "
+         "JOIN shipments s ON s.id = sc.shipment_id WHERE s.status IN ('confirmed', "
+         "'confirming', 'cancelling') UNION ALL SELECT c.id FROM codes c JOIN tree t "
+         "ON c.parent_id = t.id) "
+         "SELECT serial FROM codes WHERE state = 4 AND id NOT IN (SELECT id FROM tree)"),
+        ("commissioned or shipped but never printed and verified",
+         "SELECT serial FROM codes WHERE state IN (3, 4) AND (printed_at IS NULL "
+         "OR verified_at IS NULL)"),
+        ("packed in a container of another state",
+         "SELECT c.serial FROM codes c JOIN codes p ON p.id = c.parent_id "
+         "WHERE c.state != p.state"),
+    )
+    problems: list[str] = []
+    for why, query in checks:
+        for (serial,) in conn.execute(query + f" LIMIT {int(limit)}"):
+            problems.append(f"{serial}: {why}")
+    return problems[:limit]

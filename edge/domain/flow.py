@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from edge.domain import audit, batches, events
-from edge.domain.errors import BatchStateError, PoolExhausted
+from edge.domain.errors import BatchStateError, CodeAlreadyUsed, PoolExhausted
 from edge.domain.lifecycle import (
     LEVEL_NAME,
     LEVEL_NUMBER,
@@ -56,11 +56,18 @@ def reserve(store: Store, batch_id: int, station_id: str, level: Level, count: i
             raise BatchStateError(f"batch {batch_id} is {batch.state}; codes are reserved only "
                                   "for a running batch")
         rows = conn.execute(
-            "SELECT id, serial FROM codes WHERE state = 0 AND segment_id IN "
+            "SELECT id, serial, reservation_id IS NOT NULL OR printed_at IS NOT NULL "
+            "FROM codes WHERE state = 0 AND segment_id IN "
             "(SELECT id FROM segments WHERE line_id = ? AND level = ?) "
             "ORDER BY segment_id, id LIMIT ?",
             (batch.line_id, LEVEL_NUMBER[level], count),
         ).fetchall()
+        traced = [r[1] for r in rows if r[2]]
+        if traced:
+            raise CodeAlreadyUsed(
+                f"{', '.join(traced[:3])}: back in the pool although reserved or printed "
+                "before (a state changed by hand?): never printed again; see `codeline "
+                "audit verify`")
         if len(rows) < count:
             raise PoolExhausted(
                 f"line {batch.line_id} has {len(rows)} {level} codes available, {count} needed: "

@@ -240,7 +240,8 @@ def _run_steps(store: Store, shipment_id: int, step: _Step, operator: str,
        be added to it or reworked under it, so its tree is fixed;
     2. the tree is read (no write lock) and every code checked to be in the source state
        (or already moved, when an interrupted run is finished);
-    3. the manifest row is queued, not yet frozen: neither pushed nor pulled;
+    3. the manifest row is queued, not yet frozen: neither pushed nor pulled; it carries
+       the audit log's head (a checkpoint the cloud keeps);
     4. the codes move and the manifest lists them, ``CHUNK`` codes per transaction, with a
        pause after each for the other writers;
     5. the manifest is digested and signed with no write lock held (its list can no longer
@@ -264,10 +265,12 @@ def _run_steps(store: Store, shipment_id: int, step: _Step, operator: str,
             "SELECT seq FROM outbox WHERE shipment_id = ? AND kind = ? AND frozen = 0",
             (shipment_id, step.kind)).fetchone()
         if row is None:
+            anchor = audit.head(conn)
             row = conn.execute(
                 "INSERT INTO outbox (manifest_id, kind, shipment_id, created_at, code_count, "
-                "frozen) VALUES (?, ?, ?, ?, ?, 0) RETURNING seq",
-                (str(uuid.uuid4()), step.kind, shipment_id, now_ms(), len(rows))).fetchone()
+                "frozen, audit_seq, audit_hash) VALUES (?, ?, ?, ?, ?, 0, ?, ?) RETURNING seq",
+                (str(uuid.uuid4()), step.kind, shipment_id, now_ms(), len(rows), anchor.seq,
+                 anchor.hash)).fetchone()
         seq = int(row[0])
     for first in range(0, len(rows), CHUNK):
         chunk = rows[first:first + CHUNK]

@@ -229,6 +229,13 @@ def _v6_case_arrivals(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE containers ADD COLUMN arrived_at INTEGER")
 
 
+def _v7_audit_anchors(db: sqlite_utils.Database) -> None:
+    """The audit log's head (entry id and hash) when a manifest was issued: the manifest
+    carries it, signed, so the cloud holds checkpoints of the chain."""
+    db.execute("ALTER TABLE outbox ADD COLUMN audit_seq INTEGER")
+    db.execute("ALTER TABLE outbox ADD COLUMN audit_hash TEXT")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_manifest_snapshots,
@@ -236,6 +243,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v4_frozen_manifests,
     _v5_refusals,
     _v6_case_arrivals,
+    _v7_audit_anchors,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
