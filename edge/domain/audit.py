@@ -16,7 +16,9 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from edge.domain import history
 from edge.domain.errors import AuditChainBroken
+from edge.domain.lifecycle import State
 from edge.store.database import now_ms
 
 GENESIS = "0" * 64
@@ -114,10 +116,10 @@ def check_anchor(conn: sqlite3.Connection, anchor: Anchor) -> None:
 
 
 def code_problems(conn: sqlite3.Connection, limit: int = 100) -> list[str]:
-    """Code rows in a state that no operation leaves them in, each named: a code back in the
-    pool although it was reserved or printed, ACTIVE outside every shipment being shipped,
-    commissioned or shipped without being printed and verified, packed in a parent of
-    another state."""
+    """Code rows that disagree with their history (replayed from the append-only log), or
+    in a state no operation leaves them in, each named: a code back in the pool although it
+    was reserved or printed, ACTIVE outside every shipment being shipped, commissioned or
+    shipped without being printed and verified, packed in a parent of another state."""
     checks = (
         ("back in the pool although it was reserved or printed (never to be reused)",
          "SELECT serial FROM codes WHERE state IN (0, 8) AND (reservation_id IS NOT NULL "
@@ -135,7 +137,9 @@ def code_problems(conn: sqlite3.Connection, limit: int = 100) -> list[str]:
          "SELECT c.serial FROM codes c JOIN codes p ON p.id = c.parent_id "
          "WHERE c.state != p.state"),
     )
-    problems: list[str] = []
+    problems = [f"{serial}: {State(row).name} in its row, its history says "
+                f"{State(replayed).name}"
+                for serial, row, replayed in history.disagreements(conn, limit)]
     for why, query in checks:
         for (serial,) in conn.execute(query + f" LIMIT {int(limit)}"):
             problems.append(f"{serial}: {why}")

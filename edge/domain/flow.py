@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edge.domain import audit, batches, events
+from edge.domain import audit, batches, events, history
 from edge.domain.errors import BatchStateError, CodeAlreadyUsed, PoolExhausted
 from edge.domain.lifecycle import (
     LEVEL_NAME,
@@ -62,12 +62,13 @@ def reserve(store: Store, batch_id: int, station_id: str, level: Level, count: i
             "ORDER BY segment_id, id LIMIT ?",
             (batch.line_id, LEVEL_NUMBER[level], count),
         ).fetchall()
-        traced = [r[1] for r in rows if r[2]]
+        used_before = set(history.ever_reserved(conn, [r[0] for r in rows]))
+        traced = [r[1] for r in rows if r[2] or r[0] in used_before]
         if traced:
             raise CodeAlreadyUsed(
-                f"{', '.join(traced[:3])}: back in the pool although reserved or printed "
-                "before (a state changed by hand?): never printed again; see `codeline "
-                "audit verify`")
+                f"{', '.join(traced[:3])}: back in the pool although its history shows it "
+                "reserved before (a state changed by hand?): never printed again; see "
+                "`codeline audit verify`")
         if len(rows) < count:
             raise PoolExhausted(
                 f"line {batch.line_id} has {len(rows)} {level} codes available, {count} needed: "

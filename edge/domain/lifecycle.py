@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from enum import IntEnum
 
+from edge.domain import history
 from edge.domain.errors import CodeAlreadyUsed, InvalidTransition, NotCommissioned
 from line_config.models import LEVELS, Level
 
@@ -94,7 +95,7 @@ def transition(
     ``stamp`` names a timestamp column (``printed_at`` or ``verified_at``) set to ``at``;
     ``batch_id`` and ``level`` refuse codes of another batch or level; ``assign`` sets
     ``batch_id`` and ``reservation_id`` on reservation. Must run inside a transaction; on
-    refusal it raises and the caller rolls back.
+    refusal it raises and the caller rolls back. The change enters the codes' history.
     """
     if target not in ALLOWED[source]:
         raise InvalidTransition(f"a code cannot go from {source.name} to {target.name}")
@@ -136,6 +137,7 @@ def transition(
         changed += cursor.rowcount
     if changed != len(code_ids):
         raise refusal(conn, code_ids, source, target)
+    history.record(conn, code_ids, int(target), at)
 
 
 def refusal(

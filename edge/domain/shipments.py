@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from edge.domain import audit, events
+from edge.domain import audit, events, history
 from edge.domain.codes import CodeRow, code, code_by_id, open_shipment_holding
 from edge.domain.errors import (
     MixedBatch,
@@ -284,6 +284,7 @@ def _run_steps(store: Store, shipment_id: int, step: _Step, operator: str,
                 (*ids, int(step.target)))]
             if wrong:  # changed by hand since step 2
                 raise refusal(conn, wrong, step.source, step.target)
+            history.record(conn, ids, int(step.target))
             conn.executemany(
                 "INSERT OR IGNORE INTO manifest_codes (seq, code_id, parent_id) VALUES (?, ?, ?)",
                 [(seq, r[0], r[1]) for r in chunk])

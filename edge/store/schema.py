@@ -9,9 +9,12 @@ code including indexes.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 
 import sqlite_utils
+
+from edge.store.idpack import pack
 
 
 def _v1_initial(db: sqlite_utils.Database) -> None:
@@ -236,6 +239,34 @@ def _v7_audit_anchors(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE outbox ADD COLUMN audit_hash TEXT")
 
 
+def _v8_code_history(db: sqlite_utils.Database) -> None:
+    """Every state change of every code, append-only (edge.domain.history); the codes in a
+    state other than AVAILABLE when this version arrives are its first entries."""
+    db.execute(
+        "CREATE TABLE code_history (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, "
+        "state INTEGER NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL, codes BLOB NOT NULL)")
+    db.execute("CREATE INDEX code_history_reserved ON code_history(hi, lo) WHERE state = 1")
+    for op in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER code_history_append_only_{op.lower()} BEFORE {op} ON "
+            "code_history BEGIN SELECT RAISE(ABORT, 'code_history is append-only'); END")
+    at = int(time.time() * 1000)
+    # Every state but AVAILABLE and REVOKED was reached through RESERVED: entered first, so
+    # the reserve path knows those codes were handed out; then the state they are in.
+    for entered, states in ((1, range(1, 8)), *((state, (state,)) for state in range(2, 9))):
+        marks = ",".join("?" * len(states))
+        last = 0
+        while True:
+            ids = [r[0] for r in db.execute(
+                f"SELECT id FROM codes WHERE state IN ({marks}) AND id > ? ORDER BY id "
+                "LIMIT 100000", (*states, last)).fetchall()]
+            if not ids:
+                break
+            db.execute("INSERT INTO code_history (at, state, lo, hi, codes) "
+                       "VALUES (?, ?, ?, ?, ?)", (at, entered, ids[0], ids[-1], pack(ids)))
+            last = ids[-1]
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_manifest_snapshots,
@@ -244,6 +275,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v5_refusals,
     _v6_case_arrivals,
     _v7_audit_anchors,
+    _v8_code_history,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

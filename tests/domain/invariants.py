@@ -72,6 +72,7 @@ def check_invariants(store: Store) -> None:
         report = batches.report(conn, batch.id)
         assert report.reconciled, report.problems
     audit.verify(conn)
+    assert audit.code_problems(conn) == [], "a code row disagrees with its history"
 
 
 def finish_interrupted(store: Store) -> int:

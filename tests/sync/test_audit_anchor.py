@@ -7,11 +7,12 @@ hand), and the reserve path never hands out a code that was reserved before."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 
-from edge.domain import audit, flow, shipments
+from edge.domain import audit, flow, history, shipments
 from edge.domain.errors import CodeAlreadyUsed
 from edge.domain.lifecycle import Reason
 from edge.store.database import Store
@@ -85,10 +86,38 @@ def test_a_state_set_by_hand_is_named_and_a_code_used_before_is_never_reserved_a
     conn = store.read()
     conn.execute("UPDATE codes SET state = 4 WHERE serial = ?", (loose[0],))  # ACTIVE
     conn.execute("UPDATE codes SET state = 0 WHERE serial = ?", (block.codes[0].serial,))
+    # the careful forger also clears every trace in the row itself
+    conn.execute("UPDATE codes SET state = 0, reservation_id = NULL, batch_id = NULL, "
+                 "reason = NULL WHERE serial = ?", (block.codes[1].serial,))
     found = codeline(tmp_path, store.path, "audit", "verify")
     assert found.returncode == 1
+    assert f"{loose[0]}: ACTIVE in its row, its history says COMMISSIONED" in found.stdout
     assert f"{loose[0]}: ACTIVE but on no confirmed shipment" in found.stdout
+    assert f"{block.codes[0].serial}: AVAILABLE in its row, its history says VOID" in found.stdout
     assert f"{block.codes[0].serial}: back in the pool although it was reserved" in found.stdout
+    assert f"{block.codes[1].serial}: AVAILABLE in its row, its history says VOID" in found.stdout
 
-    with pytest.raises(CodeAlreadyUsed, match=block.codes[0].serial):
-        flow.reserve(store, batch, "st", "item", 1)
+    for forged in block.codes[:2]:
+        with pytest.raises(CodeAlreadyUsed, match=forged.serial):
+            flow.reserve(store, batch, "st", "item", 1)
+        conn.execute("UPDATE codes SET state = 6 WHERE id = ?", (forged.id,))  # put back
+
+
+def test_a_database_from_before_the_history_gets_its_codes_entered_as_they_are(
+        store: Store, site: SiteConfig, tmp_path: Path) -> None:
+    batch = running_batch(store, site, items=40)
+    commissioned(store, batch, "item", 5)
+    block = flow.reserve(store, batch, "st", "item", 3)
+    flow.void(store, batch, "item", [c.id for c in block.codes], Reason.UNCONFIRMED,
+              operator="t")
+    conn = store.read()
+    conn.execute("DROP TABLE code_history")
+    conn.execute("PRAGMA user_version = 7")
+    store.close()
+    with Store(store.path) as again:
+        conn = again.read()
+        assert audit.code_problems(conn) == []
+        assert history.ever_reserved(conn, [c.id for c in block.codes]) == sorted(
+            c.id for c in block.codes)
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            conn.execute("DELETE FROM code_history")
