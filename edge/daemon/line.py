@@ -20,9 +20,10 @@ from drivers.errors import DriverError
 from edge.daemon.dbworker import DbWorker, StorageGuard
 from edge.daemon.devices import Devices, device_up
 from edge.daemon.item_flow import ItemFlow
+from edge.daemon.packing_watch import PackingWatch
 from edge.daemon.packml import Command, CommandRefused, PackML, State
 from edge.daemon.signals import Alarm, Counts, LineOutputs, NoOutputs
-from edge.daemon.stations import CaseStation, PackingWatch, PalletStation, StationContext
+from edge.daemon.stations import CaseStation, PalletStation, StationContext
 from edge.domain import aggregation, batches
 from edge.domain.errors import DomainError
 from edge.domain.payloads import BatchLabel

@@ -54,7 +54,7 @@ class _Station:
 
 
 def test_the_packing_watch_allows_what_packaging_and_rate_allow_and_no_more() -> None:
-    from edge.daemon.stations import MIN_WAIT_S, PackingWatch
+    from edge.daemon.packing_watch import MIN_WAIT_S, PackingWatch
 
     station = _Station()
     made = [0]
