@@ -51,6 +51,16 @@ def _storage_failure(path: Path, exc: sqlite3.Error) -> StorageFailure | None:
     return StorageFailure(f"database {path} cannot be written: {what} ({name})")
 
 
+def _space_note(path: Path) -> str:
+    """"; N KB free on its filesystem" when that is less than the database needs."""
+    try:
+        space = os.statvfs(path.parent)
+    except OSError:
+        return ""
+    free = space.f_bavail * space.f_frsize
+    return f"; {free // 1024} KB free on its filesystem" if free < MIN_FREE_BYTES else ""
+
+
 def now_ms() -> int:
     """Wall-clock time in milliseconds since the epoch, as stored in every timestamp."""
     return time.time_ns() // 1_000_000
@@ -76,6 +86,9 @@ class Store:
             )
             self.conn.execute("PRAGMA journal_mode=WAL")
         except sqlite3.DatabaseError as exc:
+            failure = _storage_failure(self.path, exc)
+            if failure is not None:
+                raise StorageFailure(f"{failure}{_space_note(self.path)}") from None
             raise StoreError(f"{self.path} is not a usable SQLite database: {exc}") from None
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA foreign_keys=OFF")

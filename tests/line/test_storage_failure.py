@@ -126,3 +126,24 @@ def test_a_read_only_database_is_a_storage_failure_that_changes_nothing(
         store.conn.execute("PRAGMA query_only = 0")
         assert store.read().execute("SELECT count(*) FROM events").fetchone()[0] == 0
         assert store.storage_problem() is None
+
+
+def test_a_controller_started_on_a_full_disk_says_so_in_one_line(tmp_path: Path) -> None:
+    import sys
+
+    from edge.cli.line_harness import stock_line
+    from tests.line.harness import site_config
+
+    with tmpfs(tmp_path / "disk", 8) as disk:
+        config, config_path = site_config(tmp_path, db_dir=disk)
+        stock_line(config, Path(config.store.path), {"item": 500, "case": 50, "pallet": 5},
+                   "LOT1", 100, "test")
+        fill(disk, 4)
+        run = subprocess.run([sys.executable, "-m", "edge.cli.main", "--config",
+                              str(config_path), "run"], capture_output=True, text=True,
+                             timeout=60)
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith(f"error: database {config.store.path} cannot be written")
+    assert "KB free on its filesystem" in lines[0]
