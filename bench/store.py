@@ -50,6 +50,17 @@ def produce(store: Store, batch: int, level: str, count: int, block: int = 500) 
     return out
 
 
+def pack_all(store: Store, items: list[str], cases: list[str], pallets: list[str],
+             per_case: int, per_pallet: int, operator: str) -> None:
+    """Full cases of ``items`` in ``cases``, full pallets of those cases in ``pallets``."""
+    for k, case in enumerate(cases):
+        aggregation.pack(store, case, items[k * per_case:(k + 1) * per_case],
+                         operator=operator, close=True)
+    for k, pallet in enumerate(pallets):
+        aggregation.pack(store, pallet, cases[k * per_pallet:(k + 1) * per_pallet],
+                         operator=operator, close=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=1_000_000, help="items in the big batch")
@@ -86,12 +97,7 @@ def main() -> None:
     pallet_serials = produce(store, batch.id, "pallet", pallets)
 
     t = time.perf_counter()
-    for k, case in enumerate(case_serials):
-        aggregation.pack(store, case, item_serials[k * PER_CASE:(k + 1) * PER_CASE],
-                         operator="bench", close=True)
-    for k, pallet in enumerate(pallet_serials):
-        aggregation.pack(store, pallet, case_serials[k * PER_PALLET:(k + 1) * PER_PALLET],
-                         operator="bench", close=True)
+    pack_all(store, item_serials, case_serials, pallet_serials, PER_CASE, PER_PALLET, "bench")
     print("pack               ", rate(items + cases, time.perf_counter() - t))
 
     single: list[float] = []

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.store import SITE, produce
-from edge.domain import aggregation, batches, pool, shipments
+from bench.store import SITE, pack_all, produce
+from edge.domain import batches, pool, shipments
 from edge.store.database import Store, now_ms
 from line_config.loading import parse_config
 from sync import epcis, keys, manifest, push, tokens
@@ -49,12 +49,7 @@ def build(workdir: Path, site_text: str, pallets: int, per_shipment: int,
         items = produce(store, batch.id, "item", pallets * per_pallet * per_case)
         cases = produce(store, batch.id, "case", pallets * per_pallet)
         pallet_codes = produce(store, batch.id, "pallet", pallets)
-        for k, case in enumerate(cases):
-            aggregation.pack(store, case, items[k * per_case:(k + 1) * per_case], operator="b",
-                             close=True)
-        for k, pallet in enumerate(pallet_codes):
-            aggregation.pack(store, pallet, cases[k * per_pallet:(k + 1) * per_pallet],
-                             operator="b", close=True)
+        pack_all(store, items, cases, pallet_codes, per_case, per_pallet, "b")
         for start in range(0, pallets, per_shipment):
             s = shipments.create(store, "D1", "east", operator="b")
             for pallet in pallet_codes[start:start + per_shipment]:

@@ -58,28 +58,26 @@ def compare(db_path: Path, line: Line, products: list[Product],
             stranded += 1
             if parent is not None:
                 problems.append(f"{item} packed but physically rejected")
+    def container(level: str, label: str | None, children: list[str | None]) -> None:
+        """A case or pallet as it left the line: its label, and each child's parent in the
+        database (an item must also be COMMISSIONED)."""
+        if label is None:
+            problems.append(f"a {level} left without a label")
+            return
+        parent = serial(label)
+        for code in children:
+            child = serial(code or "")
+            if level == "case" and state.get(child, (None, None))[0] is not State.COMMISSIONED:
+                problems.append(f"{child} accepted but {state.get(child)}")
+            if parent_of.get(child) != parent:
+                what = child if level == "case" else f"case {child}"
+                problems.append(f"{what} is {'in' if level == 'case' else 'on'} {level} "
+                                f"{parent} but the database says {parent_of.get(child)}")
+
     for case in record["cases"]:
-        if case["label"] is None:
-            problems.append("a case left without a label")
-            continue
-        case_serial = serial(case["label"])
-        for code in case["items"]:
-            item = serial(code)
-            if state.get(item, (None, None))[0] is not State.COMMISSIONED:
-                problems.append(f"{item} accepted but {state.get(item)}")
-            if parent_of.get(item) != case_serial:
-                problems.append(f"{item} is in case {case_serial} but the database says "
-                                f"{parent_of.get(item)}")
+        container("case", case["label"], case["items"])
     if record["not_shipped_cases"]:
         problems.append(f"{record['not_shipped_cases']} released cases never left on a pallet")
     for pallet in record["pallets"]:
-        if pallet["label"] is None:
-            problems.append("a pallet left without a label")
-            continue
-        pallet_serial = serial(pallet["label"])
-        for label in pallet["cases"]:
-            case_serial = serial(label or "")
-            if parent_of.get(case_serial) != pallet_serial:
-                problems.append(f"case {case_serial} is on pallet {pallet_serial} but the "
-                                f"database says {parent_of.get(case_serial)}")
+        container("pallet", pallet["label"], pallet["cases"])
     return Findings(problems, stranded)

@@ -218,24 +218,39 @@ def compare(r: Rig) -> Findings:
     return physical.compare(r.db_path, r.config.lines[0], r.config.products, r.sim.record())
 
 
+async def printed(r: Rig, items: int, within: float = 60) -> None:
+    """Let the line run until ``items`` products in all are printed."""
+    for _ in range(int(within / 0.05)):
+        if len(r.sim.items.items) >= items:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the line did not print {items} items in {within:.0f} s")
+
+
 async def wait_complete(plc: PlcSim, within: float) -> None:
     await plc.wait_state(COMPLETE, within=within)
 
 
-async def run_batch_to_close(r: Rig, within: float = 180) -> BatchReport:
-    """The PLC starts the batch, an operator acknowledges holds until it is complete; the
-    daemon stops cleanly, the line matches the database with nothing stranded, and the
-    batch closes reconciled."""
-    await r.plc.run_batch("LOT1")
+async def complete_and_close(r: Rig, within: float = 180) -> tuple[Findings, BatchReport]:
+    """An operator acknowledges holds until the batch is complete; the daemon stops cleanly,
+    the line matches the database, and the batch closes reconciled."""
     acknowledging = asyncio.create_task(operator(r.plc))
     await wait_complete(r.plc, within)
     acknowledging.cancel()
     assert r.stop_daemon() == 0
     found = compare(r)
     assert found.problems == []
-    assert found.stranded == 0
     with Store(r.db_path) as store:
         closed = batches.close(store, 1, operator="test")
     assert closed.reconciled, closed.problems
+    return found, closed
+
+
+async def run_batch_to_close(r: Rig, within: float = 180) -> BatchReport:
+    """The PLC starts the batch and it runs to a reconciled close (complete_and_close),
+    with nothing stranded and every commissioned code in a container."""
+    await r.plc.run_batch("LOT1")
+    found, closed = await complete_and_close(r, within)
+    assert found.stranded == 0
     assert closed.contained, closed.containment
     return closed

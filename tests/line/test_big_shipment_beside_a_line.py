@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.store import produce
-from edge.domain import aggregation, batches, pool, shipments
+from bench.store import pack_all, produce
+from edge.domain import batches, pool, shipments
 from edge.store.database import Store
 from line_config.models import SiteConfig
 from simulators.line import LineSimSettings
 from sync import keys
-from tests.line.harness import compare, rig, wait_complete
+from tests.line.harness import compare, printed, rig, wait_complete
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -44,12 +44,7 @@ def ship_a_big_batch(config: SiteConfig, db: Path, items: int) -> int:
         item_codes = produce(store, batch.id, "item", pallets_n * per_pallet * per_case, 5000)
         case_codes = produce(store, batch.id, "case", pallets_n * per_pallet, 5000)
         pallet_codes = produce(store, batch.id, "pallet", pallets_n)
-        for k, case in enumerate(case_codes):
-            aggregation.pack(store, case, item_codes[k * per_case:(k + 1) * per_case],
-                             operator="t", close=True)
-        for k, pallet in enumerate(pallet_codes):
-            aggregation.pack(store, pallet, case_codes[k * per_pallet:(k + 1) * per_pallet],
-                             operator="t", close=True)
+        pack_all(store, item_codes, case_codes, pallet_codes, per_case, per_pallet, "t")
         batches.stop(store, batch.id, operator="t")
         shipment = shipments.create(store, "D1", "east", operator="t")
         for pallet in pallet_codes:
@@ -66,10 +61,7 @@ async def test_a_big_shipment_confirmed_beside_a_running_line_costs_no_good_item
         keys.generate(Path(r.config.sync.signing_key_file))
         await r.plc.run_batch("LOT1")
         await r.plc.wait_state(EXECUTE, within=60)
-        for _ in range(600):
-            if len(r.sim.items.items) >= 100:
-                break
-            await asyncio.sleep(0.05)
+        await printed(r, 100)
         confirm = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "edge.cli.main", "--config", str(r.config_path), "ship",
             "confirm", str(shipment_id), stdout=subprocess.PIPE, stderr=subprocess.PIPE)

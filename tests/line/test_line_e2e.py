@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.domain import batches
-from edge.store.database import Store
 from simulators.line import LineSimSettings
-from tests.line.harness import compare, operator, rig, run_batch_to_close, wait_complete
+from tests.line.harness import complete_and_close, rig, run_batch_to_close
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -57,15 +55,7 @@ async def test_a_killed_controller_restarts_and_finishes_the_batch(tmp_path: Pat
         await r.plc.call("Reset")
         await r.plc.wait_state(4, within=30)
         await r.plc.call("Start")
-        acknowledging = asyncio.create_task(operator(r.plc))
-        await wait_complete(r.plc, 180)
-        acknowledging.cancel()
-        assert r.stop_daemon() == 0
-        found = compare(r)
-        assert found.problems == []
-        with Store(r.db_path) as store:
-            closed = batches.close(store, 1, operator="test")
-        assert closed.reconciled, closed.problems
+        found, closed = await complete_and_close(r)
         items = closed.levels["item"]
         # Items judged good but not yet told to the PLC when it died were rejected at the
         # gate (fail-safe); at batch end the line decommissions them: nothing commissioned

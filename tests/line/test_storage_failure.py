@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.domain import batches
 from edge.store.database import Store
 from simulators.line import LineSimSettings
-from tests.line.harness import compare, operator, rig, wait_complete
+from tests.line.harness import complete_and_close, printed, rig
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -77,10 +76,7 @@ async def test_a_storage_failure_holds_the_line_and_unhold_after_the_fix_loses_n
         async with rig(tmp_path, settings, planned, item_pool=2000, db_dir=data) as r:
             await r.plc.run_batch("LOT1")
             await r.plc.wait_state(EXECUTE, within=60)
-            for _ in range(600):
-                if len(r.sim.items.items) >= 150:
-                    break
-                await asyncio.sleep(0.05)
+            await printed(r, 150)
             if failure == "disk_full":
                 filler = fill(disk, 64)
                 cause = "the disk is full"
@@ -98,15 +94,7 @@ async def test_a_storage_failure_holds_the_line_and_unhold_after_the_fix_loses_n
             else:
                 moved.rename(data)
             await r.plc.call("Unhold")
-            acknowledging = asyncio.create_task(operator(r.plc))
-            await wait_complete(r.plc, 180)
-            acknowledging.cancel()
-            assert r.stop_daemon() == 0
-            found = compare(r)
-            assert found.problems == []
-            with Store(r.db_path) as store:
-                closed = batches.close(store, 1, operator="test")
-            assert closed.reconciled, closed.problems
+            _, closed = await complete_and_close(r)
             assert closed.contained, closed.containment
             assert closed.levels["item"].packed == sum(len(c.items) for c in r.sim.cases)
 
