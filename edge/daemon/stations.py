@@ -198,6 +198,14 @@ class ContainerStation:
     def child_level(self) -> str:
         return "item" if self.level == "case" else "case"
 
+    def _ours(self, data: str) -> bool:
+        """Whether ``data`` is a code in one of this line's formats."""
+        try:
+            self.codec.parse(data)
+        except InvalidPayload:
+            return False
+        return True
+
     def _serial(self, result: ReadResult) -> str | None:
         if result.data is None:
             return None
@@ -234,6 +242,7 @@ class CaseStation(ContainerStation):
         self.camera = camera
         self.on_sealed = on_sealed
         self.leaving: set[str] = set()
+        self._odd_view: frozenset[str] | None = None
         self._view: frozenset[str] | None = None
         self._since = 0.0
 
@@ -255,6 +264,9 @@ class CaseStation(ContainerStation):
                 await asyncio.sleep(POLL_S)  # the sealed case has not left the station yet
                 continue
             self.leaving = set()
+            if self._unconfirmed_oddity(reads, serials):
+                await asyncio.sleep(POLL_S)
+                continue
             partial: str | None = None
             if len(serials) < self.capacity:
                 if not self.ctx.ending():
@@ -281,7 +293,7 @@ class CaseStation(ContainerStation):
                     continue
                 partial = END_OF_BATCH
             if len(serials) > self.capacity:
-                self.hold(f"{len(serials)} items in a case of {self.capacity}")
+                self.hold(self._too_many(reads, serials))
                 continue
             try:
                 async with self.step():
@@ -305,6 +317,37 @@ class CaseStation(ContainerStation):
             return
         self.leaving = set(serials)
         self.on_sealed(case)
+
+
+    def _too_many(self, reads: list[ReadResult], serials: list[str]) -> str:
+        """The alarm for a view with more codes than a case holds, saying what is odd."""
+        strays = [r.data for r in reads if r.data is not None and not self._ours(r.data)]
+        twice = len(serials) - len(set(serials))
+        log.warning("too many codes in the case view", extra={
+            "line": self.ctx.line.id, "station": self.station_id, "batch": self.ctx.batch_id,
+            "codes": serials, "strays": strays})
+        detail = [f"{len(strays)} not of this line ({strays[0][:24]!r}…)" if strays else "",
+                  f"{twice} read twice" if twice else ""]
+        return (f"{len(serials)} items in a case of {self.capacity}"
+                + (f": {', '.join(d for d in detail if d)}" if any(detail) else ""))
+
+    def _unconfirmed_oddity(self, reads: list[ReadResult], serials: list[str]) -> bool:
+        """A view with more codes than a case holds, or a code that is not one of ours, is
+        acted on (held for) only when the next frame shows the same: a decoder's stray
+        symbol in one frame is not a 25th item."""
+        odd = len(serials) > self.capacity or any(
+            not self._ours(r.data) for r in reads if r.data is not None)
+        if not odd:
+            self._odd_view = None
+            return False
+        view = frozenset(serials)
+        if view == self._odd_view:
+            return False
+        self._odd_view = view
+        log.info("odd case view, reading again", extra={
+            "line": self.ctx.line.id, "station": self.station_id, "batch": self.ctx.batch_id,
+            "codes": len(serials)})
+        return True
 
 
 class PalletStation(ContainerStation):
