@@ -45,8 +45,8 @@ class PackingWatch:
     def tick(self, seconds: float, running: bool) -> str | None:
         """Advance by ``seconds`` (counted only while ``running``): the alarm text when the
         station has just been found stuck, "" when an alarmed station packs again."""
-        if len(self.station.sealed) != self.sealed:
-            self.sealed = len(self.station.sealed)
+        if self.station.sealed != self.sealed:
+            self.sealed = self.station.sealed
             self.baseline, self.waited, self.fastest = self.produced(), 0.0, 0.0
             if self.alarmed:
                 self.alarmed = False

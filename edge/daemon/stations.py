@@ -83,7 +83,7 @@ class ContainerStation:
         self.active = asyncio.Event()
         self.finished = asyncio.Event()
         self.held: str | None = None
-        self.sealed: list[str] = []
+        self.sealed = 0  # containers sealed by this station (a count: it runs for months)
         self.halting = False
         self._at_rest = asyncio.Event()
         self._at_rest.set()
@@ -181,7 +181,7 @@ class ContainerStation:
             await db.call(flow.record_verdicts, self.ctx.batch_id, self.level,
                           [flow.Verdict(code.id, Reason.NO_VERDICT)])
             raise StationHeld(f"{self.level} {code.serial} not sealed: {exc}") from None
-        self.sealed.append(code.serial)
+        self.sealed += 1
         for scope in self.ctx.counts:
             if self.level == "case":
                 scope.cases += 1
