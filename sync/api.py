@@ -160,15 +160,7 @@ def create_app(db_path: Path, config: SiteConfig, signing_key: Ed25519PrivateKey
             m = manifest.info(conn, int(ref) if ref.isascii() and ref.isdigit() else ref)
         except ManifestNotFound:
             raise ApiError(404, "not_found", f"no manifest {ref}") from None
-        if m.digest is None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                m = manifest.seal(conn, manifest.info(conn, m.seq), site_id, signing_key)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        return m
+        return manifest.seal(conn, m, site_id, signing_key)
 
     def summary(m: manifest.ManifestInfo) -> ManifestSummary:
         return ManifestSummary(seq=m.seq, id=m.manifest_id, kind=m.kind, shipment=m.shipment_id,

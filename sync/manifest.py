@@ -165,13 +165,22 @@ def digest_of(chunks: Iterator[bytes]) -> str:
 
 def seal(conn: sqlite3.Connection, m: ManifestInfo, site_id: str,
          key: Ed25519PrivateKey) -> ManifestInfo:
-    """Compute, sign and store the digest once; afterwards the stored values are returned."""
+    """Compute, sign and store the digest once (a manifest issued without the key, sealed
+    at its first pull, push or show); afterwards the stored values are returned. The body
+    is read and hashed with no write lock held (an issued manifest's list cannot change);
+    only the store of the two values is a transaction. Call outside any transaction."""
     if m.digest is not None:
         return m
     digest = digest_of(body_lines(conn, m, site_id))
     signature = base64.b64encode(key.sign(bytes.fromhex(digest))).decode()
-    conn.execute("UPDATE outbox SET digest = ?, signature = ? WHERE seq = ? AND digest IS NULL",
-                 (digest, signature, m.seq))
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("UPDATE outbox SET digest = ?, signature = ? WHERE seq = ? AND "
+                     "digest IS NULL", (digest, signature, m.seq))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
     return info(conn, m.seq)
 
 

@@ -99,8 +99,7 @@ async def push_round(db_path: Path, site_id: str, key: Ed25519PrivateKey, url: s
                 "LIMIT 1").fetchone()
             if row is None:
                 return RoundReport(delivered, None)
-            with store.transaction() as conn:
-                m = manifest.seal(conn, manifest.info(conn, int(row[0])), site_id, key)
+            m = manifest.seal(store.conn, manifest.info(store.conn, int(row[0])), site_id, key)
         assert m.digest is not None and m.signature is not None
         headers = {"Idempotency-Key": m.manifest_id, "X-Manifest-Digest": m.digest,
                    "X-Manifest-Signature": m.signature, "Authorization": f"Bearer {token}",

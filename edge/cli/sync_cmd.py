@@ -71,7 +71,8 @@ def manifests_show(ctx: typer.Context, ref: str = typer.Argument(..., help="sequ
     """Write a manifest as NDJSON to stdout, sealing (digest + signature) it on first use."""
     c = ctx_of(ctx)
     signing = keys.load_private(_key_path(ctx, key))
-    with c.store() as store, store.transaction() as conn:
+    with c.store() as store:
+        conn = store.read()
         number = int(ref) if ref.isascii() and ref.isdigit() else ref
         m = manifest.seal(conn, manifest.info(conn, number), c.config.site.id, signing)
         for chunk in manifest.body_lines(conn, m, c.config.site.id):

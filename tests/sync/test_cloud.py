@@ -75,8 +75,8 @@ def test_tampered_or_foreign_manifests_are_refused_and_nothing_applied(
     store = Store(tmp_path / "edge.db", create=True)
     shipped_pallet(store, site)
     key = keys.load_private(tmp_path / "k.pem")
-    with store.transaction() as conn:
-        m = manifest.seal(conn, manifest.info(conn, 1), "site-1", key)
+    conn = store.read()
+    m = manifest.seal(conn, manifest.info(conn, 1), "site-1", key)
     body = b"".join(manifest.body_lines(store.read(), m, "site-1"))
     assert m.digest and m.signature
     with pytest.raises(TamperedManifest):
@@ -98,9 +98,9 @@ async def test_the_push_endpoint_is_idempotent_and_refuses_tampering(
 
     store = Store(tmp_path / "edge.db", create=True)
     shipped_pallet(store, site)
-    with store.transaction() as conn:
-        m = manifest.seal(conn, manifest.info(conn, 1), "site-1",
-                          keys.load_private(tmp_path / "k.pem"))
+    conn = store.read()
+    m = manifest.seal(conn, manifest.info(conn, 1), "site-1",
+                      keys.load_private(tmp_path / "k.pem"))
     body = b"".join(manifest.body_lines(store.read(), m, "site-1"))
     assert m.digest and m.signature
     headers = {"Idempotency-Key": m.manifest_id, "X-Manifest-Digest": m.digest,
@@ -136,9 +136,9 @@ async def test_a_forged_manifest_row_is_refused_by_the_cloud_and_named_by_sync_s
     edge_api: tuple[str, dict[str, str], Store], cloud: Cloud, tmp_path: Path  # noqa: F811
 ) -> None:
     base, secrets, store = edge_api
-    with store.transaction() as conn:  # sealed as it was issued (the API seals at pull)
-        manifest.seal(conn, manifest.info(conn, 1), "test-site",
-                      keys.load_private(tmp_path / "k.pem"))
+    conn = store.read()  # sealed as it was issued (the API seals at pull)
+    manifest.seal(conn, manifest.info(conn, 1), "test-site",
+                  keys.load_private(tmp_path / "k.pem"))
     forged = store.read().execute(  # a code that never shipped
         "SELECT id FROM codes WHERE id NOT IN (SELECT code_id FROM manifest_codes) "
         "AND level = 0").fetchone()[0]
