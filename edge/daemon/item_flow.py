@@ -188,6 +188,7 @@ class ItemFlow:
         self.committer = Committer(db, batch_id, verify_station.verdict_commit_every,
                                    verify_station.verdict_commit_ms, self._committed)
         self.stock: deque[flow.ReservedCode] = deque()
+        self._reserving: asyncio.Future[None] | None = None
         self.sent: dict[str, flow.ReservedCode] = {}
         self.fifo: asyncio.Queue[InTransit] = asyncio.Queue()
         self.in_fifo = 0
@@ -230,13 +231,13 @@ class ItemFlow:
                 block = max(count - len(self.stock), self.line.pool.reserve_block)
                 if need is not None:
                     block = max(count - len(self.stock), min(block, need - len(self.stock)))
+                self._reserving = asyncio.ensure_future(self._reserve(block))
+                self._reserving.add_done_callback(_retrieved)
                 try:
-                    reservation = await self.db.call(flow.reserve, self.batch_id,
-                                                     self.station.id, "item", block)
+                    await asyncio.shield(self._reserving)
                 except DomainError as exc:
                     self.on_alarm("pool", str(exc), True)
                     continue
-                self.stock.extend(reservation.codes)
             batch = [self.stock.popleft() for _ in range(count)]
             payloads = []
             for code in batch:
@@ -252,6 +253,14 @@ class ItemFlow:
                     self.sent.pop(payload, None)
                 await self._void(batch, Reason.UNCONFIRMED)
                 self.on_alarm("printer", f"printer refused codes: {exc}", True)
+
+    async def _reserve(self, count: int) -> None:
+        """Reserve codes into stock. Its own task, never cancelled half-way: a reservation
+        committed while production halts still reaches the stock, so Stop or Abort voids
+        it instead of leaving it RESERVED for the next start's recovery."""
+        reservation = await self.db.call(flow.reserve, self.batch_id, self.station.id, "item",
+                                         count)
+        self.stock.extend(reservation.codes)
 
     async def printer_events(self) -> None:
         """Turn the printer's ordered events into items, voids and alarms."""
@@ -304,8 +313,19 @@ class ItemFlow:
         self._changed.set()
         self.outputs.changed()
 
+    async def void_abandoned(self) -> None:
+        """Production aborted: the codes still meant for the printer (in its cleared buffer,
+        or reserved and never sent) will never be printed. VOID now, not at the next
+        start's recovery."""
+        cleared, self.sent = list(self.sent.values()), {}
+        await self._void(cleared, Reason.PRINTER_RESET)
+        await self.void_unsent()
+
     async def void_unsent(self) -> None:
         """Codes reserved but never sent: VOID (they were meant for a printer)."""
+        if self._reserving is not None:
+            with contextlib.suppress(Exception):
+                await self._reserving
         if self.stock:
             codes, self.stock = list(self.stock), deque()
             await self._void(codes, Reason.UNCONFIRMED, sent=False)
@@ -427,6 +447,13 @@ class ItemFlow:
 
     def kick(self) -> None:
         self._feed_wake.set()
+
+
+def _retrieved(task: asyncio.Future[None]) -> None:
+    """Its outcome is taken by whoever awaits it; this only keeps asyncio from reporting an
+    error nobody retrieved when production halted meanwhile."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _known_serial(store: Store, serial: str) -> bool:

@@ -560,6 +560,12 @@ class LineRuntime:
             with contextlib.suppress(Exception):
                 await flow.abandon_in_transit()
         await self._halt_production()
+        if flow is not None:
+            try:
+                await flow.void_abandoned()
+            except StorageFailure as exc:  # recover() at the next start voids them
+                log.warning("codes left to the next start: %s", exc,
+                            extra={"line": self.line.id})
         self.packml.done()
 
     async def _clearing(self) -> None:

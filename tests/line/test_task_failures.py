@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from edge.domain.lifecycle import State
+from edge.store.database import Store
 from simulators.line import LineSimSettings
 from tests.line.harness import rig
 
@@ -37,6 +39,11 @@ async def test_a_failed_production_task_aborts_the_line_with_an_alarm_naming_it(
                    if line.startswith("{")]
         stopped = [rec for rec in records if rec["msg"].startswith("production stopped")]
         assert stopped and "InjectedFault" in json.dumps(stopped[0])
+
+        with Store(r.db_path) as store:  # the cleared printer buffer is VOID already
+            reserved = store.read().execute("SELECT count(*) FROM codes WHERE state = ?",
+                                            (int(State.RESERVED),)).fetchone()[0]
+        assert reserved == 0
 
         if failpoint == "flow.verify":  # once is enough: the way back is the same for all
             await r.plc.call("Clear")
