@@ -17,13 +17,15 @@ from collections.abc import Coroutine
 from typing import Any
 
 from drivers.errors import DriverError
+from edge.daemon.case_station import CaseStation
 from edge.daemon.dbworker import DbWorker, StorageGuard
 from edge.daemon.devices import Devices, device_up
 from edge.daemon.item_flow import ItemFlow
 from edge.daemon.packing_watch import PackingWatch
 from edge.daemon.packml import Command, CommandRefused, PackML, State
+from edge.daemon.pallet_station import PalletStation
 from edge.daemon.signals import Alarm, Counts, LineOutputs, NoOutputs
-from edge.daemon.stations import CaseStation, PalletStation, StationContext
+from edge.daemon.stations import StationContext
 from edge.domain import aggregation, batches
 from edge.domain.errors import DomainError
 from edge.domain.payloads import BatchLabel
@@ -264,7 +266,7 @@ class LineRuntime:
                 for name, device in self.devices.all.items():
                     tasks.create_task(connect(name, device))
         except BaseExceptionGroup as group:
-            raise _first_error(group) from None
+            raise _root(group) from None
 
     async def _start_batch(self, ref: str) -> str:
         """Start a created or stopped batch (by id or lot) on this line."""
@@ -601,16 +603,11 @@ class LineRuntime:
         self.total_counts.reset_to(fresh_total)
 
 
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    exc: BaseException = group
+def _root(exc: BaseException) -> BaseException:
+    """The first real error inside ``exc`` (task groups wrap what failed)."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
-
-
-def _root(exc: BaseException) -> BaseException:
-    """The first real error inside ``exc`` (task groups wrap what failed)."""
-    return _first_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
 
 
 def _describe(exc: BaseException) -> str:
