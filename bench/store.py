@@ -19,7 +19,7 @@ from edge.store.database import Store
 from line_config.loading import parse_config
 
 SITE = """
-site: {id: bench}
+site: {id: bench, gln: "6901234000009", timezone: Asia/Shanghai}
 products: [{id: p1, name: Bench, gtin_item: "06901234567892", gtin_case: "16901234567899"}]
 lines:
   - id: L1

@@ -1,7 +1,9 @@
 """Hand-over throughput: ``python -m bench.sync [--items N]``.
 
 Prints manifest streaming codes/s over the pull API (NDJSON) and the API process's peak RSS
-for two batch sizes (memory must stay flat), EPCIS export events/s, the longest write-lock
+for two batch sizes (memory must stay flat); EPCIS export and capture of the batch's event
+log by ``codeline sync export epcis`` (events/s, peak RSS of that process, for both sizes:
+flat means streamed); the longest write-lock
 hold while a shipment of N items is confirmed and sealed (seen by a writer committing every
 millisecond beside it, as a running line does), and push manifests/s to the cloud simulator.
 """
@@ -24,8 +26,10 @@ from bench.store import SITE, pack_all, produce
 from edge.domain import batches, pool, shipments
 from edge.store.database import Store, now_ms
 from line_config.loading import parse_config
+from simulators.epcis_repository import create_app as create_repository
+from simulators.standards import standards_dir
 from sync import epcis, keys, manifest, push, tokens
-from sync.serving import free_port
+from sync.serving import free_port, serve
 
 PER_CASE, PER_PALLET = 24, 60
 SMALL_SITE = SITE.replace("items_per_case: 24, cases_per_pallet: 60",
@@ -103,6 +107,40 @@ async def stream(workdir: Path, db: Path) -> tuple[int, float, float]:
         await server.wait()
 
 
+def run_measured(args: list[str]) -> tuple[float, float]:
+    """Run a codeline command; (seconds, its peak RSS in MB)."""
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "edge.cli.main", *args],
+                               stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    took = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise SystemExit(f"codeline {' '.join(args)} failed ({process.returncode})")
+    return took, usage.ru_maxrss / 1024
+
+
+async def export_and_capture(workdir: Path, db: Path) -> None:
+    """EPCIS export to a file and capture into the simulated repository (schema check off,
+    so that the figure is this side's), each in its own process."""
+    with Store(db) as store:
+        part = epcis.span(store.read(), 1)
+    base = ["--db", str(db), "--config", str(workdir / "site.yaml"), "sync", "export",
+            "epcis", "--batch", "1"]
+    out = workdir / "batch.jsonld"
+    took, rss = await asyncio.to_thread(run_measured, [*base, "--out", str(out)])
+    print(f"  EPCIS export of {part.count:>9,} events ({out.stat().st_size / 1e6:,.0f} MB): "
+          f"{part.count / took:>9,.0f} events/s ({took:.2f} s), peak RSS {rss:.0f} MB")
+    app = create_repository(standards_dir() / "gs1-epcis" / "EPCIS-JSON-Schema.json",
+                            processing_s=0, validate=False)
+    async with serve(app) as repository:
+        took, rss = await asyncio.to_thread(run_measured, [*base, "--capture", repository])
+        async with httpx.AsyncClient(base_url=repository) as client:
+            held = (await client.get("/events")).json()["count"]
+    print(f"  EPCIS capture of {held:>9,} events in documents of 10,000: "
+          f"{held / took:>9,.0f} events/s ({took:.2f} s), peak RSS {rss:.0f} MB")
+
+
 async def push_many(workdir: Path, db: Path) -> tuple[int, float]:
     port = free_port()
     (workdir / "pub.pem").write_text(keys.public_pem(keys.load_private(workdir / "k.pem")))
@@ -168,6 +206,8 @@ def lock_holds(workdir: Path, db: Path, site_id: str) -> tuple[int, float, float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--only-epcis", action="store_true",
+                        help="only manifest streaming and EPCIS export and capture")
     args = parser.parse_args()
     for items in (args.items // 10, args.items):
         workdir = Path(tempfile.mkdtemp(prefix="codeline-sync-bench-"))
@@ -176,13 +216,10 @@ def main() -> None:
         codes, took, rss = asyncio.run(stream(workdir, db))
         print(f"stream manifest of {codes:>9,} codes as NDJSON: {codes / took:>10,.0f} codes/s "
               f"({took:.2f} s), API server peak RSS {rss:.0f} MB")
-        site = parse_config(SITE)
-        with Store(db) as store:
-            start = time.perf_counter()
-            events = sum(1 for _ in epcis.batch_events(store.read(), site, 1))
-            took = time.perf_counter() - start
-        print(f"EPCIS export of the batch: {events:,} events in {took:.2f} s "
-              f"({events / took:,.0f} events/s)")
+        asyncio.run(export_and_capture(workdir, db))
+    if args.only_epcis:
+        sys.stdout.flush()
+        os._exit(0)
     workdir = Path(tempfile.mkdtemp(prefix="codeline-lock-bench-"))
     pallets = max(1, args.items // (PER_CASE * PER_PALLET))
     db = build(workdir, SITE, pallets, per_shipment=pallets, confirm=False)

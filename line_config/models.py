@@ -8,6 +8,7 @@ Secrets never appear here: only the names of environment variables or files that
 from __future__ import annotations
 
 import math
+import zoneinfo
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -268,6 +269,9 @@ class Line(Strict):
 
     id: Identifier
     name: str = Field(default="", max_length=128)
+    sgln_extension: str | None = Field(default=None, pattern=r"^[!%-?A-Z_a-z\x22]{1,20}$")
+    """The line's location under the site GLN (GS1 AI 254): the readPoint of its EPCIS
+    events. Defaults to the line id."""
     codes: CodeFormats
     packaging: Packaging
     reject: RejectRules = Field(default_factory=RejectRules)
@@ -383,10 +387,30 @@ class SyncSettings(Strict):
 
 
 class SiteInfo(Strict):
-    """Who this site is."""
+    """Who this site is, and where: its GLN names it (as owning party and as location) in
+    every EPCIS event; its time zone gives the events' ``eventTimeZoneOffset``."""
 
     id: Identifier
     name: str = Field(default="", max_length=128)
+    gln: str | None = Field(default=None, pattern=r"^[0-9]{13}$")
+    timezone: str = Field(default="UTC", max_length=64)
+
+    @field_validator("gln")
+    @classmethod
+    def _gln_check_digit(cls, value: str | None) -> str | None:
+        if value is not None and not ean.is_valid(value):
+            raise ValueError(f"GLN {value} has a wrong check digit")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Asia/Shanghai, "
+                             "Europe/Berlin, UTC)") from None
+        return value
 
 
 class SiteConfig(Strict):

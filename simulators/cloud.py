@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import sqlite3
@@ -22,7 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import biip
 import httpx
@@ -39,7 +40,8 @@ log = logging.getLogger("codeline.sim.cloud")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS codes (serial TEXT PRIMARY KEY, issued_at INTEGER NOT NULL,
     active INTEGER NOT NULL DEFAULT 0, level TEXT, site TEXT, line TEXT, batch INTEGER,
-    product TEXT, lot TEXT, distributor TEXT, region TEXT, manifest TEXT, printed_at INTEGER);
+    product TEXT, lot TEXT, distributor TEXT, region TEXT, manifest TEXT, printed_at INTEGER,
+    segment TEXT, seq INTEGER);
 CREATE TABLE IF NOT EXISTS applied (manifest_id TEXT PRIMARY KEY, seq INTEGER NOT NULL,
     kind TEXT NOT NULL, codes INTEGER NOT NULL, applied_at INTEGER NOT NULL,
     via TEXT NOT NULL);
@@ -100,6 +102,10 @@ class Cloud:
             raise
         lines = body.splitlines()
         head = json.loads(lines[0])
+        if head.get("format") != manifest.FORMAT:
+            self.stats.refused += 1
+            raise TamperedManifest(f"manifest format {head.get('format')!r} is not "
+                                   f"{manifest.FORMAT!r}, the one this cloud reads")
         batches = {b["id"]: b for b in head["batches"]}
         with self._db() as conn:
             conn.execute("BEGIN IMMEDIATE")
@@ -115,19 +121,24 @@ class Cloud:
                 for line in lines[1:]:
                     code = json.loads(line)
                     batch = batches.get(code["batch"], {})
+                    printed = code.get("printed_at")
+                    segment = code.get("segment_ref") or f"{head['site']}:{code.get('segment')}"
                     rows.append((code["serial"], int(time.time()), active, code["level"],
-                                 head["site"], batch.get("line"), code["batch"],
+                                 head["site"], code.get("line"), code["batch"],
                                  batch.get("product"), batch.get("lot"), head["id"],
-                                 dest["distributor"], dest["region"], code.get("printed_at")))
+                                 dest["distributor"], dest["region"],
+                                 _epoch_s(printed) if printed else None, segment,
+                                 code.get("seq")))
                 conn.executemany(
                     "INSERT INTO codes (serial, issued_at, active, level, site, line, batch, "
-                    "product, lot, manifest, distributor, region, printed_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "product, lot, manifest, distributor, region, printed_at, segment, seq) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT(serial) DO UPDATE SET active = excluded.active, "
                     "level = excluded.level, site = excluded.site, line = excluded.line, "
                     "batch = excluded.batch, product = excluded.product, lot = excluded.lot, "
                     "manifest = excluded.manifest, distributor = excluded.distributor, "
-                    "region = excluded.region, printed_at = excluded.printed_at", rows)
+                    "region = excluded.region, printed_at = excluded.printed_at, "
+                    "segment = excluded.segment, seq = excluded.seq", rows)
                 conn.execute(
                     "INSERT INTO applied (manifest_id, seq, kind, codes, applied_at, via) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
@@ -214,8 +225,17 @@ class Cloud:
                           "diversion" if result.get("diversion") else result["result"]))
         return result
 
-    def early_scans(self) -> list[dict[str, Any]]:
-        """Scans made before a code was activated, by line, batch and print hour."""
+    def early_scans(self, by: str = "print_hour") -> list[dict[str, Any]]:
+        """Scans made before a code was activated, by line, batch and print hour, or
+        (``by="segment"``) by code segment (码段) with the range of sequence numbers."""
+        if by == "segment":
+            with self._db() as conn:
+                rows = conn.execute(
+                    "SELECT c.segment, count(*), count(DISTINCT s.serial), min(c.seq), "
+                    "max(c.seq) FROM scans s JOIN codes c ON c.serial = s.serial "
+                    "WHERE s.result = 'not_activated' GROUP BY 1 ORDER BY 1").fetchall()
+            return [{"segment": r[0], "scans": r[1], "codes": r[2], "first_seq": r[3],
+                     "last_seq": r[4]} for r in rows]
         with self._db() as conn:
             rows = conn.execute(
                 "SELECT c.line, c.batch, c.printed_at / 3600 * 3600, count(*), "
@@ -239,6 +259,10 @@ class Cloud:
         """Active serials (for comparison with the edge)."""
         with self._db() as conn:
             return {r[0]: r[1] for r in conn.execute("SELECT serial, active FROM codes")}
+
+
+def _epoch_s(rfc3339: str) -> int:
+    return int(dt.datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp())
 
 
 def serial_of(payload: str) -> str | None:
@@ -279,8 +303,9 @@ def create_app(cloud: Cloud, fail_pushes: int = 0) -> FastAPI:
         return cloud.scan(payload, region)
 
     @app.get("/reports/early-scans")
-    def early() -> list[dict[str, Any]]:
-        return cloud.early_scans()
+    def early(by: Annotated[Literal["print_hour", "segment"], Query()] = "print_hour"
+              ) -> list[dict[str, Any]]:
+        return cloud.early_scans(by)
 
     @app.get("/reports/diversion")
     def diversion() -> list[dict[str, Any]]:

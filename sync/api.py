@@ -275,11 +275,20 @@ def create_app(db_path: Path, config: SiteConfig, signing_key: Ed25519PrivateKey
         return StreamingResponse(lines(), media_type=NDJSON)
 
     @app.get("/api/v1/batches/{batch_id}/epcis", dependencies=[require("manifests:read")])
-    def batch_epcis(batch_id: Annotated[int, PathParam(ge=1, le=2**62)]) -> JSONResponse:
+    def batch_epcis(batch_id: Annotated[int, PathParam(ge=1, le=2**62)],
+                    after: Annotated[int, Query(ge=0, le=2**62)] = 0) -> StreamingResponse:
         with connection() as conn:
-            if conn.execute("SELECT 1 FROM batches WHERE id = ?", (batch_id,)).fetchone() is None:
-                raise ApiError(404, "not_found", f"no batch {batch_id}")
-            doc = epcis.document(conn, config, batch_id, now_ms())
-        return JSONResponse(doc, media_type="application/ld+json")
+            try:
+                part = epcis.span(conn, batch_id, after)
+            except KeyError:
+                raise ApiError(404, "not_found", f"no batch {batch_id}") from None
+            except epcis.NoHistory as e:
+                raise ApiError(404, "no_history", str(e)) from None
+
+        def chunks() -> Iterator[bytes]:
+            with connection() as conn:
+                yield from epcis.document_chunks(conn, part, now_ms())
+
+        return StreamingResponse(chunks(), media_type="application/ld+json")
 
     return app

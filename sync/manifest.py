@@ -1,10 +1,15 @@
 """Manifests: what the cloud learns of an activation, streamed, digested and signed.
 
-A manifest is NDJSON: a header line, then one line per code (``serial``, ``level``,
-``parent``, ``batch``, ``printed_at`` in epoch seconds) in code order, from the snapshot
-frozen when the shipment was confirmed. The canonical form (sorted keys, no spaces, UTF-8,
-LF) is what the SHA-256 digest covers; the Ed25519 signature covers the digest. Bodies are
-produced in blocks straight from the database, never held whole in memory.
+A manifest is NDJSON: a header line, then one line per code in code order, from the
+snapshot frozen when the shipment was confirmed: ``serial``, ``level``, ``parent``, ``batch``,
+``line``, ``printed_at`` (RFC 3339 UTC), and where the code came from: ``segment`` (the pool
+segment, an import or generate run, numbered by this site), ``segment_ref`` (the segment's id
+at the brand's cloud, for codes it issued) and ``seq`` (the code's number in its segment: its
+line in the imported file, its place in the generated run): the 码段 and 流水号 by which
+brands set prize strategy. The header lists the segments the manifest touches. The
+canonical form (sorted keys, no spaces, UTF-8, LF) is what the SHA-256 digest covers; the
+Ed25519 signature covers the digest. Bodies are produced in blocks straight from the
+database, never held whole in memory.
 """
 
 from __future__ import annotations
@@ -25,23 +30,45 @@ from sync.errors import ManifestNotFound, TamperedManifest
 
 LEVELS = ("item", "case", "pallet")
 BLOCK = 20_000
-FORMAT = "codeline-manifest/1"
+FORMAT = "codeline-manifest/2"
+"""Version 2: RFC 3339 times, segments and sequence numbers, the line on every code."""
 
 
 # A code's line, built by SQLite's json_object with the keys in sorted order: byte for byte
 # what canonical() makes of the same dict (compact, UTF-8 kept), without a Python loop.
 CODE_LINE_SQL = (
     "json_object('batch', {batch}, 'level', CASE {level} WHEN 0 THEN 'item' WHEN 1 THEN 'case' "
-    "ELSE 'pallet' END, 'parent', {parent}, 'printed_at', {printed} / 1000, 'serial', {serial})"
+    "ELSE 'pallet' END, 'line', {line}, 'parent', {parent}, 'printed_at', "
+    "strftime('%Y-%m-%dT%H:%M:%S.', {printed} / 1000, 'unixepoch') "
+    "|| printf('%03dZ', {printed} % 1000), 'segment', {segment}, 'segment_ref', {segment_ref}, "
+    "'seq', {seq}, 'serial', {serial})"
 )
+_LINE_COLUMNS = {"batch": "c.batch_id", "level": "c.level", "line": "b.line_id",
+                 "parent": "p.serial", "printed": "c.printed_at", "segment": "c.segment_id",
+                 "segment_ref": "g.external_id", "seq": "c.seq", "serial": "c.serial"}
 
 
-def code_line(conn: sqlite3.Connection, serial: str, level: int, parent: str | None,
-              batch: int | None, printed_ms: int | None) -> bytes:
+@dataclass(frozen=True)
+class CodeFacts:
+    """What a manifest line says of one code."""
+
+    serial: str
+    level: int
+    parent: str | None
+    batch: int | None
+    line: str | None
+    printed_ms: int | None
+    segment: int | None
+    segment_ref: str | None
+    seq: int | None
+
+
+def code_line(conn: sqlite3.Connection, facts: CodeFacts) -> bytes:
     """One code's line as the body has it (for checks; the body builds them in bulk)."""
-    sql = "SELECT " + CODE_LINE_SQL.format(batch="?", level="?", parent="?", printed="?",
-                                           serial="?")
-    row = conn.execute(sql, (batch, level, parent, printed_ms, serial)).fetchone()
+    sql = "SELECT " + CODE_LINE_SQL.format(**{k: f":{k}" for k in _LINE_COLUMNS})
+    values = {k: getattr(facts, k) for k in ("serial", "level", "parent", "batch", "line",
+                                             "segment", "segment_ref", "seq")}
+    row = conn.execute(sql, {**values, "printed": facts.printed_ms}).fetchone()
     return str(row[0]).encode() + b"\n"
 
 
@@ -49,6 +76,13 @@ def canonical(obj: Any) -> bytes:
     """One NDJSON line in canonical form."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() \
         + b"\n"
+
+
+def time_text(ms: int) -> str:
+    """Epoch milliseconds as RFC 3339 UTC with milliseconds, as manifests write times (the
+    cloud simulator reads this module, and never the edge)."""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="milliseconds") \
+        .replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -91,15 +125,11 @@ def listing(conn: sqlite3.Connection, after: int = 0, limit: int = 100) -> list[
     return [ManifestInfo(*r) for r in rows]
 
 
-def _iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="milliseconds")
-
-
 def header(conn: sqlite3.Connection, m: ManifestInfo, site_id: str) -> dict[str, Any]:
     """The manifest's first line: who, what, where to, how many."""
     ship = conn.execute(
-        "SELECT distributor, region, confirmed_at FROM shipments WHERE id = ?", (m.shipment_id,)
-    ).fetchone()
+        "SELECT distributor, region, distributor_gln, reference, reference_type FROM shipments "
+        "WHERE id = ?", (m.shipment_id,)).fetchone()
     batches = [
         {"id": b[0], "line": b[1], "product": b[2], "lot": b[3], "expiry": b[4]}
         for b in conn.execute(
@@ -112,6 +142,13 @@ def header(conn: sqlite3.Connection, m: ManifestInfo, site_id: str) -> dict[str,
     counts = {LEVELS[level]: n for level, n in conn.execute(
         "SELECT c.level, count(*) FROM manifest_codes m JOIN codes c ON c.id = m.code_id "
         "WHERE m.seq = ? GROUP BY c.level", (m.seq,))}
+    segments = [
+        {"segment": g[0], "segment_ref": g[1], "source": g[2], "origin": g[3] or None,
+         "line": g[4], "level": LEVELS[g[5]], "codes": g[6]}
+        for g in conn.execute(
+            "SELECT g.id, g.external_id, g.source, g.origin, g.line_id, g.level, count(*) "
+            "FROM manifest_codes m JOIN codes c ON c.id = m.code_id JOIN segments g "
+            "ON g.id = c.segment_id WHERE m.seq = ? GROUP BY g.id ORDER BY g.id", (m.seq,))]
     head: dict[str, Any] = {
         "format": FORMAT,
         "id": m.manifest_id,
@@ -120,11 +157,13 @@ def header(conn: sqlite3.Connection, m: ManifestInfo, site_id: str) -> dict[str,
         "site": site_id,
         "lines": sorted({b["line"] for b in batches}),
         "batches": batches,
+        "segments": segments,
         "shipment": m.shipment_id,
-        "destination": {"distributor": ship[0], "region": ship[1]},
-        "issued_at": _iso(m.created_at),
+        "destination": {"distributor": ship[0], "region": ship[1], "distributor_gln": ship[2]},
+        "reference": {"type": ship[4], "id": ship[3]} if ship[3] else None,
+        "issued_at": time_text(m.created_at),
         "counts": counts,
-        "total": m.code_count,
+        "codes": m.code_count,
     }
     anchor = conn.execute("SELECT audit_seq, audit_hash FROM outbox WHERE seq = ?",
                           (m.seq,)).fetchone()
@@ -143,10 +182,10 @@ def body_lines(conn: sqlite3.Connection, m: ManifestInfo, site_id: str) -> Itera
         # group_concat); a different order could only show as a digest mismatch, never pass.
         top, count, text = conn.execute(
             "SELECT max(id), count(*), group_concat(line, char(10)) FROM (SELECT m.code_id AS id, "
-            + CODE_LINE_SQL.format(batch="c.batch_id", level="c.level", parent="p.serial",
-                                   printed="c.printed_at", serial="c.serial")
+            + CODE_LINE_SQL.format(**_LINE_COLUMNS)
             + " AS line FROM manifest_codes m JOIN codes c ON c.id = m.code_id "
-            "LEFT JOIN codes p ON p.id = m.parent_id "
+            "LEFT JOIN codes p ON p.id = m.parent_id LEFT JOIN batches b ON b.id = c.batch_id "
+            "LEFT JOIN segments g ON g.id = c.segment_id "
             "WHERE m.seq = ? AND m.code_id > ? ORDER BY m.code_id LIMIT ?)",
             (m.seq, last, BLOCK),
         ).fetchone()

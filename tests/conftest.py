@@ -16,7 +16,7 @@ from line_config.models import Line, SiteConfig
 from sync.serving import serve
 
 SMALL_SITE = """
-site: {id: test-site}
+site: {id: test-site, gln: "6901234000009", timezone: Asia/Shanghai}
 products:
   - id: p1
     name: Test product

@@ -49,6 +49,9 @@ def import_(
     max_rejects: int = typer.Option(
         0, "--max-rejects", min=0, help="refused lines tolerated before the file is refused"
     ),
+    segment_id: str | None = typer.Option(
+        None, "--segment-id", help="the segment's id at the brand's cloud (码段号); "
+        "manifests name the segment by it"),
 ) -> None:
     """Import a code-segment file; it is taken whole or, past --max-rejects, not at all."""
     c = ctx_of(ctx)
@@ -57,7 +60,8 @@ def import_(
         task = bar.add_task(f"importing {file.name}", total=None)
         report = pool.import_file(store, target, c.config.products, level.value, file,
                                   operator=c.operator, max_rejects=max_rejects,
-                                  progress=lambda n: bar.advance(task, n))
+                                  progress=lambda n: bar.advance(task, n),
+                                  external_id=segment_id)
     console.print(f"imported {report.imported:,} {level.value} codes from {file.name} "
                   f"(segment {report.segment_id})")
     for reject in report.rejects[:20]:

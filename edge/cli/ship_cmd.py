@@ -30,12 +30,22 @@ def create(
     ctx: typer.Context,
     to: str = typer.Option(..., "--to", help="distributor id"),
     region: str = typer.Option(..., "--region", help="destination sales region"),
+    ref: str | None = typer.Option(
+        None, "--ref", help="despatch advice (or order) number: the shipping event's business "
+        "transaction"),
+    ref_type: str = typer.Option(
+        "desadv", "--ref-type",
+        help="what --ref numbers: " + ", ".join(shipments.REFERENCE_TYPES)),
+    distributor_gln: str | None = typer.Option(
+        None, "--distributor-gln", help="the distributor's GLN (13 digits), its name in EPCIS"),
 ) -> None:
     """Open a shipment to a distributor."""
     c = ctx_of(ctx)
     with c.store() as store:
-        shipment = shipments.create(store, to, region, operator=c.operator)
-    console.print(f"shipment {shipment.id} open: to {to} in {region}")
+        shipment = shipments.create(store, to, region, operator=c.operator, reference=ref,
+                                    reference_type=ref_type, distributor_gln=distributor_gln)
+    console.print(f"shipment {shipment.id} open: to {to} in {region}"
+                  + (f", {ref_type} {ref}" if ref else ""))
 
 
 @app.command("add")

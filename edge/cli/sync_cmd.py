@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -81,34 +80,54 @@ def manifests_show(ctx: typer.Context, ref: str = typer.Argument(..., help="sequ
 
 
 @export_app.command("epcis")
-def export_epcis(ctx: typer.Context, batch: int = typer.Option(..., "--batch", min=1),
+def export_epcis(ctx: typer.Context, batch: int = typer.Option(..., "--batch", min=1,
+                                                               help="batch number"),
                  out: Path | None = typer.Option(None, "--out", "-o", help="file (default stdout)"),
+                 after: int = typer.Option(0, "--after", min=0, help=(
+                     "only events logged after this sequence number (the last one of an "
+                     "earlier export or capture)")),
                  capture_to: str | None = typer.Option(
-                     None, "--capture", help="also capture into this EPCIS 2.0 repository URL"),
+                     None, "--capture", help="capture into this EPCIS 2.0 repository URL "
+                     "instead of writing a file"),
+                 per_document: int = typer.Option(
+                     10_000, "--per-document", min=1, max=1_000_000,
+                     help="events per captured document (the repository's capture limit)"),
                  ) -> None:
-    """An EPCIS 2.0 JSON-LD document of every event of a batch."""
+    """The batch's EPCIS 2.0 events (JSON-LD), streamed from its business event log."""
     c = ctx_of(ctx)
     with c.store() as store:
-        batches.get(store.read(), batch)  # a clear error for an unknown batch
-        doc = epcis.document(store.read(), c.config, batch, now_ms())
-    text = json.dumps(doc, ensure_ascii=False, indent=1)
+        conn = store.read()
+        batches.get(conn, batch)  # a clear error for an unknown batch
+        try:
+            part = epcis.span(conn, batch, after)
+        except epcis.NoHistory as e:
+            raise typer.BadParameter(str(e), param_hint="--batch") from None
+        if capture_to is not None:
+            import asyncio
+
+            import httpx
+
+            from sync.capture import capture_batch
+
+            async def send() -> None:
+                async with httpx.AsyncClient(timeout=60) as client:
+                    done = await capture_batch(client, capture_to, conn, batch, after=after,
+                                               per_document=per_document)
+                console.print(f"captured {done.events:,} events in {done.documents} "
+                              f"documents; next capture: --after {done.through}")
+
+            asyncio.run(send())
+            return
+        sink = out.open("wb") if out is not None else sys.stdout.buffer
+        try:
+            for chunk in epcis.document_chunks(conn, part, now_ms()):
+                sink.write(chunk)
+        finally:
+            if out is not None:
+                sink.close()
     if out is not None:
-        out.write_text(text + "\n", encoding="utf-8")
-        console.print(f"wrote {len(doc['epcisBody']['eventList'])} events to {out}")
-    elif capture_to is None:
-        typer.echo(text)
-    if capture_to is not None:
-        import asyncio
-
-        import httpx
-
-        from sync.capture import capture
-
-        async def send() -> str:
-            async with httpx.AsyncClient(timeout=60) as client:
-                return (await capture(client, capture_to, doc)).job_url
-
-        console.print(f"captured: job {asyncio.run(send())} finished without errors")
+        console.print(f"wrote {part.count:,} events to {out}; next export: --after "
+                      f"{part.through}")
 
 
 SCOPE_HELP = "one of " + ", ".join(tokens.SCOPES) + " (repeatable)"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from edge.domain import audit, batches, events
+from edge.domain import audit, batches, business_events, events
 from edge.domain.codes import CodeRow, code, code_by_id, open_shipment_holding
 from edge.domain.errors import (
     AggregationError,
@@ -150,10 +150,12 @@ def _pack(conn: sqlite3.Connection, container_serial: str, child_serials: list[s
         raise AggregationError("a child changed while packing; nothing was packed")
     count = box.child_count + len(ids)
     status = "closed" if close and count == box.capacity else "open"
+    at = now_ms()
     conn.execute(
         "UPDATE containers SET child_count = ?, status = ?, closed_at = ? WHERE code_id = ?",
-        (count, status, now_ms() if status == "closed" else None, parent.id),
+        (count, status, at if status == "closed" else None, parent.id),
     )
+    business_events.aggregated(conn, parent.id, ids, at, packed=True)
     events.append(conn, "agg.pack", batch_id=parent.batch_id, code_id=parent.id,
                   count=len(ids), closed=status == "closed")
     audit.record(conn, operator, "agg.pack", parent.serial, count=len(ids),
@@ -229,6 +231,8 @@ def unpack(store: Store, child_serial: str, *, operator: str, reason: str | None
             "closed_at = NULL, partial_reason = NULL WHERE code_id = ?",
             (parent.id,),
         )
+        business_events.aggregated(conn, parent.id, [child.id], now_ms(), packed=False,
+                                   reason=why)
         events.append(conn, "agg.unpack", batch_id=parent.batch_id, code_id=child.id,
                       container=parent.serial, reason=why)
         audit.record(conn, operator, "agg.unpack", child_serial, reason=why,
@@ -260,8 +264,13 @@ def replace(store: Store, old_serial: str, new_serial: str, *, operator: str,
                              f"{parent.batch_id}")
         conn.execute("UPDATE codes SET parent_id = NULL WHERE id = ?", (old.id,))
         conn.execute("UPDATE codes SET parent_id = ? WHERE id = ?", (parent.id, new.id))
+        at = now_ms()
+        business_events.aggregated(conn, parent.id, [old.id], at, packed=False, reason=why)
+        business_events.aggregated(conn, parent.id, [new.id], at, packed=True, reason=why)
         events.append(conn, "agg.replace", batch_id=parent.batch_id, code_id=new.id,
                       old=old_serial, container=parent.serial, reason=why)
+        events.append(conn, "agg.replace", batch_id=parent.batch_id, code_id=old.id,
+                      new=new_serial, container=parent.serial, reason=why)
         audit.record(conn, operator, "agg.replace", parent.serial, reason=why, old=old_serial,
                      new=new_serial)
         return parent.serial
@@ -282,6 +291,8 @@ def decommission(store: Store, serial: str, *, operator: str, reason: str | None
             raise AggregationError(f"{serial} still holds {row[0]} codes; unpack them first")
         _not_shipping(conn, c)
         transition(conn, [c.id], State.COMMISSIONED, State.DECOMMISSIONED)
+        if c.batch_id is not None:
+            business_events.decommissioned(conn, c.batch_id, [c.id], now_ms(), why)
         events.append(conn, "code.decommission", batch_id=c.batch_id, code_id=c.id, reason=why)
         audit.record(conn, operator, "code.decommission", serial, reason=why)
 
@@ -301,6 +312,7 @@ def decommission_unpacked(store: Store, batch_id: int, *, operator: str, reason:
             return 0
         transition(conn, ids, State.COMMISSIONED, State.DECOMMISSIONED, batch_id=batch_id,
                    level="item")
+        business_events.decommissioned(conn, batch_id, ids, now_ms(), reason)
         events.append(conn, "code.decommission", batch_id=batch_id, count=len(ids),
                       level="item", reason=reason)
         audit.record(conn, operator, "batch.decommission-unpacked", f"batch:{batch_id}",
@@ -322,6 +334,8 @@ def seal(store: Store, container_id: int, child_serials: list[str], *, operator:
                    at=at, batch_id=label.batch_id, level=label.level_name)  # type: ignore[arg-type]
         events.append(conn, "flow.commission", batch_id=label.batch_id, count=1, at=at,
                       level=label.level_name)
+        if label.batch_id is not None:
+            business_events.commissioned(conn, label.batch_id, [container_id], at)
         box = _pack(conn, label.serial, child_serials, operator=operator, close=True)
         if box.status == "open":
             if not (partial_reason and partial_reason.strip()):

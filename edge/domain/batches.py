@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge.domain import audit, events
+from edge.domain.business_events import Identity
 from edge.domain.errors import (
     BatchStateError,
     DomainError,
@@ -123,13 +124,15 @@ def create(
         raise DomainError("planned quantity must be between 1 and 100,000,000")
     if expiry is None and product.shelf_life_days:
         expiry = dt.date.today() + dt.timedelta(days=product.shelf_life_days)
+    expiry_text = expiry.isoformat() if expiry else None
+    identity = Identity.from_config(config, line_id, product_id, lot, expiry_text)
     with store.transaction() as conn:
         cursor = conn.execute(
             "INSERT INTO batches (line_id, product_id, lot, expiry, planned_qty, items_per_case, "
-            "cases_per_pallet, state, created_at, forced) VALUES (?, ?, ?, ?, ?, ?, ?, "
-            "'created', ?, 0)",
-            (line_id, product_id, lot, expiry.isoformat() if expiry else None, planned_qty,
-             line.packaging.items_per_case, line.packaging.cases_per_pallet, now_ms()),
+            "cases_per_pallet, state, created_at, forced, identity) VALUES (?, ?, ?, ?, ?, ?, "
+            "?, 'created', ?, 0, ?)",
+            (line_id, product_id, lot, expiry_text, planned_qty, line.packaging.items_per_case,
+             line.packaging.cases_per_pallet, now_ms(), identity.to_json()),
         )
         batch_id = int(cursor.lastrowid or 0)
         events.append(conn, "batch.create", line_id=line_id, batch_id=batch_id, lot=lot)

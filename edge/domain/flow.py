@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edge.domain import audit, batches, events, history
+from edge.domain import audit, batches, business_events, events, history
 from edge.domain.errors import BatchStateError, CodeAlreadyUsed, PoolExhausted
 from edge.domain.lifecycle import (
     LEVEL_NAME,
@@ -162,6 +162,7 @@ def _verdicts(conn: sqlite3.Connection, batch_id: int, level: Level,
     if good:
         events.append(conn, "flow.commission", batch_id=batch_id, count=len(good), at=at,
                       level=level)
+        business_events.commissioned(conn, batch_id, good, at)
     for reason, ids in bad.items():
         transition(conn, ids, State.PRINTED, State.REJECTED, reason=reason,
                    stamp="verified_at", at=at, batch_id=batch_id)

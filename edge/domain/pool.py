@@ -31,24 +31,27 @@ def _no_progress(_: int) -> None:
 
 
 def _new_segment(
-    conn: sqlite3.Connection, line_id: str, level: Level, source: str, origin: str
+    conn: sqlite3.Connection, line_id: str, level: Level, source: str, origin: str,
+    external_id: str | None = None,
 ) -> int:
     cursor = conn.execute(
-        "INSERT INTO segments (line_id, level, source, origin, created_at, count) "
-        "VALUES (?, ?, ?, ?, ?, 0)",
-        (line_id, LEVEL_NUMBER[level], source, origin, now_ms()),
+        "INSERT INTO segments (line_id, level, source, origin, created_at, count, external_id) "
+        "VALUES (?, ?, ?, ?, ?, 0, ?)",
+        (line_id, LEVEL_NUMBER[level], source, origin, now_ms(), external_id),
     )
     return int(cursor.lastrowid or 0)
 
 
-def _insert_new(conn: sqlite3.Connection, serials: list[str], level: int, segment: int) -> int:
-    """Insert serials not seen before (sorted, for B-tree locality); returns how many."""
+def _insert_new(conn: sqlite3.Connection, serials: list[tuple[str, int]], level: int,
+                segment: int) -> int:
+    """Insert (serial, sequence number in the segment) pairs not seen before (sorted by
+    serial, for B-tree locality); returns how many."""
     serials.sort()
     before = conn.total_changes
     conn.executemany(
-        "INSERT INTO codes (serial, level, state, segment_id) VALUES (?, ?, 0, ?) "
+        "INSERT INTO codes (serial, level, state, segment_id, seq) VALUES (?, ?, 0, ?, ?) "
         "ON CONFLICT(serial) DO NOTHING",
-        ((s, level, segment) for s in serials),
+        ((s, level, segment, n) for s, n in serials),
     )
     return conn.total_changes - before
 
@@ -74,8 +77,11 @@ def generate(
         else:
             scheme = SerialScheme.from_config(fmt.serial)
             remaining = count
+            drawn = 0
             while remaining:
-                batch = scheme.draw(min(remaining, CHUNK))
+                batch = [(s, drawn + k + 1) for k, s in enumerate(scheme.draw(min(remaining,
+                                                                              CHUNK)))]
+                drawn += len(batch)
                 added = _insert_new(conn, batch, level_no, segment)
                 remaining -= added  # a collision with an old serial is simply drawn again
                 progress(added)
@@ -99,7 +105,7 @@ def _generate_sscc(
             f"company prefix {scheme.company_prefix} has room for {scheme.capacity:,} SSCCs; "
             f"{start:,} are used and {count:,} more were asked for"
         )
-    serials = [scheme.make(ref) for ref in range(start, start + count)]
+    serials = [(scheme.make(ref), ref - start + 1) for ref in range(start, start + count)]
     added = _insert_new(conn, serials, level, segment)
     if added != count:
         raise DomainError(
@@ -174,8 +180,11 @@ def import_file(
     operator: str,
     max_rejects: int = 0,
     progress: Progress = _no_progress,
+    external_id: str | None = None,
 ) -> ImportReport:
-    """Import a code-segment file: one serial or payload per line, or a CSV.
+    """Import a code-segment file: one serial or payload per line, or a CSV. A code's
+    sequence number in the segment is its line in the file; ``external_id`` is the
+    segment's id at the brand's cloud (码段号), which manifests carry.
 
     The file is taken whole or not at all: if more than ``max_rejects`` lines are refused
     (malformed, foreign, duplicate in the file or already known), nothing is imported.
@@ -231,15 +240,15 @@ def import_file(
     if not first_seen:
         raise _refused(path, rejects, "no valid codes in the file")
     level_no = LEVEL_NUMBER[level]
-    serials = sorted(first_seen)  # ascending keys: the serial index is filled in order
+    serials = sorted(first_seen.items())  # ascending keys: the serial index fills in order
     with store.transaction() as conn:
-        segment = _new_segment(conn, line.id, level, "imported", path.name)
+        segment = _new_segment(conn, line.id, level, "imported", path.name, external_id)
         imported = 0
         for start in range(0, len(serials), CHUNK):
             chunk = serials[start : start + CHUNK]
             added = _insert_new(conn, chunk, level_no, segment)
             if added != len(chunk):
-                for serial in _already_known(conn, chunk, segment):
+                for serial in _already_known(conn, [s for s, _ in chunk], segment):
                     rejects.append(Reject(first_seen[serial], serial, "already known to this site"))
             imported += added
             progress(len(chunk))

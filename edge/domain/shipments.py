@@ -16,7 +16,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from edge.domain import audit, events, history
+from stdnum import ean
+
+from edge.domain import audit, business_events, events, history
 from edge.domain.codes import CodeRow, code, code_by_id, open_shipment_holding
 from edge.domain.errors import (
     MixedBatch,
@@ -29,6 +31,11 @@ from edge.domain.lifecycle import State, refusal
 from edge.store.database import Store, now_ms
 
 PARTY = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
+GLN = re.compile(r"^[0-9]{13}$")
+REFERENCE = re.compile(r"^[A-Za-z0-9._/-]{1,35}$")
+REFERENCE_TYPES = ("desadv", "po", "inv", "bol")
+"""CBV 2.0 business transaction types a shipment may reference: despatch advice, purchase
+order, invoice, bill of lading."""
 
 Sealer = Callable[[sqlite3.Connection, int], tuple[str, str]]
 """The digest and signature of the manifest with this sequence number, computed while it is
@@ -49,13 +56,16 @@ class Shipment:
     cancel_reason: str | None
     code_count: int | None
     containers: int
+    reference: str | None = None
+    reference_type: str | None = None
+    distributor_gln: str | None = None
 
 
 def get(conn: sqlite3.Connection, shipment_id: int) -> Shipment:
     row = conn.execute(
         "SELECT id, distributor, region, status, created_at, confirmed_at, cancel_reason, "
-        "code_count, (SELECT count(*) FROM shipment_containers WHERE shipment_id = s.id) "
-        "FROM shipments s WHERE id = ?",
+        "code_count, (SELECT count(*) FROM shipment_containers WHERE shipment_id = s.id), "
+        "reference, reference_type, distributor_gln FROM shipments s WHERE id = ?",
         (shipment_id,),
     ).fetchone()
     if row is None:
@@ -68,16 +78,29 @@ def list_shipments(conn: sqlite3.Connection) -> list[Shipment]:
     return [get(conn, i) for i in ids]
 
 
-def create(store: Store, distributor: str, region: str, *, operator: str) -> Shipment:
-    """Open a shipment to a distributor in a region."""
+def create(store: Store, distributor: str, region: str, *, operator: str,
+           distributor_gln: str | None = None, reference: str | None = None,
+           reference_type: str = "desadv") -> Shipment:
+    """Open a shipment to a distributor in a region; ``reference`` is the number of its
+    despatch advice (or order, or invoice: ``reference_type``), which its shipping event
+    names as business transaction."""
     for name, value in (("distributor", distributor), ("region", region)):
         if not PARTY.match(value):
             raise ShipmentError(f"{name} must be 1-64 printable characters")
+    if distributor_gln is not None and not (GLN.match(distributor_gln)
+                                            and ean.is_valid(distributor_gln)):
+        raise ShipmentError(f"distributor GLN {distributor_gln[:20]!r} is not a GLN: 13 "
+                            "digits with a valid check digit")
+    if reference is not None and not REFERENCE.match(reference):
+        raise ShipmentError("the reference must be 1-35 letters, digits, '-', '.', '/' or '_'")
+    if reference_type not in REFERENCE_TYPES:
+        raise ShipmentError(f"reference type {reference_type[:20]!r} is not one of "
+                            f"{', '.join(REFERENCE_TYPES)}")
     with store.transaction() as conn:
         cursor = conn.execute(
-            "INSERT INTO shipments (distributor, region, status, created_at) "
-            "VALUES (?, ?, 'open', ?)",
-            (distributor, region, now_ms()),
+            "INSERT INTO shipments (distributor, region, status, created_at, distributor_gln, "
+            "reference, reference_type) VALUES (?, ?, 'open', ?, ?, ?, ?)",
+            (distributor, region, now_ms(), distributor_gln, reference, reference_type),
         )
         shipment_id = int(cursor.lastrowid or 0)
         events.append(conn, "ship.create", shipment_id=shipment_id, distributor=distributor,
@@ -306,6 +329,7 @@ def _run_steps(store: Store, shipment_id: int, step: _Step, operator: str,
         if step is CONFIRMING:
             conn.execute("UPDATE shipments SET status = 'confirmed', code_count = ? "
                          "WHERE id = ?", (count, shipment_id))
+            business_events.shipped(conn, shipment_id, at, void=False)
             events.append(conn, "ship.confirm", shipment_id=shipment_id, count=count, at=at)
             audit.record(conn, operator, "ship.confirm", f"shipment:{shipment_id}",
                          codes=count)
@@ -313,6 +337,7 @@ def _run_steps(store: Store, shipment_id: int, step: _Step, operator: str,
             reason = reason or get(conn, shipment_id).cancel_reason
             conn.execute("UPDATE shipments SET status = 'cancelled' WHERE id = ?",
                          (shipment_id,))
+            business_events.shipped(conn, shipment_id, at, void=True)
             events.append(conn, "ship.cancel", shipment_id=shipment_id, count=count, at=at,
                           reason=reason)
             audit.record(conn, operator, "ship.cancel", f"shipment:{shipment_id}",

@@ -267,6 +267,35 @@ def _v8_code_history(db: sqlite_utils.Database) -> None:
             last = ids[-1]
 
 
+def _v9_business_events(db: sqlite_utils.Database) -> None:
+    """The business event log (edge.domain.business_events), append-only; a batch's frozen
+    identity and a shipment's despatch reference and distributor GLN, which its events name;
+    a code's sequence number in its segment and a segment's id at the cloud (码段/流水号).
+    Batches made before this version have no events."""
+    db.execute(
+        "CREATE TABLE business_events (seq INTEGER PRIMARY KEY, batch_id INTEGER NOT NULL, "
+        "at INTEGER NOT NULL, kind TEXT NOT NULL, event_id TEXT NOT NULL, body TEXT NOT NULL)")
+    db.execute("CREATE INDEX business_events_batch ON business_events(batch_id, seq)")
+    for op in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER business_events_append_only_{op.lower()} BEFORE {op} ON "
+            "business_events BEGIN SELECT RAISE(ABORT, 'the business event log is "
+            "append-only'); END")
+    db.execute("ALTER TABLE batches ADD COLUMN identity TEXT")
+    for column in ("reference", "reference_type", "distributor_gln"):
+        db.execute(f"ALTER TABLE shipments ADD COLUMN {column} TEXT")
+    db.execute("ALTER TABLE segments ADD COLUMN external_id TEXT")
+    db.execute("ALTER TABLE codes ADD COLUMN seq INTEGER")
+    # Codes from before: their place in the segment's insertion order.
+    db.execute("CREATE TEMP TABLE segment_first (segment_id INTEGER PRIMARY KEY, "
+               "first INTEGER NOT NULL)")
+    db.execute("INSERT INTO segment_first SELECT segment_id, min(id) FROM codes "
+               "GROUP BY segment_id")
+    db.execute("UPDATE codes SET seq = id - (SELECT first FROM segment_first f WHERE "
+               "f.segment_id = codes.segment_id) + 1")
+    db.execute("DROP TABLE segment_first")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_manifest_snapshots,
@@ -276,6 +305,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v6_case_arrivals,
     _v7_audit_anchors,
     _v8_code_history,
+    _v9_business_events,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -40,11 +40,20 @@ def test_keys_manifests_and_epcis_from_the_cli(tmp_path: Path) -> None:
     public = keys.load_public(codeline(*base, "keys", "public", "--key", str(demo_key)).stdout)
     manifest.verify(iter([shown.stdout.encode()]), digest, signature, public)
     head = json.loads(shown.stdout.splitlines()[0])
-    assert head["total"] == 1 + 10 + 240 and head["destination"]["region"] == "east"
+    assert head["codes"] == 1 + 10 + 240 and head["destination"]["region"] == "east"
     out = tmp_path / "batch1.jsonld"
     exported = codeline(*base, "export", "epcis", "--batch", "1", "--out", str(out))
     assert exported.returncode == 0, exported.stderr
     doc = json.loads(out.read_text())
     assert doc["type"] == "EPCISDocument" and doc["epcisBody"]["eventList"]
+    through = exported.stdout.split("--after")[1].split()[0]
+    later = codeline(*base, "export", "epcis", "--batch", "1", "--after", through)
+    assert later.returncode == 0 and json.loads(later.stdout)["epcisBody"]["eventList"] == []
+    shipment = codeline(*base, "ship", "create", "--to", "D-9", "--region", "east", "--ref",
+                        "DN-2026-77", "--distributor-gln", "9520001111112")
+    assert shipment.returncode == 0 and "desadv DN-2026-77" in shipment.stdout
+    bad_gln = codeline(*base, "ship", "create", "--to", "D-9", "--region", "east",
+                       "--distributor-gln", "9520001111113")
+    assert bad_gln.returncode == 1 and "not a GLN" in bad_gln.stderr
     missing = codeline(*base, "export", "epcis", "--batch", "99")
     assert missing.returncode == 1 and "no batch 99" in missing.stderr

@@ -112,11 +112,18 @@ def test_a_database_from_before_the_history_gets_its_codes_entered_as_they_are(
               operator="t")
     conn = store.read()
     conn.execute("DROP TABLE code_history")
+    conn.execute("DROP TABLE business_events")  # and what version 9 added
+    conn.execute("ALTER TABLE batches DROP COLUMN identity")
+    for column in ("reference", "reference_type", "distributor_gln"):
+        conn.execute(f"ALTER TABLE shipments DROP COLUMN {column}")
+    conn.execute("ALTER TABLE segments DROP COLUMN external_id")
+    conn.execute("ALTER TABLE codes DROP COLUMN seq")
     conn.execute("PRAGMA user_version = 7")
     store.close()
     with Store(store.path) as again:
         conn = again.read()
         assert audit.code_problems(conn) == []
+        assert conn.execute("SELECT count(*) FROM codes WHERE seq IS NULL").fetchone()[0] == 0
         assert history.ever_reserved(conn, [c.id for c in block.codes]) == sorted(
             c.id for c in block.codes)
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):

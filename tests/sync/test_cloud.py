@@ -4,6 +4,7 @@ after sync, early scans and diversion reported, tampered manifests refused, appl
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import subprocess
 import sys
@@ -62,6 +63,9 @@ async def test_a_scan_says_not_activated_before_shipment_and_activated_after_syn
     early = {row["batch"]: row for row in cloud.early_scans()}
     assert early[1]["line"] == "L1" and early[1]["print_hour"] is not None
     assert early[None]["scans"] == 1, "an early scan of a code never shipped stays listed"
+    by_segment = cloud.early_scans("segment")
+    leaked = [row for row in by_segment if row["segment"] is not None]
+    assert leaked and leaked[0]["segment"].startswith("test-site:") and leaked[0]["first_seq"] >= 1
     assert cloud.diversion()[0]["shipped_to"] == "east"
     acked = store.read().execute("SELECT acked_at FROM outbox WHERE seq = 1").fetchone()[0]
     assert acked is not None
@@ -85,9 +89,14 @@ def test_tampered_or_foreign_manifests_are_refused_and_nothing_applied(
     with pytest.raises(TamperedManifest):
         foreign.apply(body, m.digest, m.signature, "push")
     assert not any(cloud.registry().values())
+    old_format = body.replace(b"codeline-manifest/2", b"codeline-manifest/1", 1)
+    old_digest = manifest.digest_of(iter([old_format]))
+    old_signature = base64.b64encode(key.sign(bytes.fromhex(old_digest))).decode()
+    with pytest.raises(TamperedManifest, match="format"):
+        cloud.apply(old_format, old_digest, old_signature, "push")
     assert cloud.apply(body, m.digest, m.signature, "push") is True
     assert cloud.apply(body, m.digest, m.signature, "push") is False, "applied once only"
-    assert cloud.stats.duplicates == 1 and cloud.stats.refused == 1
+    assert cloud.stats.duplicates == 1 and cloud.stats.refused == 2
     store.close()
 
 

@@ -13,8 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.domain import aggregation, shipments
+from edge.domain import aggregation, batches, pool, shipments
 from edge.domain.errors import ShipmentError
+from edge.domain.serials import SerialScheme
 from edge.store.database import Store
 from line_config.models import SiteConfig
 from sync import keys, manifest
@@ -42,13 +43,51 @@ def test_a_manifest_lists_every_code_with_level_and_parent(store: Store, site: S
     lines = [json.loads(line) for line in body(store, 1).splitlines()]
     head, codes = lines[0], lines[1:]
     assert head["kind"] == "activation" and head["shipment"] == shipment_id
-    assert head["destination"] == {"distributor": "D-7", "region": "east"}
-    assert head["counts"] == {"item": 8, "case": 2, "pallet": 1} and head["total"] == 11
+    assert head["destination"] == {"distributor": "D-7", "region": "east",
+                                   "distributor_gln": None}
+    assert head["counts"] == {"item": 8, "case": 2, "pallet": 1} and head["codes"] == 11
     assert head["batches"][0]["lot"] == "LOT1" and head["batches"][0]["product"] == "p1"
     assert {c["serial"] for c in codes} >= set(items) | {pallet}
     by_serial = {c["serial"]: c for c in codes}
     assert by_serial[pallet]["parent"] is None and by_serial[pallet]["level"] == "pallet"
     assert by_serial[items[0]]["level"] == "item" and by_serial[items[0]]["parent"] is not None
+
+
+def test_manifest_lines_carry_segment_and_sequence_number(store: Store, site: SiteConfig,
+                                                           tmp_path: Path) -> None:
+    """码段 / 流水号: an item imported from the cloud's segment file names that segment and
+    its line in the file; the header lists the segments touched."""
+    line = site.lines[0]
+    serials = SerialScheme.from_config(line.codes.item.serial).draw(8)
+    segment_file = tmp_path / "segment-778.txt"
+    segment_file.write_text("\n".join(serials) + "\n")
+    report = pool.import_file(store, line, site.products, "item", segment_file, operator="t",
+                              external_id="CLOUD-778")
+    pool.generate(store, line, "case", 2, operator="t")
+    pool.generate(store, line, "pallet", 1, operator="t")
+    batch = batches.create(store, site, "L1", "p1", "SEG1", operator="t")
+    batches.start(store, batch.id, operator="t")
+    items = commissioned(store, batch.id, "item", 8)
+    _, pallet = packed_pallet(store, batch.id, items)
+    shipment = shipments.create(store, "D-7", "east", operator="t")
+    shipments.add(store, shipment.id, pallet, operator="t", allow_mixed_batches=False)
+    shipments.confirm(store, shipment.id, operator="t")
+    lines = [json.loads(text) for text in body(store, 1).splitlines()]
+    head, codes = lines[0], lines[1:]
+    assert head["format"] == "codeline-manifest/2"
+    imported = next(g for g in head["segments"] if g["segment"] == report.segment_id)
+    assert imported == {"segment": report.segment_id, "segment_ref": "CLOUD-778",
+                        "source": "imported", "origin": "segment-778.txt", "line": "L1",
+                        "level": "item", "codes": 8}
+    assert {g["level"] for g in head["segments"]} == {"item", "case", "pallet"}
+    for code in codes:
+        assert code["line"] == "L1" and code["batch"] == batch.id
+        assert code["printed_at"].endswith("Z") and "T" in code["printed_at"]
+        if code["level"] == "item":
+            assert code["segment"] == report.segment_id and code["segment_ref"] == "CLOUD-778"
+            assert code["seq"] == serials.index(code["serial"]) + 1, "its line in the file"
+        else:
+            assert code["segment_ref"] is None and code["seq"] >= 1
 
 
 def test_signed_manifests_verify_and_tampering_is_caught(store: Store, site: SiteConfig,
@@ -87,7 +126,7 @@ def test_a_manifest_never_changes_after_it_is_issued(store: Store, site: SiteCon
     with pytest.raises(sqlite3.DatabaseError, match="immutable"):
         store.read().execute("DELETE FROM manifest_codes")
     second = [json.loads(line) for line in body(store, 2).splitlines()]
-    assert second[0]["kind"] == "deactivation" and second[0]["total"] == 11
+    assert second[0]["kind"] == "deactivation" and second[0]["codes"] == 11
 
 
 def test_key_files_are_guarded(tmp_path: Path) -> None:
@@ -106,15 +145,20 @@ def test_key_files_are_guarded(tmp_path: Path) -> None:
 
 @given(serial=st.text(max_size=30), parent=st.none() | st.text(max_size=30),
        batch=st.none() | st.integers(0, 10**9), printed=st.none() | st.integers(1, 2**45),
-       level=st.integers(0, 2))
+       level=st.integers(0, 2), line=st.none() | st.text(max_size=20),
+       segment=st.none() | st.integers(1, 10**6), ref=st.none() | st.text(max_size=20),
+       seq=st.none() | st.integers(1, 10**8))
 def test_a_code_line_built_by_sqlite_is_the_canonical_line(
-    serial: str, parent: str | None, batch: int | None, printed: int | None, level: int
+    serial: str, parent: str | None, batch: int | None, printed: int | None, level: int,
+    line: str | None, segment: int | None, ref: str | None, seq: int | None,
 ) -> None:
     conn = sqlite3.connect(":memory:")
-    seconds = printed // 1000 if printed else None
-    expected = manifest.canonical({"serial": serial, "level": manifest.LEVELS[level],
-                                   "parent": parent, "batch": batch, "printed_at": seconds})
-    assert manifest.code_line(conn, serial, level, parent, batch, printed) == expected
+    expected = manifest.canonical({
+        "serial": serial, "level": manifest.LEVELS[level], "parent": parent, "batch": batch,
+        "line": line, "printed_at": manifest.time_text(printed) if printed else None,
+        "segment": segment, "segment_ref": ref, "seq": seq})
+    facts = manifest.CodeFacts(serial, level, parent, batch, line, printed, segment, ref, seq)
+    assert manifest.code_line(conn, facts) == expected
 
 
 def codeline(tmp_path: Path, db: Path, *args: str) -> subprocess.CompletedProcess[str]:
