@@ -2,7 +2,7 @@
 
 Prints manifest streaming codes/s over the pull API (NDJSON) and the API process's peak RSS
 for two batch sizes (memory must stay flat); EPCIS export and capture of the batch's event
-log by ``codeline sync export epcis`` (events/s, peak RSS of that process, for both sizes:
+log by ``codeline export epcis`` (events/s, peak RSS of that process, for both sizes:
 flat means streamed); the longest write-lock
 hold while a shipment of N items is confirmed and sealed (seen by a writer committing every
 millisecond beside it, as a running line does), and push manifests/s to the cloud simulator.
@@ -125,7 +125,7 @@ async def export_and_capture(workdir: Path, db: Path) -> None:
     so that the figure is this side's), each in its own process."""
     with Store(db) as store:
         part = epcis.span(store.read(), 1)
-    base = ["--db", str(db), "--config", str(workdir / "site.yaml"), "sync", "export",
+    base = ["--db", str(db), "--config", str(workdir / "site.yaml"), "export",
             "epcis", "--batch", "1"]
     out = workdir / "batch.jsonld"
     took, rss = await asyncio.to_thread(run_measured, [*base, "--out", str(out)])
