@@ -62,15 +62,14 @@ def event_texts(conn: sqlite3.Connection, part: Span) -> Iterator[str]:
     """Each event of ``part`` as compact JSON, ``eventID`` first."""
     last = part.after
     while last < part.through:
-        rows = conn.execute(
-            "SELECT seq, event_id, body FROM business_events WHERE batch_id = ? AND seq > ? "
-            "AND seq <= ? ORDER BY seq LIMIT ?", (part.batch_id, last, part.through, PAGE)
-        ).fetchall()
-        if not rows:
-            return
-        for _, event_id, body in rows:
+        start = last
+        for seq, event_id, body in conn.execute(  # row by row: an event can hold 1,000 EPCs
+                "SELECT seq, event_id, body FROM business_events WHERE batch_id = ? AND seq > ? "
+                "AND seq <= ? ORDER BY seq LIMIT ?", (part.batch_id, last, part.through, PAGE)):
             yield '{"eventID":' + json.dumps(event_id) + "," + body[1:]
-        last = rows[-1][0]
+            last = seq
+        if last == start:
+            return
 
 
 def document_chunks(conn: sqlite3.Connection, part: Span, created_ms: int) -> Iterator[bytes]:

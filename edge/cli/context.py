@@ -68,8 +68,9 @@ class Ctx:
             return self.resolve(self.config.store.path)
         return Path("codeline.db").absolute()
 
-    def store(self, *, create: bool = False) -> Store:
-        return Store(self.db_path, create=create)
+    def store(self, *, create: bool = False, cache_mb: int = 256) -> Store:
+        """The site's database; commands that stream a large read pass a small cache."""
+        return Store(self.db_path, create=create, cache_mb=cache_mb)
 
     def line(self, line_id: str | None) -> Line:
         lines = self.config.lines

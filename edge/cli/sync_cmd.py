@@ -95,7 +95,7 @@ def export_epcis(ctx: typer.Context, batch: int = typer.Option(..., "--batch", m
                  ) -> None:
     """The batch's EPCIS 2.0 events (JSON-LD), streamed from its business event log."""
     c = ctx_of(ctx)
-    with c.store() as store:
+    with c.store(cache_mb=8) as store:
         conn = store.read()
         batches.get(conn, batch)  # a clear error for an unknown batch
         try:
