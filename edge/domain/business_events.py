@@ -201,18 +201,23 @@ def _blocks(rows: list[tuple[int, str, int]]) -> Iterable[list[tuple[int, str, i
             yield same[first:first + EPC_BLOCK]
 
 
-def commissioned(conn: sqlite3.Connection, batch_id: int, code_ids: Sequence[int],
-                 at: int) -> None:
-    """Codes that passed verification (or a sealed container's label) were commissioned."""
+def _object_events(conn: sqlite3.Connection, batch_id: int, code_ids: Sequence[int],
+                   at: int) -> Iterable[tuple[Identity, int, dict[str, Any]]]:
+    """(identity, level, event so far) for each block of ``code_ids`` of one level."""
     who = identity(conn, batch_id)
     if who is None or not code_ids:
         return
     for block in _blocks(_codes(conn, code_ids)):
-        event = {**_base("ObjectEvent", at, who),
-                 "epcList": [who.epc(serial, level) for _, serial, level in block],
-                 "action": "ADD", "bizStep": "commissioning", "disposition": "active",
-                 **_where(who)}
-        if who.trade_item(block[0][2]) and who.lot:
+        yield who, block[0][2], {**_base("ObjectEvent", at, who),
+                                 "epcList": [who.epc(serial, level) for _, serial, level in block]}
+
+
+def commissioned(conn: sqlite3.Connection, batch_id: int, code_ids: Sequence[int],
+                 at: int) -> None:
+    """Codes that passed verification (or a sealed container's label) were commissioned."""
+    for who, level, event in _object_events(conn, batch_id, code_ids, at):
+        event.update(action="ADD", bizStep="commissioning", disposition="active", **_where(who))
+        if who.trade_item(level) and who.lot:
             ilmd = {"cbvmda:lotNumber": who.lot}
             if who.expiry:
                 ilmd["cbvmda:itemExpirationDate"] = who.expiry
@@ -245,14 +250,10 @@ def aggregated(conn: sqlite3.Connection, parent_id: int, child_ids: Sequence[int
 def decommissioned(conn: sqlite3.Connection, batch_id: int, code_ids: Sequence[int], at: int,
                    reason: str) -> None:
     """Commissioned codes taken out of circulation."""
-    who = identity(conn, batch_id)
-    if who is None or not code_ids:
-        return
-    for block in _blocks(_codes(conn, code_ids)):
-        event = {**_base("ObjectEvent", at, who),
-                 "epcList": [who.epc(serial, level) for _, serial, level in block],
-                 "action": "DELETE", "bizStep": "decommissioning", "disposition": "inactive",
-                 **_where(who), "codeline:reason": reason}
+    for who, _, event in _object_events(conn, batch_id, code_ids, at):
+        event.update(action="DELETE", bizStep="decommissioning", disposition="inactive",
+                     **_where(who))
+        event["codeline:reason"] = reason
         _write(conn, batch_id, at, "decommission", event)
 
 
