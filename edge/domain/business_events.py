@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import quote
 
+from edge.domain.codes import code_by_id
 from edge.domain.event_hash import event_id
 from line_config.models import LEVELS, SiteConfig, SsccFormat
 
@@ -228,23 +229,23 @@ def commissioned(conn: sqlite3.Connection, batch_id: int, code_ids: Sequence[int
 def aggregated(conn: sqlite3.Connection, parent_id: int, child_ids: Sequence[int], at: int, *,
                packed: bool, reason: str | None = None) -> None:
     """Children went into (``packed``) or came out of a container."""
-    rows = _codes(conn, [parent_id])
-    parent = conn.execute("SELECT batch_id FROM codes WHERE id = ?", (parent_id,)).fetchone()
-    who = identity(conn, parent[0]) if parent and parent[0] is not None else None
-    if who is None or not child_ids or not rows:
+    parent = code_by_id(conn, parent_id)
+    batch_id = parent.batch_id
+    who = identity(conn, batch_id) if batch_id is not None else None
+    if batch_id is None or who is None or not child_ids:
         return
-    _, serial, level = rows[0]
     children = _codes(conn, child_ids)
     for first in range(0, len(children), EPC_BLOCK):
         block = children[first:first + EPC_BLOCK]
-        event = {**_base("AggregationEvent", at, who), "parentID": who.epc(serial, level),
+        event = {**_base("AggregationEvent", at, who),
+                 "parentID": who.epc(parent.serial, parent.level),
                  "childEPCs": [who.epc(s, lv) for _, s, lv in block],
                  "action": "ADD" if packed else "DELETE",
                  "bizStep": "packing" if packed else "unpacking",
                  "disposition": "in_progress", **_where(who)}
         if reason:
             event["codeline:reason"] = reason
-        _write(conn, parent[0], at, "pack" if packed else "unpack", event)
+        _write(conn, batch_id, at, "pack" if packed else "unpack", event)
 
 
 def decommissioned(conn: sqlite3.Connection, batch_id: int, code_ids: Sequence[int], at: int,
