@@ -3,7 +3,9 @@
 Prints manifest streaming codes/s over the pull API (NDJSON) and the API process's peak RSS
 for two batch sizes (memory must stay flat); EPCIS export and capture of the batch's event
 log by ``codeline export epcis`` (events/s, peak RSS of that process, for both sizes:
-flat means streamed); the longest write-lock
+flat means streamed); the exporter's speed in-process over a log of line-sized events (items
+commissioned 8 per commit, as a line's group commits do) against 50,000 events/s; the
+longest write-lock
 hold while a shipment of N items is confirmed and sealed (seen by a writer committing every
 millisecond beside it, as a running line does), and push manifests/s to the cloud simulator.
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 import httpx
 
 from bench.store import SITE, pack_all, produce
-from edge.domain import batches, pool, shipments
+from edge.domain import batches, flow, pool, shipments
 from edge.store.database import Store, now_ms
 from line_config.loading import parse_config
 from simulators.epcis_repository import create_app as create_repository
@@ -32,14 +34,34 @@ from sync import epcis, keys, manifest, push, tokens
 from sync.serving import free_port, serve
 
 PER_CASE, PER_PALLET = 24, 60
+LINE_GROUP = 8
+"""Items per group commit of a line at speed (5-10): the size of a commissioning event."""
+EXPORT_TARGET = 50_000
 SMALL_SITE = SITE.replace("items_per_case: 24, cases_per_pallet: 60",
                           "items_per_case: 4, cases_per_pallet: 2")
 
 
+def produce_as_a_line(store: Store, batch: int, level: str, count: int,
+                      group: int = LINE_GROUP) -> list[str]:
+    """Like ``produce``, with verdicts committed ``group`` at a time as a running line's group
+    commits do: one commissioning event per group, as on a real line."""
+    out: list[str] = []
+    while len(out) < count:
+        res = flow.reserve(store, batch, "bench", level, min(500, count - len(out)))  # type: ignore[arg-type]
+        ids = [c.id for c in res.codes]
+        flow.mark_printed(store, batch, level, ids)  # type: ignore[arg-type]
+        for start in range(0, len(ids), group):
+            flow.record_verdicts(store, batch, level,  # type: ignore[arg-type]
+                                 [flow.Verdict(i) for i in ids[start:start + group]])
+        out.extend(c.serial for c in res.codes)
+    return out
+
+
 def build(workdir: Path, site_text: str, pallets: int, per_shipment: int,
-          confirm: bool = True) -> Path:
+          confirm: bool = True, line_sized: bool = False) -> Path:
     """A database with ``pallets`` full pallets shipped ``per_shipment`` to a shipment
-    (the shipments left open unless ``confirm``)."""
+    (the shipments left open unless ``confirm``); ``line_sized``: items commissioned in
+    groups of a line's commit, not in blocks of 500."""
     site = parse_config(site_text)
     line = site.lines[0]
     per_case, per_pallet = line.packaging.items_per_case, line.packaging.cases_per_pallet
@@ -50,7 +72,8 @@ def build(workdir: Path, site_text: str, pallets: int, per_shipment: int,
         pool.generate(store, line, "pallet", pallets, operator="b")
         batch = batches.create(store, site, "L1", "p1", "SYNC", operator="b")
         batches.start(store, batch.id, operator="b")
-        items = produce(store, batch.id, "item", pallets * per_pallet * per_case)
+        items = (produce_as_a_line if line_sized else produce)(
+            store, batch.id, "item", pallets * per_pallet * per_case)
         cases = produce(store, batch.id, "case", pallets * per_pallet)
         pallet_codes = produce(store, batch.id, "pallet", pallets)
         pack_all(store, items, cases, pallet_codes, per_case, per_pallet, "b")
@@ -93,10 +116,10 @@ async def stream(workdir: Path, db: Path) -> tuple[int, float, float]:
                         break
                 except httpx.HTTPError:
                     await asyncio.sleep(0.05)
-            await client.get("/api/v1/manifests")  # seals it (digest + signature) first
+            await client.get("/api/v2/manifests")  # seals it (digest + signature) first
             start = time.perf_counter()
             lines = 0
-            async with client.stream("GET", "/api/v1/manifests/1",
+            async with client.stream("GET", "/api/v2/manifests/1",
                                      headers={"Accept": "application/x-ndjson"}) as response:
                 async for chunk in response.aiter_bytes():
                     lines += chunk.count(b"\n")
@@ -139,6 +162,22 @@ async def export_and_capture(workdir: Path, db: Path) -> None:
             held = (await client.get("/events")).json()["count"]
     print(f"  EPCIS capture of {held:>9,} events in documents of 10,000: "
           f"{held / took:>9,.0f} events/s ({took:.2f} s), peak RSS {rss:.0f} MB")
+
+
+def export_in_process(db: Path) -> tuple[int, float, float]:
+    """(events, seconds, mean EPCs per event) of reading batch 1's log into EPCIS text in
+    this process, written nowhere: the exporter's own speed."""
+    with Store(db, cache_mb=8) as store:
+        conn = store.read()
+        part = epcis.span(conn, 1)
+        epcs = conn.execute("SELECT sum(json_array_length(body, '$.epcList')) + "
+                            "sum(coalesce(json_array_length(body, '$.childEPCs'), 0)) "
+                            "FROM business_events WHERE batch_id = 1").fetchone()[0]
+        start = time.perf_counter()
+        size = sum(len(chunk) for chunk in epcis.document_chunks(conn, part, now_ms()))
+        took = time.perf_counter() - start
+    assert size > 0
+    return part.count, took, (epcs or 0) / part.count
 
 
 async def push_many(workdir: Path, db: Path) -> tuple[int, float]:
@@ -217,6 +256,13 @@ def main() -> None:
         print(f"stream manifest of {codes:>9,} codes as NDJSON: {codes / took:>10,.0f} codes/s "
               f"({took:.2f} s), API server peak RSS {rss:.0f} MB")
         asyncio.run(export_and_capture(workdir, db))
+    workdir = Path(tempfile.mkdtemp(prefix="codeline-export-bench-"))
+    pallets = max(1, args.items // (PER_CASE * PER_PALLET))
+    db = build(workdir, SITE, pallets, per_shipment=pallets, line_sized=True)
+    events, took, mean = export_in_process(db)
+    print(f"EPCIS export in-process, {args.items:,} items commissioned {LINE_GROUP} per "
+          f"commit ({events:,} events, {mean:.1f} EPCs each on average): "
+          f"{events / took:,.0f} events/s ({took:.2f} s; target >= {EXPORT_TARGET:,})")
     if args.only_epcis:
         sys.stdout.flush()
         os._exit(0)

@@ -165,14 +165,14 @@ class Cloud:
         self.stats.pulls += 1
         done = 0
         while True:
-            page = await client.get("/api/v1/manifests", params={"after": self.cursor(),
+            page = await client.get("/api/v2/manifests", params={"after": self.cursor(),
                                                                  "limit": 100})
             page.raise_for_status()
             items = page.json()["manifests"]
             if not items:
                 return done
             for item in items:
-                body = await client.get(f"/api/v1/manifests/{item['id']}",
+                body = await client.get(f"/api/v2/manifests/{item['id']}",
                                         headers={"Accept": "application/x-ndjson"})
                 body.raise_for_status()
                 try:
@@ -183,10 +183,10 @@ class Cloud:
                     # Not applied, not acknowledged: the site is told why, and the pull
                     # stops here (manifests are applied in order).
                     log.error("refused manifest %s (seq %s): %s", item["id"], item["seq"], exc)
-                    await client.post(f"/api/v1/manifests/{item['id']}/refusal",
+                    await client.post(f"/api/v2/manifests/{item['id']}/refusal",
                                       json={"reason": str(exc)})
                     raise
-                (await client.post(f"/api/v1/manifests/{item['id']}/ack")).raise_for_status()
+                (await client.post(f"/api/v2/manifests/{item['id']}/ack")).raise_for_status()
                 self.set_cursor(item["seq"])
                 done += 1
 

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from edge.domain.business_events import NAMESPACES, time_text
+from edge.domain.business_events import NAMESPACES
+from edge.store.database import rfc3339
 
 CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
 PAGE = 2000
@@ -75,7 +76,7 @@ def event_texts(conn: sqlite3.Connection, part: Span) -> Iterator[str]:
 def document_chunks(conn: sqlite3.Connection, part: Span, created_ms: int) -> Iterator[bytes]:
     """An EPCISDocument of ``part``, in pieces of about 64 KiB."""
     head = {"@context": [CONTEXT, NAMESPACES], "type": "EPCISDocument",
-            "schemaVersion": "2.0", "creationDate": time_text(created_ms)}
+            "schemaVersion": "2.0", "creationDate": rfc3339(created_ms)}
     opening = json.dumps(head, ensure_ascii=False)[:-1] + ',"epcisBody":{"eventList":['
     buffer = [opening]
     size = len(opening)

@@ -31,7 +31,7 @@ class PushStatus:
     """What is waiting to reach the cloud."""
 
     pending: int
-    oldest_pending_ms: int | None
+    oldest_pending_at: int | None
     last_error: str | None
     last_attempt_at: int | None
     acked: int
@@ -101,7 +101,8 @@ async def push_round(db_path: Path, site_id: str, key: Ed25519PrivateKey, url: s
                 return RoundReport(delivered, None)
             m = manifest.seal(store.conn, manifest.info(store.conn, int(row[0])), site_id, key)
         assert m.digest is not None and m.signature is not None
-        headers = {"Idempotency-Key": m.manifest_id, "X-Manifest-Digest": m.digest,
+        headers = {"Idempotency-Key": m.manifest_id, "X-Manifest-Format": manifest.FORMAT,
+                   "X-Manifest-Digest": m.digest,
                    "X-Manifest-Signature": m.signature, "Authorization": f"Bearer {token}",
                    "Content-Type": "application/x-ndjson"}
         error: str | None = None

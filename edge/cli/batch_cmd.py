@@ -9,6 +9,7 @@ from rich.table import Table
 
 from edge.cli.context import console, ctx_of, emit, ms_text
 from edge.domain import batches
+from sync import vocabulary
 
 app = typer.Typer(help="Production batches.", no_args_is_help=True)
 
@@ -76,14 +77,6 @@ def close(
         console.print(f"[yellow]not packed:[/yellow] {finding}")
 
 
-def _batch_dict(b: batches.Batch) -> dict[str, object]:
-    return {"id": b.id, "line": b.line_id, "product": b.product_id, "lot": b.lot,
-            "expiry": b.expiry.isoformat() if b.expiry else None, "planned": b.planned_qty,
-            "items_per_case": b.items_per_case, "cases_per_pallet": b.cases_per_pallet,
-            "state": b.state, "created_at": b.created_at, "closed_at": b.closed_at,
-            "close_reason": b.close_reason, "forced": b.forced}
-
-
 @app.command("list")
 def list_(ctx: typer.Context, json: bool = typer.Option(False, "--json"),
           line: str | None = typer.Option(None, "--line")) -> None:
@@ -100,7 +93,7 @@ def list_(ctx: typer.Context, json: bool = typer.Option(False, "--json"),
                           ms_text(b.created_at))
         console.print(table)
 
-    emit([_batch_dict(b) for b in rows], json, human)
+    emit([vocabulary.batch(b) for b in rows], json, human)
 
 
 def show_report(ctx: typer.Context, batch_id: int, json: bool) -> None:
@@ -134,7 +127,7 @@ def show_report(ctx: typer.Context, batch_id: int, json: bool) -> None:
         for finding in rep.containment:
             console.print(f"[yellow]not packed:[/yellow] {finding}")
 
-    emit({"batch": _batch_dict(rep.batch), "levels": rep.levels,
+    emit({"batch": vocabulary.batch(rep.batch), "levels": rep.levels,
           "reconciled": rep.reconciled, "problems": rep.problems,
           "containment": rep.containment}, json, human)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import getpass
 import json
 import os
@@ -22,6 +21,7 @@ from edge.domain.payloads import PayloadCodec
 from edge.store.database import Store
 from line_config.loading import load_config
 from line_config.models import Line, SiteConfig
+from sync import vocabulary
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -114,22 +114,12 @@ def default_operator() -> str:
         return f"uid:{os.getuid()}"
 
 
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
-
-
 def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
-    """Print ``data`` as JSON for scripts, or call ``human`` to render it for people."""
+    """Print ``data`` as JSON for scripts (in the site's outside vocabulary: RFC 3339 UTC
+    times), or call ``human`` to render it for people."""
     if as_json:
-        sys.stdout.write(json.dumps(_plain(data), indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(vocabulary.public(data), indent=2, ensure_ascii=False)
+                         + "\n")
     else:
         human()
 

@@ -213,8 +213,9 @@ def audit_list(ctx: typer.Context, last: int = typer.Option(20, "--last", min=1)
             table.add_row(str(r[0]), ms_text(r[1]), r[2], r[3], r[4], r[5] or "")
         console.print(table)
 
-    emit([dict(zip(("id", "at", "operator", "action", "target", "reason", "detail"), r,
-                   strict=True)) for r in rows], json, human)
+    emit([{"id": r[0], "at": r[1], "operator": r[2], "action": r[3], "target": r[4],
+           "reason": r[5], "detail": _json.loads(r[6]) if r[6] else None} for r in rows],
+         json, human)
 
 
 def run() -> None:

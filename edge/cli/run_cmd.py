@@ -13,7 +13,7 @@ import typer
 from rich.live import Live
 
 from edge.cli import logs
-from edge.cli.context import UsageProblem, console, ctx_of
+from edge.cli.context import UsageProblem, console, ctx_of, emit
 from edge.cli.status_view import site_view
 from edge.daemon.plc_security import certificate_paths, ensure_certificate, hash_password
 from edge.daemon.site import run_site, status_path
@@ -49,13 +49,13 @@ def status(ctx: typer.Context,
         except (OSError, ValueError):
             raise UsageProblem(f"no running `codeline run` for {c.db_path} "
                                f"(no status at {path})") from None
-        if time.time() - float(snapshot["at"]) > STALE_S:  # type: ignore[arg-type]
+        if time.time() - float(snapshot["at"]) / 1000 > STALE_S:  # type: ignore[arg-type]
             raise UsageProblem(f"the status at {path} is stale: is `codeline run` alive?")
         return snapshot
 
     snapshot = load()
     if json:
-        typer.echo(jsonlib.dumps(snapshot, indent=1))
+        emit(snapshot, True, lambda: None)
         return
     if once or not sys.stdout.isatty():
         console.print(site_view(snapshot))

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from edge.cli.context import Ctx, console, ctx_of, emit, ms_text
 from edge.domain import shipments
-from sync import keys, manifest
+from sync import keys, manifest, vocabulary
 
 app = typer.Typer(help="Shipments: create, add, confirm (activates), cancel, list.",
                   no_args_is_help=True)
@@ -105,4 +105,4 @@ def list_(ctx: typer.Context, json: bool = typer.Option(False, "--json")) -> Non
                           f"{s.code_count:,}" if s.code_count else "-", ms_text(s.created_at))
         console.print(table)
 
-    emit(rows, json, human)
+    emit([vocabulary.shipment(s) for s in rows], json, human)

@@ -38,7 +38,7 @@ def line_panel(line: dict[str, Any]) -> Panel:
     table.add_row("devices", "  ".join(f"[{'green' if up else 'red'}]{name}[/]"
                                        for name, up in line["devices"].items()))
     for alarm in line["alarms"][-5:]:
-        when = time.strftime("%H:%M:%S", time.localtime(alarm["at"]))
+        when = time.strftime("%H:%M:%S", time.localtime(alarm["at"] / 1000))
         table.add_row("alarm" if alarm["active"] else "", f"{when} {alarm['source']}: "
                       f"{alarm['text']}")
     return Panel(table, title=f"line {line['line']}", expand=False)

@@ -14,7 +14,7 @@ from edge.cli.context import UsageProblem, console, ctx_of, emit, ms_text
 from edge.domain import audit, batches
 from edge.store.database import now_ms
 from line_config.devices import is_loopback
-from sync import epcis, keys, manifest, push, tokens
+from sync import epcis, keys, manifest, push, tokens, vocabulary
 
 keys_app = typer.Typer(help="The site's manifest-signing key.", no_args_is_help=True)
 manifests_app = typer.Typer(help="Manifests issued by shipments.", no_args_is_help=True)
@@ -61,7 +61,7 @@ def manifests_list(ctx: typer.Context, after: int = typer.Option(0, "--after", m
                           "yes" if m.digest else "not yet")
         console.print(table)
 
-    emit(rows, json_out, human)
+    emit([vocabulary.manifest(m) for m in rows], json_out, human)
 
 
 @manifests_app.command("show")
@@ -160,7 +160,7 @@ def tokens_list(ctx: typer.Context, json_out: bool = typer.Option(False, "--json
                           ms_text(t.last_used_at), ms_text(t.revoked_at))
         console.print(table)
 
-    emit(rows, json_out, human)
+    emit([vocabulary.token(t) for t in rows], json_out, human)
 
 
 @tokens_app.command("revoke")
@@ -206,10 +206,11 @@ def sync_status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json
     error."""
     with ctx_of(ctx).store() as store:
         state = push.status(store.read())
+    now = now_ms()
 
     def human() -> None:
-        age = ("-" if state.oldest_pending_ms is None
-               else f"{(now_ms() - state.oldest_pending_ms) / 1000:,.0f} s")
+        age = ("-" if state.oldest_pending_at is None
+               else f"{(now - state.oldest_pending_at) / 1000:,.0f} s")
         console.print(f"pending {state.pending}, oldest {age}, acknowledged {state.acked}")
         for refusal in state.refused:
             console.print(f"REFUSED by the cloud ({ms_text(refusal.refused_at)}): manifest "
@@ -220,7 +221,7 @@ def sync_status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json
             console.print(f"last error ({ms_text(state.last_attempt_at)}): {state.last_error}",
                           markup=False)
 
-    emit(state, json_out, human)
+    emit(vocabulary.push_status(state, now), json_out, human)
 
 
 @sync_app.command("push")

@@ -101,7 +101,8 @@ class LineRuntime:
                         "item_seq": f.seq if f else 0,
                         "judged_through": f.judged_through if f else 0},
             "devices": {name: device_up(dev) for name, dev in self.devices.all.items()},
-            "alarms": [{"source": a.source, "text": a.text, "at": a.at, "active": a.active}
+            "alarms": [{"source": a.source, "text": a.text, "at": round(a.at * 1000),
+                        "active": a.active}
                        for a in list(self.alarms)[-10:]],
             "active_alarms": dict(self.active_alarms),
             "stop_reason": self.stop_reason,

@@ -23,7 +23,7 @@ from edge.daemon.dbworker import DbWorker
 from edge.daemon.line import LineRuntime
 from edge.daemon.plc_server import PlcServerRunner
 from edge.domain import flow
-from edge.store.database import Store
+from edge.store.database import Store, now_ms
 from edge.store.files import write_replacing
 from line_config.models import SiteConfig
 
@@ -57,8 +57,9 @@ class Site:
         self.lock = ControllerLock(db_path)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"site": self.config.site.id, "pid": os.getpid(), "started": self.started,
-                "at": time.time(), "database": str(self.db_path),
+        return {"site": self.config.site.id, "pid": os.getpid(),
+                "started_at": round(self.started * 1000), "at": now_ms(),
+                "database": str(self.db_path),
                 "plc": [p.endpoint for p in self.plcs],
                 "lines": [line.snapshot() for line in self.lines]}
 

@@ -39,6 +39,7 @@ from urllib.parse import quote
 
 from edge.domain.codes import code_by_id
 from edge.domain.event_hash import event_id
+from edge.store.database import rfc3339
 from line_config.models import LEVELS, SiteConfig, SsccFormat
 
 NAMESPACES = {"codeline": "urn:codeline:epcis:"}
@@ -147,12 +148,6 @@ def party_uri(gln: str | None, fallback_kind: str, fallback_id: str) -> str:
         f"{_q(fallback_id)}"
 
 
-def time_text(ms: int) -> str:
-    """Epoch milliseconds as RFC 3339 UTC with milliseconds."""
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="milliseconds") \
-        .replace("+00:00", "Z")
-
-
 def _offset(ms: int, zone: str) -> str:
     moment = dt.datetime.fromtimestamp(ms / 1000, zoneinfo.ZoneInfo(zone))
     delta = moment.utcoffset() or dt.timedelta(0)
@@ -168,7 +163,7 @@ def identity(conn: sqlite3.Connection, batch_id: int) -> Identity | None:
 
 
 def _base(kind: str, at: int, who: Identity) -> dict[str, Any]:
-    return {"type": kind, "eventTime": time_text(at),
+    return {"type": kind, "eventTime": rfc3339(at),
             "eventTimeZoneOffset": _offset(at, who.timezone)}
 
 

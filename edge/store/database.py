@@ -9,6 +9,7 @@ so a transaction never fails half-way on a lock upgrade.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import sqlite3
 import time
@@ -64,6 +65,13 @@ def _space_note(path: Path) -> str:
 def now_ms() -> int:
     """Wall-clock time in milliseconds since the epoch, as stored in every timestamp."""
     return time.time_ns() // 1_000_000
+
+
+def rfc3339(ms: int) -> str:
+    """Stored epoch milliseconds as every external interface writes a time: RFC 3339, UTC,
+    milliseconds, ``Z`` (e.g. ``2026-11-24T06:00:00.125Z``)."""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="milliseconds") \
+        .replace("+00:00", "Z")
 
 
 class Store:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from edge.store.database import Store
 from tests.line.harness import lone_controller
 
 pytestmark = pytest.mark.timeout(120)
+RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
 async def test_a_symlink_planted_beside_the_database_is_replaced_never_followed(
@@ -33,6 +37,20 @@ async def test_a_symlink_planted_beside_the_database_is_replaced_never_followed(
         assert not status.is_symlink()
         assert json.loads(status.read_text())["lines"][0]["line"] == c.config.lines[0].id
         assert stat.S_IMODE(status.stat().st_mode) == 0o640
+
+
+async def test_status_json_writes_its_times_as_rfc3339_utc(tmp_path: Path) -> None:
+    async with lone_controller(tmp_path, {"security": ["none"]}) as c:
+        await asyncio.sleep(1.0)
+        done = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "edge.cli.main", "--config",
+                             str(c.config_path), "status", "--json"],
+            capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    snapshot = json.loads(done.stdout)
+    times = [snapshot["at"], snapshot["started_at"],
+             *(a["at"] for line in snapshot["lines"] for a in line["alarms"])]
+    assert all(RFC3339_UTC.fullmatch(t) for t in times), times
 
 
 async def test_a_status_file_that_cannot_be_written_leaves_the_controller_running(
