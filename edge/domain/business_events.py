@@ -29,6 +29,7 @@ change an event already written, nor one still to be written for that batch.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import sqlite3
 import zoneinfo
@@ -159,7 +160,13 @@ def _offset(ms: int, zone: str) -> str:
 def identity(conn: sqlite3.Connection, batch_id: int) -> Identity | None:
     """The batch's frozen identity; None for a batch made before the event log existed."""
     row = conn.execute("SELECT identity FROM batches WHERE id = ?", (batch_id,)).fetchone()
-    return Identity.from_json(row[0]) if row and row[0] else None
+    return _parsed(row[0]) if row and row[0] else None
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(text: str) -> Identity:
+    """A frozen identity is parsed once, not at every group commit of its line."""
+    return Identity.from_json(text)
 
 
 def _base(kind: str, at: int, who: Identity) -> dict[str, Any]:

@@ -119,7 +119,7 @@ def _vocabulary(key: str, value: str) -> str:
         if value.startswith(urn):
             return _CBV + word + value[len(urn):]
     prefix = _BARE_PREFIX.get(key)
-    if prefix and re.fullmatch(r"[a-z_]+", value):
+    if prefix and _WORD.fullmatch(value):
         return _CBV + prefix + value
     return value
 
@@ -146,35 +146,51 @@ _DL_UNSAFE = str.maketrans({"!": "%21", "(": "%28", ")": "%29", "*": "%2A", "+":
                             ",": "%2C", ":": "%3A"})
 
 
+_SGTIN = re.compile(r"urn:epc:id:sgtin:(\d{6,12})\.(\d{1,7})\.(.+)")
+_LGTIN = re.compile(r"urn:epc:(?:class:lgtin|idpat:sgtin):(\d{6,12})\.(\d{1,7})\.(.+)")
+_SSCC = re.compile(r"urn:epc:id:sscc:(\d{6,12})\.(\d{5,11})")
+_SGLN = re.compile(r"urn:epc:id:sgln:(\d{6,12})\.(\d{0,6})\.(.*)")
+_PGLN = re.compile(r"urn:epc:id:pgln:(\d{6,12})\.(\d{0,6})")
+_OTHER_DOMAIN = re.compile(
+    r"https?://[^/]+(?:/[^/]+)*?(/(?:00|01|414|417)/\d{13,18}(?:/(?:21|254)/[^/?#]+)?)")
+_WORD = re.compile(r"[a-z_]+")
+
+
 def digital_link(uri: str) -> str | None:
     """The canonical GS1 Digital Link of an EPC URN (SGTIN, LGTIN, SSCC, SGLN, PGLN) or of a GS1
     Digital Link URI under another domain; None for anything else."""
-    m = re.fullmatch(r"urn:epc:id:sgtin:(\d{6,12})\.(\d{1,7})\.(.+)", uri)
+    if uri.startswith("urn:epc:"):
+        return _from_urn(uri)
+    if uri.startswith("http"):
+        m = _OTHER_DOMAIN.fullmatch(uri)
+        if m and not uri.startswith("https://id.gs1.org/"):
+            return "https://id.gs1.org" + m[1]
+    return None
+
+
+def _from_urn(uri: str) -> str | None:
+    m = _SGTIN.fullmatch(uri)
     if m and len(m[1] + m[2]) == 13:
         raw = m[2][0] + m[1] + m[2][1:]
         return f"https://id.gs1.org/01/{raw}{check_digit(raw)}/21/{m[3].translate(_DL_UNSAFE)}"
-    m = re.fullmatch(r"urn:epc:(?:class:lgtin|idpat:sgtin):(\d{6,12})\.(\d{1,7})\.(.+)", uri)
+    m = _LGTIN.fullmatch(uri)
     if m and len(m[1] + m[2]) == 13:
         raw = m[2][0] + m[1] + m[2][1:]
         gtin = f"https://id.gs1.org/01/{raw}{check_digit(raw)}"
         return gtin if m[3] == "*" else f"{gtin}/10/{m[3].translate(_DL_UNSAFE)}"
-    m = re.fullmatch(r"urn:epc:id:sscc:(\d{6,12})\.(\d{5,11})", uri)
+    m = _SSCC.fullmatch(uri)
     if m and len(m[1] + m[2]) == 17:
         raw = m[2][0] + m[1] + m[2][1:]
         return f"https://id.gs1.org/00/{raw}{check_digit(raw)}"
-    m = re.fullmatch(r"urn:epc:id:sgln:(\d{6,12})\.(\d{0,6})\.(.*)", uri)
+    m = _SGLN.fullmatch(uri)
     if m and len(m[1] + m[2]) == 12:
         raw = m[1] + m[2]
         gln = f"https://id.gs1.org/414/{raw}{check_digit(raw)}"
         return gln if m[3] in ("", "0") else f"{gln}/254/{m[3].translate(_DL_UNSAFE)}"
-    m = re.fullmatch(r"urn:epc:id:pgln:(\d{6,12})\.(\d{0,6})", uri)
+    m = _PGLN.fullmatch(uri)
     if m and len(m[1] + m[2]) == 12:
         raw = m[1] + m[2]
         return f"https://id.gs1.org/417/{raw}{check_digit(raw)}"
-    m = re.fullmatch(r"https?://[^/]+(?:/[^/]+)*?(/(?:00|01|414|417)/\d{13,18}(?:/(?:21|254)/[^/?#]+)?)",
-                     uri)
-    if m and not uri.startswith("https://id.gs1.org/"):
-        return "https://id.gs1.org" + m[1]
     return None
 
 
