@@ -131,16 +131,24 @@ async def stream(workdir: Path, db: Path) -> tuple[int, float, float]:
 
 
 def run_measured(args: list[str]) -> tuple[float, float]:
-    """Run a codeline command; (seconds, its peak RSS in MB)."""
+    """Run a codeline command; (seconds, its peak RSS in MB). The peak is the process's own
+    VmHWM, read while it runs: the rusage of a forked child also counts the parent's pages
+    it held before its exec."""
     start = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "edge.cli.main", *args],
                                stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
+    peak = 0.0
+    while process.poll() is None:
+        try:
+            peak = max(peak, peak_rss_mb(process.pid))
+        except OSError:
+            break
+        time.sleep(0.02)
+    process.wait()
     took = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode:
         raise SystemExit(f"codeline {' '.join(args)} failed ({process.returncode})")
-    return took, usage.ru_maxrss / 1024
+    return took, peak
 
 
 async def export_and_capture(workdir: Path, db: Path) -> None:

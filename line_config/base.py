@@ -15,4 +15,5 @@ Identifier = Annotated[
 class Strict(BaseModel):
     """Base of every config model: unknown keys are errors, values are frozen once loaded."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True,
+                              defer_build=True)

@@ -23,8 +23,10 @@ from line_config.loading import load_config
 from line_config.models import Line, SiteConfig
 from sync import vocabulary
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Into a pipe or a file nothing is wrapped at 80 columns nor cut: ids and tables stay whole.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 1000)
+err_console = Console(stderr=True, highlight=False,
+                      width=None if sys.stderr.isatty() else 1000)
 
 
 class UsageProblem(CodelineError):

@@ -17,23 +17,17 @@ import logging
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.live import Live
 
-from edge.cli import demo_cloud, physical
 from edge.cli.context import console
-from edge.cli.line_harness import loopback_config, running_line, stock_line
-from edge.cli.status_view import plain_line, site_view
-from edge.daemon.packml import State
-from edge.domain import audit, batches, shipments
-from edge.domain.payloads import BatchLabel, PayloadCodec
-from edge.store.database import Store
-from line_config.loading import example_path, load_config
-from line_config.models import SiteConfig
-from simulators.line import LineSimSettings, SimLine
-from simulators.plc import PlcSim
-from sync import keys, manifest
+
+if TYPE_CHECKING:
+    from line_config.models import SiteConfig
+    from simulators.line import LineSimSettings, SimLine
+    from simulators.plc import PlcSim
 
 
 def demo(
@@ -49,6 +43,16 @@ def demo(
 ) -> None:
     """Run a simulated line and the controller: two pallets printed, verified, packed,
     palletized, reconciled; then one pallet ships and the cloud sees it activated."""
+    # The line, its simulators and the cloud load here, not with every command.
+    from edge.cli import demo_cloud, physical
+    from edge.cli.line_harness import loopback_config, stock_line
+    from edge.domain import audit, batches, shipments
+    from edge.domain.payloads import BatchLabel, PayloadCodec
+    from edge.store.database import Store
+    from line_config.loading import example_path, load_config
+    from simulators.line import LineSimSettings
+    from sync import keys, manifest
+
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
     workdir = db.parent if db else Path(tempfile.mkdtemp(prefix="codeline-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -126,26 +130,28 @@ def demo(
         raise typer.Exit(1)
 
 
-COMPLETE = State.COMPLETE.value
-
-
 async def _run_line(config: SiteConfig, path: Path, workdir: Path,
                     settings: LineSimSettings, lot: str,
                     show_live: bool) -> tuple[SimLine, PlcSim]:
+    from edge.cli.line_harness import running_line
+    from edge.cli.status_view import plain_line, site_view
+    from edge.daemon.packml import State
+
+    complete = State.COMPLETE.value
     async with running_line(config, path, workdir, settings) as run:
         site, plc = run.site, run.plc
         await plc.run_batch(lot)
         if show_live:
             with Live(site_view(site.snapshot()), console=console,
                       refresh_per_second=4) as view:
-                while plc.state != COMPLETE:
+                while plc.state != complete:
                     await asyncio.sleep(0.25)
                     view.update(site_view(site.snapshot()))
                     run.check_alive()
         else:
             last = 0.0
             loop = asyncio.get_running_loop()
-            while plc.state != COMPLETE:
+            while plc.state != complete:
                 await asyncio.sleep(0.1)
                 run.check_alive()
                 if loop.time() - last >= 1.0:

@@ -11,6 +11,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+# typer carries its own click (0.29+): its usage errors, made one line here
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
 from edge.cli import (
     agg_cmd,
     batch_cmd,
@@ -78,9 +81,24 @@ def main(
                                        help="site configuration (YAML)"),
     operator: str | None = typer.Option(None, "--operator", envvar="CODELINE_OPERATOR",
                                         help="who is acting (default: the OS user)"),
+    version: bool = typer.Option(False, "--version", is_eager=True,
+                                 callback=lambda shown: _print_version(shown),
+                                 help="print the version and exit"),
 ) -> None:
     """Global options shared by every command."""
     ctx.obj = Ctx(db_option=db, config_option=config, operator=operator or default_operator())
+
+
+def _print_version(shown: bool) -> None:
+    if shown:
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as installed
+
+        try:
+            typer.echo(f"codeline {installed('codeline')}")
+        except PackageNotFoundError:
+            typer.echo("codeline (not installed as a package)")
+        raise typer.Exit(0)
 
 
 @app.command("init")
@@ -221,13 +239,25 @@ def audit_list(ctx: typer.Context, last: int = typer.Option(20, "--last", min=1)
 def run() -> None:
     """Console entry point: user mistakes become one readable line and a non-zero exit."""
     try:
-        app()
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # a command group alone: its help, as --help shows it
+        typer.echo(exc.format_message())
+        sys.exit(0)
+    except UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "codeline"
+        _fail(f"{exc.format_message()} (see: {where} --help)", 2)
+    except ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        err_console.print("interrupted", soft_wrap=True)
+        sys.exit(130)
     except ConfigError as exc:
         _fail(str(exc), 2)
     except (CodelineError, StoreError, SyncError) as exc:
         _fail(str(exc), 1)
     except sqlite3.OperationalError as exc:
         _fail(f"database: {exc}", 1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _fail(message: str, code: int) -> None:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import json as jsonlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from drivers.errors import DriverError
-from drivers.registry import UnsupportedDevice, probe
 from edge.cli.context import UsageProblem, console, ctx_of
-from line_config.devices import DeviceBase
 from line_config.loading import load_config
+
+if TYPE_CHECKING:
+    from line_config.devices import DeviceBase
 
 
 def probe_device(
@@ -30,6 +30,9 @@ def probe_device(
     json: bool = typer.Option(False, "--json", help="the report as JSON"),
 ) -> None:
     """Test before trust: connect to one device, print its identity, state and faults."""
+    from drivers.errors import DriverError  # the drivers (asyncua, numpy) load only here
+    from drivers.registry import UnsupportedDevice, probe
+
     site = load_config(config) if config is not None else ctx_of(ctx).config
     found: list[tuple[str, DeviceBase]] = [
         (line.id, device) for line in site.lines for device in line.devices

@@ -14,9 +14,6 @@ from rich.live import Live
 
 from edge.cli import logs
 from edge.cli.context import UsageProblem, console, ctx_of, emit
-from edge.cli.status_view import site_view
-from edge.daemon.plc_security import certificate_paths, ensure_certificate, hash_password
-from edge.daemon.site import run_site, status_path
 
 STALE_S = 5.0
 
@@ -24,6 +21,8 @@ STALE_S = 5.0
 def run(ctx: typer.Context,
         verbose: bool = typer.Option(False, "--verbose", "-v", help="log debug detail")) -> None:
     """Run the site's lines: drive the devices, judge every item, serve the PLCs."""
+    from edge.daemon.site import run_site
+
     c = ctx_of(ctx)
     config = c.config
     base = c.config_option.parent if c.config_option else Path.cwd()
@@ -40,6 +39,9 @@ def status(ctx: typer.Context,
            json: bool = typer.Option(False, "--json", help="one snapshot as JSON"),
            once: bool = typer.Option(False, "--once", help="print once, do not follow")) -> None:
     """The live view of the running lines: state, batch, rate, counters, buffers, alarms."""
+    from edge.cli.status_view import site_view
+    from edge.daemon.site import status_path
+
     c = ctx_of(ctx)
     path = status_path(c.db_path)
 
@@ -79,6 +81,8 @@ def certs_show(ctx: typer.Context,
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
 
+    from edge.daemon.plc_security import certificate_paths, ensure_certificate
+
     c = ctx_of(ctx)
     base = c.config_option.parent if c.config_option else Path.cwd()
     for line in c.config.lines:
@@ -103,6 +107,8 @@ def certs_hash_password(
 ) -> None:
     """A line for the PLC users file: name:scrypt:<salt>:<hash>."""
     import os
+
+    from edge.daemon.plc_security import hash_password
 
     password = os.environ.get(password_env)
     if not password:

@@ -14,7 +14,7 @@ from edge.cli.context import UsageProblem, console, ctx_of, emit, ms_text
 from edge.domain import audit, batches
 from edge.store.database import now_ms
 from line_config.devices import is_loopback
-from sync import epcis, keys, manifest, push, tokens, vocabulary
+from sync import epcis, keys, manifest, tokens, vocabulary
 
 keys_app = typer.Typer(help="The site's manifest-signing key.", no_args_is_help=True)
 manifests_app = typer.Typer(help="Manifests issued by shipments.", no_args_is_help=True)
@@ -204,6 +204,8 @@ sync_app = typer.Typer(help="Delivery of manifests to the cloud.", no_args_is_he
 def sync_status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
     """Manifests waiting for the cloud, the oldest one's age, those it refused, the last
     error."""
+    from sync import push  # with httpx: only the commands that deliver or report delivery
+
     with ctx_of(ctx).store() as store:
         state = push.status(store.read())
     now = now_ms()
@@ -233,6 +235,8 @@ def sync_push(ctx: typer.Context, key: Path | None = KeyOpt,
     import os
 
     import httpx
+
+    from sync import push
 
     c = ctx_of(ctx)
     settings = c.config.sync

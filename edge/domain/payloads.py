@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-
-import biip
-from biip.gs1_messages import GS1Message
+from types import ModuleType
+from typing import Any
 
 from edge.domain.errors import InvalidPayload
 from edge.domain.serials import Scheme, SerialScheme, SsccScheme, scheme_for
@@ -86,7 +85,7 @@ class PayloadCodec:
         except InvalidPayload:
             raise
         except (ValueError, IndexError, KeyError, TypeError, AttributeError,
-                ArithmeticError, biip.ParseError) as exc:
+                ArithmeticError, _biip().ParseError) as exc:
             raise InvalidPayload(f"not a code of this line: {_show(text)} "
                                  f"({type(exc).__name__}: {exc})") from None
 
@@ -107,6 +106,7 @@ class PayloadCodec:
             if isinstance(fmt, RandomCodeFormat) and fmt.url_base and raw.startswith(fmt.url_base):
                 serial = raw[len(fmt.url_base) :].split("?", 1)[0].split("#", 1)[0]
                 return ParsedCode(self._checked(level, serial), level)
+        biip = _biip()
         try:
             result = biip.parse(raw)
         except biip.ParseError as exc:
@@ -118,6 +118,7 @@ class PayloadCodec:
         return self._from_message(result.gs1_digital_link_uri.as_gs1_message(), raw)
 
     def _parse_gs1(self, raw: str) -> ParsedCode:
+        biip = _biip()
         try:
             result = biip.parse(raw)
         except biip.ParseError as exc:
@@ -128,7 +129,8 @@ class PayloadCodec:
             )
         return self._from_message(result.gs1_message, raw)
 
-    def _from_message(self, message: GS1Message, raw: str) -> ParsedCode:
+    def _from_message(self, message: Any, raw: str) -> ParsedCode:
+        """``message``: biip's GS1Message."""
         elements = message.element_strings
         sscc = elements.get(ai="00")
         if sscc is not None:
@@ -192,3 +194,11 @@ __all__ = [
     "SerialScheme",
     "SsccScheme",
 ]
+
+
+def _biip() -> ModuleType:
+    """biip, imported at the first GS1 parse: it costs a command that never parses one 70 ms
+    of start-up."""
+    import biip
+
+    return biip

@@ -11,8 +11,10 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:  # imported by migrate() only: it costs every command 120 ms of start-up
+    import sqlite_utils
 
 from edge.store.idpack import pack
 
@@ -312,8 +314,12 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the database to :data:`SCHEMA_VERSION`, one migration per transaction."""
-    db = sqlite_utils.Database(conn)
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version >= SCHEMA_VERSION:
+        return SCHEMA_VERSION
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn)
     for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:

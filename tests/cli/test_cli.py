@@ -90,6 +90,33 @@ def test_bad_arguments_say_what_was_expected_without_a_traceback(cli, args, word
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("args", [("batch", "start", "abc"), ("nothing",),
+                                  ("pool", "generate", "--level", "item", "--count", "0"),
+                                  ("ship", "create")])
+def test_a_usage_error_is_one_error_line_and_exit_2(cli, args) -> None:  # type: ignore[no-untyped-def]
+    result = cli(*args, ok=False)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--help" in lines[0], lines
+
+
+def test_version_and_a_group_alone_show_and_exit_0(cli) -> None:  # type: ignore[no-untyped-def]
+    version = cli("--version")
+    assert version.stdout.startswith("codeline ") and version.returncode == 0
+    group = cli("ship")
+    assert group.returncode == 0 and "create" in group.stdout
+
+
+def test_output_into_a_pipe_is_never_wrapped_or_cut(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cli("init")
+    name = "DISTRIBUTOR-" + "EAST-" * 9 + "END"
+    cli("ship", "create", "--to", name, "--region", "east")
+    listed = subprocess.run(
+        [sys.executable, "-m", "edge.cli.main", "--db", str(tmp_path / "c.db"), "ship", "list"],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "COLUMNS": "40"}).stdout
+    assert name in listed, listed
+
+
 def test_missing_database_says_how_to_create_it(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "edge.cli.main", "--db",
                              str(tmp_path / "none.db"), "batch", "list"],
