@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.store import SITE, pack_all, produce
-from edge.domain import batches, pool, shipments
+from bench.store import SITE, packed_pallets
+from edge.domain import shipments
 from edge.store.database import Store
 from line_config.loading import parse_config
 
@@ -25,20 +25,9 @@ TARGET_S = 0.3
 
 def site_db(workdir: Path, pallets: int) -> tuple[Path, Path, str, list[str]]:
     """A database with ``pallets`` packed pallets: (db, config, an item, the pallets)."""
-    site = parse_config(SITE)
-    line = site.lines[0]
-    per_case, per_pallet = line.packaging.items_per_case, line.packaging.cases_per_pallet
     db = workdir / "cli.db"
     with Store(db, create=True) as store:
-        pool.generate(store, line, "item", pallets * per_case * per_pallet, operator="b")
-        pool.generate(store, line, "case", pallets * per_pallet, operator="b")
-        pool.generate(store, line, "pallet", pallets, operator="b")
-        batch = batches.create(store, site, "L1", "p1", "CLI", operator="b")
-        batches.start(store, batch.id, operator="b")
-        items = produce(store, batch.id, "item", pallets * per_case * per_pallet)
-        cases = produce(store, batch.id, "case", pallets * per_pallet)
-        made = produce(store, batch.id, "pallet", pallets)
-        pack_all(store, items, cases, made, per_case, per_pallet, "b")
+        items, made = packed_pallets(store, parse_config(SITE), pallets, "CLI")
     config = workdir / "site.yaml"
     config.write_text(SITE)
     return db, config, items[0], made

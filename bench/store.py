@@ -11,12 +11,14 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from edge.domain import aggregation, batches, flow, pool, shipments
 from edge.domain.serials import SerialScheme
 from edge.store.database import Store
 from line_config.loading import parse_config
+from line_config.models import SiteConfig
 
 SITE = """
 site: {id: bench, gln: "6901234000009", timezone: Asia/Shanghai}
@@ -59,6 +61,25 @@ def pack_all(store: Store, items: list[str], cases: list[str], pallets: list[str
     for k, pallet in enumerate(pallets):
         aggregation.pack(store, pallet, cases[k * per_pallet:(k + 1) * per_pallet],
                          operator=operator, close=True)
+
+
+def packed_pallets(store: Store, site: SiteConfig, pallets: int, lot: str,
+                   produce_items: Callable[[Store, int, str, int], list[str]] = produce,
+                   ) -> tuple[list[str], list[str]]:
+    """A started batch on the site's first line with ``pallets`` full, closed pallets:
+    (its items, its pallets)."""
+    line = site.lines[0]
+    per_case, per_pallet = line.packaging.items_per_case, line.packaging.cases_per_pallet
+    pool.generate(store, line, "item", pallets * per_pallet * per_case, operator="b")
+    pool.generate(store, line, "case", pallets * per_pallet, operator="b")
+    pool.generate(store, line, "pallet", pallets, operator="b")
+    batch = batches.create(store, site, line.id, site.products[0].id, lot, operator="b")
+    batches.start(store, batch.id, operator="b")
+    items = produce_items(store, batch.id, "item", pallets * per_pallet * per_case)
+    cases = produce(store, batch.id, "case", pallets * per_pallet)
+    made = produce(store, batch.id, "pallet", pallets)
+    pack_all(store, items, cases, made, per_case, per_pallet, "b")
+    return items, made
 
 
 def main() -> None:

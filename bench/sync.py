@@ -24,8 +24,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.store import SITE, pack_all, produce
-from edge.domain import batches, flow, pool, shipments
+from bench.store import SITE, packed_pallets, produce
+from edge.domain import flow, shipments
 from edge.store.database import Store, now_ms
 from line_config.loading import parse_config
 from simulators.epcis_repository import create_app as create_repository
@@ -62,21 +62,10 @@ def build(workdir: Path, site_text: str, pallets: int, per_shipment: int,
     """A database with ``pallets`` full pallets shipped ``per_shipment`` to a shipment
     (the shipments left open unless ``confirm``); ``line_sized``: items commissioned in
     groups of a line's commit, not in blocks of 500."""
-    site = parse_config(site_text)
-    line = site.lines[0]
-    per_case, per_pallet = line.packaging.items_per_case, line.packaging.cases_per_pallet
     db = workdir / "sync.db"
     with Store(db, create=True) as store:
-        pool.generate(store, line, "item", pallets * per_pallet * per_case, operator="b")
-        pool.generate(store, line, "case", pallets * per_pallet, operator="b")
-        pool.generate(store, line, "pallet", pallets, operator="b")
-        batch = batches.create(store, site, "L1", "p1", "SYNC", operator="b")
-        batches.start(store, batch.id, operator="b")
-        items = (produce_as_a_line if line_sized else produce)(
-            store, batch.id, "item", pallets * per_pallet * per_case)
-        cases = produce(store, batch.id, "case", pallets * per_pallet)
-        pallet_codes = produce(store, batch.id, "pallet", pallets)
-        pack_all(store, items, cases, pallet_codes, per_case, per_pallet, "b")
+        _, pallet_codes = packed_pallets(store, parse_config(site_text), pallets, "SYNC",
+                                         produce_as_a_line if line_sized else produce)
         for start in range(0, pallets, per_shipment):
             s = shipments.create(store, "D1", "east", operator="b")
             for pallet in pallet_codes[start:start + per_shipment]:
