@@ -171,17 +171,14 @@ def digital_link(uri: str) -> str | None:
 def _from_urn(uri: str) -> str | None:
     m = _SGTIN.fullmatch(uri)
     if m and len(m[1] + m[2]) == 13:
-        raw = m[2][0] + m[1] + m[2][1:]
-        return f"https://id.gs1.org/01/{raw}{check_digit(raw)}/21/{m[3].translate(_DL_UNSAFE)}"
+        return f"https://id.gs1.org/01/{_key(m)}/21/{m[3].translate(_DL_UNSAFE)}"
     m = _LGTIN.fullmatch(uri)
     if m and len(m[1] + m[2]) == 13:
-        raw = m[2][0] + m[1] + m[2][1:]
-        gtin = f"https://id.gs1.org/01/{raw}{check_digit(raw)}"
+        gtin = f"https://id.gs1.org/01/{_key(m)}"
         return gtin if m[3] == "*" else f"{gtin}/10/{m[3].translate(_DL_UNSAFE)}"
     m = _SSCC.fullmatch(uri)
     if m and len(m[1] + m[2]) == 17:
-        raw = m[2][0] + m[1] + m[2][1:]
-        return f"https://id.gs1.org/00/{raw}{check_digit(raw)}"
+        return f"https://id.gs1.org/00/{_key(m)}"
     m = _SGLN.fullmatch(uri)
     if m and len(m[1] + m[2]) == 12:
         raw = m[1] + m[2]
@@ -192,6 +189,13 @@ def _from_urn(uri: str) -> str | None:
         raw = m[1] + m[2]
         return f"https://id.gs1.org/417/{raw}{check_digit(raw)}"
     return None
+
+
+def _key(m: re.Match[str]) -> str:
+    """A GTIN or SSCC from its EPC URN parts: the indicator / extension digit first, then the
+    company prefix and the rest, then the check digit."""
+    raw = m[2][0] + m[1] + m[2][1:]
+    return f"{raw}{check_digit(raw)}"
 
 
 def check_digit(digits: str) -> int:
