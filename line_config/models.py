@@ -279,6 +279,10 @@ class Line(Strict):
     devices: list[Device] = Field(default_factory=list, max_length=64)
     stations: list[Station] = Field(default_factory=list, max_length=32)
     plc: PlcServer | None = None
+    terminal_control: bool = Field(
+        default=True,
+        description="operators may command the line from the terminal (`codeline line "
+                    "start|hold|...`) beside its PLC; false where the PLC alone commands it")
 
     @model_validator(mode="after")
     def _references(self) -> Line:

@@ -44,11 +44,16 @@ def create(
 
 @app.command("start")
 def start(ctx: typer.Context, batch_id: int = typer.Argument(..., min=1)) -> None:
-    """Start (or resume) a batch; one runs per line."""
+    """Make a batch its line's running batch (one per line); the line prints it once the
+    line is started (`codeline line start`)."""
+    from edge.cli.line_cmd import what_the_line_needs
+
     c = ctx_of(ctx)
     with c.store() as store:
-        batches.start(store, batch_id, operator=c.operator)
-    console.print(f"batch {batch_id} running")
+        batch = batches.start(store, batch_id, operator=c.operator)
+    console.print(f"batch {batch_id} ({batch.lot}) is now the running batch of line "
+                  f"{batch.line_id}", soft_wrap=True)
+    console.print(what_the_line_needs(ctx, batch.line_id), markup=False, soft_wrap=True)
 
 
 @app.command("stop")

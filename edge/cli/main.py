@@ -19,6 +19,7 @@ from edge.cli import (
     batch_cmd,
     config_cmd,
     demo,
+    line_cmd,
     pool_cmd,
     probe_cmd,
     run_cmd,
@@ -52,6 +53,7 @@ app = typer.Typer(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(pool_cmd.app, name="pool")
 app.add_typer(batch_cmd.app, name="batch")
+app.add_typer(line_cmd.app, name="line")
 app.add_typer(agg_cmd.app, name="agg")
 app.add_typer(ship_cmd.app, name="ship")
 app.add_typer(sim_cmd.app, name="sim")

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edge.daemon.control import ControlServer
 from edge.daemon.controller_lock import ControllerLock
 from edge.daemon.dbworker import DbWorker
 from edge.daemon.line import LineRuntime
@@ -51,6 +52,8 @@ class Site:
         self.lines = [LineRuntime(config, line, self.db) for line in config.lines]
         self.plcs = [PlcServerRunner(line.line.plc, line, base_dir)
                      for line in self.lines if line.line.plc is not None]
+        self.control = ControlServer(db_path, {line.line.id: line for line in self.lines},
+                                     self.db)
         self.started = time.time()
         self.ready = asyncio.Event()
         self.recovered: flow.RecoveryReport | None = None
@@ -98,6 +101,7 @@ class Site:
                     "voided": self.recovered.voided, "rejected": self.recovered.rejected})
             for plc in self.plcs:
                 await plc.start()
+            await self.control.start()
             async with asyncio.TaskGroup() as tasks:
                 workers = [tasks.create_task(line.run(), name=f"line-{line.line.id}")
                            for line in self.lines]
@@ -118,6 +122,7 @@ class Site:
                 for worker in workers:
                     worker.cancel()
         finally:
+            await self.control.stop()
             for plc in self.plcs:
                 await plc.stop()
             self.db.close()

@@ -1,0 +1,135 @@
+"""``codeline line``: command a running line from the terminal (the PLC's PackML commands)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import typer
+
+from edge.cli.context import UsageProblem, console, ctx_of, emit
+from edge.domain.errors import DomainError
+
+app = typer.Typer(help="Command a running line: reset, start, hold, unhold, stop, abort, "
+                       "clear (as its PLC can).", no_args_is_help=True)
+
+
+class LineCommandRefused(DomainError):
+    """The controller refused a line command (state, config or unknown line)."""
+
+
+class LineCommand(StrEnum):
+    """A PackML command, as typed on the command line."""
+
+    reset = "reset"
+    start = "start"
+    stop = "stop"
+    hold = "hold"
+    unhold = "unhold"
+    suspend = "suspend"
+    unsuspend = "unsuspend"
+    abort = "abort"
+    clear = "clear"
+
+
+# Where each command leads when its acting state's work succeeds.
+SETTLES_IN = {"reset": "Idle", "start": "Execute", "stop": "Stopped", "hold": "Held",
+              "unhold": "Execute", "suspend": "Suspended", "unsuspend": "Execute",
+              "abort": "Aborted", "clear": "Stopped"}
+HELP = {
+    "reset": "Reset: connect the devices and make the line ready (Stopped or Complete → Idle).",
+    "start": "Start printing the line's running batch (Idle → Execute).",
+    "stop": "Stop: drain the items in transit, void what the printer still holds (→ Stopped).",
+    "hold": "Hold the line (Execute → Held), e.g. to clear a jam; unhold resumes.",
+    "unhold": "Resume a held line (Held → Execute), once what held it is put right.",
+    "suspend": "Suspend for a starved or blocked line (Execute → Suspended); keeps the "
+               "printer's buffer.",
+    "unsuspend": "Resume a suspended line (Suspended → Execute).",
+    "abort": "Abort at once (any state → Aborted); clear, then reset, to go on.",
+    "clear": "Clear an aborted line (Aborted → Stopped).",
+}
+NEXT_STEP = {"Stopped": "reset", "Idle": "start", "Held": "unhold", "Aborted": "clear",
+             "Complete": "reset", "Suspended": "unsuspend"}
+
+
+def send_command(ctx: typer.Context, line: str | None, command: str, wait: bool
+                 ) -> tuple[str, dict[str, Any]]:
+    """Send ``command`` for ``line`` to the running controller; the line's id and the
+    controller's answer."""
+    from edge.daemon import control
+
+    c = ctx_of(ctx)
+    line_id = c.line(line).id if c.has_config else line
+    if line_id is None:
+        raise UsageProblem("name the line: codeline line COMMAND LINE (or pass --config)")
+    return line_id, control.send(c.db_path, {"line": line_id, "command": command,
+                                             "operator": c.operator, "wait": wait})
+
+
+def what_the_line_needs(ctx: typer.Context, line_id: str) -> str:
+    """What the line still needs before it prints (for ``batch start``)."""
+    from edge.daemon import control
+
+    try:
+        _, answer = send_command(ctx, line_id, "state", False)
+    except control.ControlUnavailable:
+        return (f"no controller runs on this database: start it (`codeline run`), then "
+                f"`codeline line reset {line_id}` and `codeline line start {line_id}`")
+    state = answer.get("state")
+    if not answer.get("ok"):
+        return f"line {line_id}: {answer.get('error')}"
+    steps = {"Stopped": ["reset", "start"], "Complete": ["reset", "start"], "Idle": ["start"],
+             "Held": ["unhold"], "Aborted": ["clear", "reset", "start"],
+             "Suspended": ["unsuspend"]}.get(str(state))
+    if steps is None:
+        return f"line {line_id} is {state}"
+    return (f"line {line_id} is {state}: it prints once you run "
+            + ", then ".join(f"`codeline line {step} {line_id}`" for step in steps))
+
+
+def _next(answer: dict[str, Any]) -> str:
+    step = NEXT_STEP.get(str(answer.get("state")))
+    allowed = answer.get("allowed") or []
+    if step in allowed:
+        return f"next: codeline line {step}"
+    return "accepted now: " + (", ".join(allowed) or "nothing")
+
+
+def describe(line: str, command: str, answer: dict[str, Any]) -> str:
+    """What happened, in a sentence an operator can act on."""
+    state = answer.get("state", "?")
+    why = answer.get("reason") or "; ".join(f"{k}: {v}" for k, v in
+                                            (answer.get("alarms") or {}).items())
+    if not answer.get("ok"):
+        return f"line {line}: {command} refused: {answer.get('error')} ({_next(answer)})"
+    text = f"line {line}: {command} accepted, the line is {state}"
+    if state != SETTLES_IN.get(command) and state == answer.get("accepted"):
+        return text + " (still working)"
+    if state != SETTLES_IN.get(command):
+        return text + (f": {why}" if why else "") + f" ({_next(answer)})"
+    return text
+
+
+def _command(name: LineCommand) -> None:
+    def run(ctx: typer.Context,
+            line: str | None = typer.Argument(
+                None, help="line id (may be left out when the config has one line)"),
+            wait: bool = typer.Option(True, "--wait/--no-wait",
+                                      help="wait until the line settles (default) or only "
+                                           "until the command is accepted"),
+            json: bool = typer.Option(False, "--json", help="the controller's answer as JSON"),
+            ) -> None:
+        line_id, answer = send_command(ctx, line, name.value, wait)
+        text = describe(line_id, name.value, answer)
+        if not answer.get("ok") and not json:
+            raise LineCommandRefused(text)
+        emit(answer, json, lambda: console.print(text, markup=False, soft_wrap=True))
+        if not answer.get("ok"):
+            raise typer.Exit(1)
+
+    run.__doc__ = HELP[name.value]
+    app.command(name.value)(run)
+
+
+for _name in LineCommand:
+    _command(_name)
