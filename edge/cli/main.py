@@ -23,6 +23,7 @@ from edge.cli import (
     pool_cmd,
     probe_cmd,
     run_cmd,
+    service_cmd,
     ship_cmd,
     sim_cmd,
     sync_cmd,
@@ -72,6 +73,7 @@ app.command("run")(run_cmd.run)
 app.command("status")(run_cmd.status)
 app.command("probe")(probe_cmd.probe_device)
 app.add_typer(run_cmd.certs_app, name="certs")
+app.add_typer(service_cmd.app, name="service")
 
 
 @app.callback()

@@ -3,15 +3,18 @@ happen in a real controller process, to prove that no failure leaves a line in E
 
 Off unless ``CODELINE_FAILPOINTS`` is set, e.g. ``flow.verify@20`` (fail at the 21st pass
 through ``flow.verify``) or ``flow.feed,station.case`` (fail at the first pass of each). Each
-fires once. The names are listed in :data:`NAMES`.
+fires once. The names are listed in :data:`NAMES`; ``loop.stall`` blocks the event loop
+(:data:`STALL_S`) instead of raising, as a hung call would.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 NAMES = ("flow.feed", "flow.printer_events", "flow.verify", "flow.commit", "station.case",
-         "station.pallet", "plc.publish")
+         "station.pallet", "plc.publish", "loop.stall")
+STALL_S = 20.0
 
 
 class InjectedFault(RuntimeError):
@@ -41,3 +44,11 @@ def failpoint(name: str) -> None:
         return
     del _ARMED[name]
     raise InjectedFault(f"failpoint {name} fired (CODELINE_FAILPOINTS)")
+
+
+def stall_point(name: str) -> None:
+    """Block the calling thread (the event loop) for :data:`STALL_S` when ``name`` fires."""
+    try:
+        failpoint(name)
+    except InjectedFault:
+        time.sleep(STALL_S)

@@ -21,8 +21,10 @@ from typing import Any
 from edge.daemon.control import ControlServer
 from edge.daemon.controller_lock import ControllerLock
 from edge.daemon.dbworker import DbWorker
+from edge.daemon.failpoints import stall_point
 from edge.daemon.line import LineRuntime
 from edge.daemon.plc_server import PlcServerRunner
+from edge.daemon.service import ServiceManager
 from edge.domain import flow
 from edge.store.database import Store, now_ms
 from edge.store.files import write_replacing
@@ -58,6 +60,7 @@ class Site:
         self.ready = asyncio.Event()
         self.recovered: flow.RecoveryReport | None = None
         self.lock = ControllerLock(db_path)
+        self.service = ServiceManager()
 
     def snapshot(self) -> dict[str, Any]:
         return {"site": self.config.site.id, "pid": os.getpid(),
@@ -73,6 +76,7 @@ class Site:
         failure: int | None = None
         path = status_path(self.db_path)
         while True:
+            stall_point("loop.stall")
             data = json.dumps(self.snapshot()).encode()
             try:
                 await asyncio.to_thread(write_replacing, path, data, STATUS_MODE)
@@ -107,9 +111,13 @@ class Site:
                            for line in self.lines]
                 workers += [tasks.create_task(plc.run()) for plc in self.plcs]
                 workers.append(tasks.create_task(self._status_forever()))
+                workers.append(tasks.create_task(self.service.watchdog()))
                 self.ready.set()
+                self.service.ready(f"{len(self.lines)} line(s) up: "
+                                   + ", ".join(line.line.id for line in self.lines))
                 await stop.wait()
                 log.info("stopping", extra={"site": self.config.site.id})
+                self.service.stopping()
                 for line in self.lines:
                     try:
                         async with asyncio.timeout(SHUTDOWN_TIMEOUT_S):
