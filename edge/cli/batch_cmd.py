@@ -87,7 +87,7 @@ def list_(ctx: typer.Context, json: bool = typer.Option(False, "--json"),
           line: str | None = typer.Option(None, "--line")) -> None:
     """All batches, newest last."""
     c = ctx_of(ctx)
-    with c.store() as store:
+    with c.reader() as store:
         rows = batches.list_batches(store.read(), line)
 
     def human() -> None:
@@ -104,7 +104,7 @@ def list_(ctx: typer.Context, json: bool = typer.Option(False, "--json"),
 def show_report(ctx: typer.Context, batch_id: int, json: bool) -> None:
     """Print a batch's figures and its reconciliation."""
     c = ctx_of(ctx)
-    with c.store() as store:
+    with c.reader() as store:
         rep = batches.report(store.read(), batch_id)
 
     def human() -> None:

@@ -74,6 +74,11 @@ class Ctx:
         """The site's database; commands that stream a large read pass a small cache."""
         return Store(self.db_path, create=create, cache_mb=cache_mb)
 
+    def reader(self, *, cache_mb: int = 256) -> Store:
+        """The database opened read-only, for commands that only look: nothing is written
+        nor created beside it, so an archive on read-only media opens too."""
+        return Store(self.db_path, cache_mb=cache_mb, read_only=True)
+
     def line(self, line_id: str | None) -> Line:
         lines = self.config.lines
         if line_id is None:

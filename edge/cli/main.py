@@ -16,6 +16,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageErro
 
 from edge.cli import (
     agg_cmd,
+    backup_cmd,
     batch_cmd,
     config_cmd,
     demo,
@@ -70,6 +71,7 @@ app.add_typer(report_app, name="report")
 app.add_typer(audit_app, name="audit")
 app.command("demo")(demo.demo)
 app.command("run")(run_cmd.run)
+app.command("backup")(backup_cmd.backup)
 app.command("status")(run_cmd.status)
 app.command("probe")(probe_cmd.probe_device)
 app.add_typer(run_cmd.certs_app, name="certs")
@@ -122,7 +124,7 @@ def inspect_(
 ) -> None:
     """Everything about one code: state, history, parent, children, batch, shipment."""
     c = ctx_of(ctx)
-    with c.store() as store:
+    with c.reader() as store:
         try:
             view = inspection.inspect(store.read(), code.strip())
         except UnknownCode:
@@ -177,7 +179,7 @@ def audit_verify(
     manifests carry, and every code row for a state no operation leaves it in."""
     c = ctx_of(ctx)
     anchors = [_anchor_of(path) for path in against]
-    with c.store() as store:
+    with c.reader() as store:
         conn = store.read()
         rep = audit.verify(conn)
         for anchor in anchors:
@@ -223,7 +225,7 @@ def audit_list(ctx: typer.Context, last: int = typer.Option(20, "--last", min=1)
                json: bool = typer.Option(False, "--json")) -> None:
     """The latest audit entries."""
     c = ctx_of(ctx)
-    with c.store() as store:
+    with c.reader() as store:
         rows = store.read().execute(
             "SELECT id, at, operator, action, target, reason, detail FROM audit "
             "ORDER BY id DESC LIMIT ?", (last,)).fetchall()

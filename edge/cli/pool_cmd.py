@@ -75,7 +75,7 @@ def import_(
 def stats(ctx: typer.Context, json: bool = typer.Option(False, "--json")) -> None:
     """Codes per line, level and state; flags a pool under its low-water mark."""
     c = ctx_of(ctx)
-    with c.store() as store:
+    with c.reader() as store:
         rows = pool.stats(store, c.config.lines)
 
     def human() -> None:

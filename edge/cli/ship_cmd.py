@@ -95,7 +95,7 @@ def cancel(
 def list_(ctx: typer.Context, json: bool = typer.Option(False, "--json")) -> None:
     """All shipments."""
     c = ctx_of(ctx)
-    with c.store() as store:
+    with c.reader() as store:
         rows = shipments.list_shipments(store.read())
 
     def human() -> None:

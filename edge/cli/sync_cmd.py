@@ -50,7 +50,7 @@ def manifests_list(ctx: typer.Context, after: int = typer.Option(0, "--after", m
                    limit: int = typer.Option(100, "--limit", min=1, max=10_000),
                    json_out: bool = typer.Option(False, "--json")) -> None:
     """Manifests in sequence order, with their delivery state."""
-    with ctx_of(ctx).store() as store:
+    with ctx_of(ctx).reader() as store:
         rows = manifest.listing(store.read(), after, limit)
 
     def human() -> None:
@@ -150,7 +150,7 @@ def tokens_create(ctx: typer.Context, name: str = typer.Option(..., "--name", he
 @tokens_app.command("list")
 def tokens_list(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
     """Tokens with their scopes and last use (never the secrets)."""
-    with ctx_of(ctx).store() as store:
+    with ctx_of(ctx).reader() as store:
         rows = tokens.listing(store.read())
 
     def human() -> None:
@@ -206,7 +206,7 @@ def sync_status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json
     error."""
     from sync import push  # with httpx: only the commands that deliver or report delivery
 
-    with ctx_of(ctx).store() as store:
+    with ctx_of(ctx).reader() as store:
         state = push.status(store.read())
     now = now_ms()
 

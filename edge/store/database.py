@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,13 +75,41 @@ def rfc3339(ms: int) -> str:
         .replace("+00:00", "Z")
 
 
-class Store:
-    """One connection to a codeline database file."""
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that never writes the file nor creates anything beside it (an archive on
+    read-only media, a backup under audit). A database in WAL mode whose ``-shm`` cannot be
+    made there (read-only folder) is refused rather than read without its ``-wal``."""
+    uri = "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                               timeout=10.0)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        if name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY")):
+            raise StoreError(
+                f"{path} is in WAL mode and its folder is read-only, so it cannot be read "
+                "safely there: copy it with its -wal file to writable storage (backups made "
+                "by `codeline backup` open anywhere)") from None
+        raise StoreError(f"{path} is not a usable SQLite database: {exc}") from None
+    conn.execute("PRAGMA temp_store=MEMORY")  # checks build temp tables: in memory
+    return conn
 
-    def __init__(self, path: str | Path, *, create: bool = False, cache_mb: int = 256) -> None:
+
+class Store:
+    """One connection to a codeline database file (``read_only``: one that never writes)."""
+
+    def __init__(self, path: str | Path, *, create: bool = False, cache_mb: int = 256,
+                 read_only: bool = False) -> None:
         self.path = Path(path)
+        self.read_only = read_only
         if not create and not self.path.exists():
             raise StoreError(f"no database at {self.path}: run `codeline init` first")
+        if read_only:
+            self.conn = _open_read_only(self.path)
+            self._identity = (0, 0)
+            self._check_version(create=False)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if create and not self.path.exists():
             # The database holds token hashes and the whole code history: owner and group
@@ -105,6 +134,9 @@ class Store:
         self.conn.execute(f"PRAGMA cache_size={-1024 * int(cache_mb)}")
         opened = os.stat(self.path)
         self._identity = (opened.st_dev, opened.st_ino)
+        self._check_version(create)
+
+    def _check_version(self, create: bool) -> None:
         version = self.schema_version()
         if version > SCHEMA_VERSION:
             raise StoreError(
@@ -114,6 +146,11 @@ class Store:
         if version < SCHEMA_VERSION:
             if not create and version == 0:
                 raise StoreError(f"{self.path} is not a codeline database: run `codeline init`")
+            if self.read_only:
+                raise StoreError(
+                    f"{self.path} has schema version {version}, older than this codeline's "
+                    f"({SCHEMA_VERSION}): run `codeline init` to bring it up to date (on "
+                    "read-only media, on a copy in writable storage)")
             migrate(self.conn)
 
     def schema_version(self) -> int:

@@ -298,6 +298,55 @@ def _v9_business_events(db: sqlite_utils.Database) -> None:
     db.execute("DROP TABLE segment_first")
 
 
+_LEVEL_NAMES = ("item", "case", "pallet")
+_STATE_NAMES = ("AVAILABLE", "RESERVED", "PRINTED", "COMMISSIONED", "ACTIVE", "REJECTED", "VOID",
+                "DECOMMISSIONED", "REVOKED")
+_REASON_NAMES = {1: "no-read", 2: "misread", 3: "duplicate", 4: "unknown", 5: "grade",
+                 6: "no-verdict", 10: "unconfirmed", 11: "printer-reset",
+                 12: "batch-force-closed", 13: "operator"}
+
+
+def _named(column: str, names: dict[int, str]) -> str:
+    whens = " ".join(f"WHEN {k} THEN '{v}'" for k, v in names.items())
+    return f"CASE {column} {whens} END"
+
+
+def _time(column: str) -> str:
+    """Stored epoch milliseconds as RFC 3339 UTC text (NULL stays NULL)."""
+    return f"strftime('%Y-%m-%dT%H:%M:%fZ', {column} / 1000.0, 'unixepoch')"
+
+
+def _v10_named_views(db: sqlite_utils.Database) -> None:
+    """Views a person can read in sqlite-utils or Datasette: names instead of numbers,
+    RFC 3339 UTC times, a code's batch, lot and container. The names are the domain's
+    (tests hold them to its enums)."""
+    level = _named("c.level", dict(enumerate(_LEVEL_NAMES)))
+    db.execute(f"""CREATE VIEW codes_v AS SELECT c.serial, {level} AS level,
+        {_named("c.state", dict(enumerate(_STATE_NAMES)))} AS state,
+        {_named("c.reason", _REASON_NAMES)} AS reason, b.line_id AS line, c.batch_id AS batch,
+        b.lot, b.product_id AS product, p.serial AS container, c.segment_id AS segment,
+        s.external_id AS segment_ref, c.seq, {_time("c.printed_at")} AS printed_at,
+        {_time("c.verified_at")} AS verified_at
+        FROM codes c LEFT JOIN batches b ON b.id = c.batch_id
+        LEFT JOIN codes p ON p.id = c.parent_id LEFT JOIN segments s ON s.id = c.segment_id""")
+    db.execute(f"""CREATE VIEW containers_v AS SELECT c.serial, {level} AS level,
+        k.status, k.child_count AS children, k.capacity, k.partial_reason,
+        p.serial AS parent, b.lot, {_time("k.opened_at")} AS opened_at,
+        {_time("k.closed_at")} AS closed_at
+        FROM containers k JOIN codes c ON c.id = k.code_id
+        LEFT JOIN codes p ON p.id = c.parent_id LEFT JOIN batches b ON b.id = c.batch_id""")
+    db.execute(f"""CREATE VIEW batches_v AS SELECT id, line_id AS line, product_id AS product,
+        lot, expiry, planned_qty AS planned, state, {_time("created_at")} AS created_at,
+        {_time("started_at")} AS started_at, {_time("stopped_at")} AS stopped_at,
+        {_time("closed_at")} AS closed_at, close_reason, forced FROM batches""")
+    db.execute(f"""CREATE VIEW shipments_v AS SELECT id, distributor, region, status,
+        reference, distributor_gln, code_count AS codes, {_time("created_at")} AS created_at,
+        {_time("confirmed_at")} AS confirmed_at, {_time("cancelled_at")} AS cancelled_at,
+        cancel_reason FROM shipments""")
+    db.execute(f"""CREATE VIEW audit_v AS SELECT id, {_time("at")} AS at, operator, action,
+        target, reason, detail FROM audit""")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_manifest_snapshots,
@@ -308,6 +357,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v7_audit_anchors,
     _v8_code_history,
     _v9_business_events,
+    _v10_named_views,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,23 +16,11 @@ import pytest
 from edge.store.database import Store
 from simulators.line import LineSimSettings
 from tests.line.harness import complete_and_close, printed, rig
+from tests.mounts import tmpfs
 
 pytestmark = pytest.mark.timeout(300)
 
 HELD, EXECUTE = 11, 6
-
-
-@contextlib.contextmanager
-def tmpfs(where: Path, size_mb: int) -> Iterator[Path]:
-    where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs",
-                              str(where)], capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"a tmpfs cannot be mounted here (needs root): {mounted.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def fill(folder: Path, leave_kb: int) -> Path:
