@@ -146,11 +146,32 @@ class RejectRules(Strict):
     min_grade: Grade = "C"
 
 
+class LowWaterMarks(Strict):
+    """Available codes under which a level's pool is flagged LOW, per level. A level left
+    out gets the item mark divided by the packaging (the same amount of goods)."""
+
+    item: int = Field(default=10_000, ge=0, le=100_000_000)
+    case: int | None = Field(default=None, ge=0, le=100_000_000)
+    pallet: int | None = Field(default=None, ge=0, le=100_000_000)
+
+
 class PoolSettings(Strict):
     """Code pool thresholds and block sizes."""
 
-    low_water: int = Field(default=10_000, ge=0, le=100_000_000)
+    low_water: LowWaterMarks | int = Field(
+        default_factory=LowWaterMarks,
+        description="per level ({item, case, pallet}); a bare number is the item mark, the "
+                    "case and pallet marks follow from the packaging")
     reserve_block: int = Field(default=500, ge=1, le=100_000)
+
+    @field_validator("low_water")
+    @classmethod
+    def _marks(cls, value: LowWaterMarks | int) -> LowWaterMarks:
+        if isinstance(value, int):
+            if not 0 <= value <= 100_000_000:
+                raise ValueError("low_water is between 0 and 100,000,000")
+            return LowWaterMarks(item=value)
+        return value
 
 
 class ItemPrintStation(Strict):
@@ -283,6 +304,19 @@ class Line(Strict):
         default=True,
         description="operators may command the line from the terminal (`codeline line "
                     "start|hold|...`) beside its PLC; false where the PLC alone commands it")
+
+    def low_water(self, level: Level) -> int:
+        """The low-water mark of ``level``'s pool (LowWaterMarks)."""
+        marks = self.pool.low_water
+        assert isinstance(marks, LowWaterMarks)
+        per_case, per_pallet = self.packaging.items_per_case, self.packaging.cases_per_pallet
+        if level == "item":
+            return marks.item
+        if level == "case":
+            return marks.case if marks.case is not None else -(-marks.item // per_case)
+        if marks.pallet is not None:
+            return marks.pallet
+        return -(-self.low_water("case") // per_pallet)
 
     @model_validator(mode="after")
     def _references(self) -> Line:

@@ -8,10 +8,15 @@ import typer
 from rich.table import Table
 
 from edge.cli.context import Ctx, console, ctx_of, emit, ms_text
-from edge.domain import shipments
+from edge.domain import shipment_contents, shipments
+from edge.domain.errors import CodelineError, ShipmentError
+from edge.domain.shipment_contents import Loaded
+from edge.store.database import Store
+from line_config.models import Level
 from sync import keys, manifest, vocabulary
 
-app = typer.Typer(help="Shipments: create, add, confirm (activates), cancel, list.",
+app = typer.Typer(help="Shipments: create, add (a scanning station), show, remove, confirm "
+                       "(activates), cancel, list.",
                   no_args_is_help=True)
 
 
@@ -48,23 +53,126 @@ def create(
                   + (f", {ref_type} {ref}" if ref else ""))
 
 
+def _counted(codes: dict[Level, int]) -> str:
+    """"40 cases, 960 items": the codes under a container, itself left out."""
+    parts = [f"{n:,} {level}s" if n != 1 else f"1 {level}"
+             for level, n in reversed(codes.items()) if n]
+    return ", ".join(parts) or "nothing"
+
+
+def _added_line(loaded: Loaded) -> str:
+    under = dict(loaded.codes)
+    under[loaded.level] -= 1
+    return (f"added {loaded.level} {loaded.serial} (lot {loaded.lot or '-'}): "
+            f"{_counted(under) if any(under.values()) else 'empty'}; "
+            f"{loaded.total:,} codes")
+
+
 @app.command("add")
 def add(
     ctx: typer.Context,
     shipment_id: int = typer.Argument(..., min=1),
-    codes: list[str] | None = typer.Argument(None, help="pallet/case payloads; none: read stdin"),
+    codes: list[str] | None = typer.Argument(
+        None, help="pallet/case payloads, taken all or none; none: scan one per line on stdin"),
 ) -> None:
-    """Add pallets or cases by their scanned payloads (arguments, or one per line on stdin)."""
+    """Add pallets or cases by their scanned payloads. Given as arguments they are taken all
+    or none; read from stdin (a scanner) each scan is taken or refused on its own, with a
+    line of feedback as it happens and a summary at the end."""
     c = ctx_of(ctx)
-    scans = codes if codes else [line for line in sys.stdin.read().splitlines() if line.strip()]
-    if not scans:
-        raise typer.BadParameter("no codes given: pass payloads or pipe one per line")
     allow_mixed = c.config.sync.allow_mixed_batches if c.has_config else False
+    if codes:
+        with c.store() as store:
+            try:
+                rows = shipments.add_all(store, shipment_id, [c.serial_of(x) for x in codes],
+                                         operator=c.operator, allow_mixed_batches=allow_mixed)
+            except CodelineError as exc:
+                raise ShipmentError(f"nothing was added: {exc}") from None
+            for row in rows:
+                console.print(_added_line(shipment_contents.loaded(store.read(), row)),
+                              markup=False, soft_wrap=True)
+            _summary(store, shipment_id, len(rows), 0)
+        return
+    _scanning_station(c, shipment_id, allow_mixed)
+
+
+def _scanning_station(c: Ctx, shipment_id: int, allow_mixed: bool) -> None:
+    """One scan per line from stdin, each answered at once; a refused scan loses nothing."""
+    added = refused = 0
     with c.store() as store:
-        for scan in scans:
-            row = shipments.add(store, shipment_id, c.serial_of(scan), operator=c.operator,
-                                allow_mixed_batches=allow_mixed)
-            console.print(f"added {row.level_name} {row.serial}")
+        shipments.get(store.read(), shipment_id)  # an unknown shipment: one error, at once
+        for raw in sys.stdin:
+            scan = raw.strip().lstrip("\ufeff")
+            if not scan:
+                continue
+            try:
+                row = shipments.add(store, shipment_id, c.serial_of(scan), operator=c.operator,
+                                    allow_mixed_batches=allow_mixed)
+            except CodelineError as exc:
+                refused += 1
+                console.print(f"refused {_shown(scan)}: {exc}", markup=False, soft_wrap=True)
+            else:
+                added += 1
+                console.print(_added_line(shipment_contents.loaded(store.read(), row)),
+                              markup=False, soft_wrap=True)
+            sys.stdout.flush()
+        if not added and not refused:
+            raise typer.BadParameter("no codes given: pass payloads or scan one per line")
+        _summary(store, shipment_id, added, refused)
+    if refused:
+        raise typer.Exit(1)
+
+
+def _shown(scan: str) -> str:
+    return scan if len(scan) <= 60 and scan.isprintable() else repr(scan[:60])
+
+
+def _summary(store: Store, shipment_id: int, added: int, refused: int) -> None:
+    held = shipment_contents.contents(store.read(), shipment_id)
+    console.print(f"{added} added, {refused} refused; shipment {shipment_id} holds "
+                  f"{len(held.loaded)} container(s): {_counted(held.per_level)}",
+                  markup=False, soft_wrap=True)
+
+
+@app.command("show")
+def show(ctx: typer.Context, shipment_id: int = typer.Argument(..., min=1),
+         json: bool = typer.Option(False, "--json", help="as JSON")) -> None:
+    """What is on a shipment: each pallet and case, and its codes counted per level."""
+    c = ctx_of(ctx)
+    with c.reader() as store:
+        held = shipment_contents.contents(store.read(), shipment_id)
+
+    def human() -> None:
+        s = held.shipment
+        console.print(f"shipment {s.id} to {s.distributor} in {s.region}: {s.status}"
+                      + (f", {s.reference_type} {s.reference}" if s.reference else ""),
+                      markup=False, soft_wrap=True)
+        table = Table("container", "level", "lot", "pallets", "cases", "items", "codes")
+        for row in held.loaded:
+            table.add_row(row.serial, row.level, row.lot or "-",
+                          *(f"{row.codes[level]:,}" for level in ("pallet", "case", "item")),
+                          f"{row.total:,}")
+        console.print(table)
+        totals = held.per_level
+        console.print(f"in all: {_counted(totals)} ({sum(totals.values()):,} codes)",
+                      markup=False)
+
+    emit({"shipment": vocabulary.shipment(held.shipment),
+          "containers": [{"serial": r.serial, "level": r.level, "batch": r.batch_id,
+                          "lot": r.lot, "codes": r.codes, "total": r.total}
+                         for r in held.loaded],
+          "codes": held.per_level}, json, human)
+
+
+@app.command("remove")
+def remove(ctx: typer.Context, shipment_id: int = typer.Argument(..., min=1),
+           code: str = typer.Argument(..., help="the pallet or case payload")) -> None:
+    """Take a pallet or case off an open shipment."""
+    c = ctx_of(ctx)
+    with c.store() as store:
+        row = shipments.remove(store, shipment_id, c.serial_of(code), operator=c.operator)
+        console.print(f"removed {row.level_name} {row.serial} from shipment {shipment_id}",
+                      markup=False)
+        _summary(store, shipment_id, 0, 0)
 
 
 @app.command("confirm")

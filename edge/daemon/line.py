@@ -24,6 +24,7 @@ from edge.daemon.item_flow import ItemFlow
 from edge.daemon.packing_watch import PackingWatch
 from edge.daemon.packml import Command, CommandRefused, PackML, State
 from edge.daemon.pallet_station import PalletStation
+from edge.daemon.pool_watch import PoolWatch
 from edge.daemon.signals import Alarm, Counts, LineOutputs, NoOutputs
 from edge.daemon.stations import StationContext
 from edge.domain import aggregation, batches
@@ -383,9 +384,20 @@ class LineRuntime:
             tasks.create_task(flow.committer.run())
             tasks.create_task(self._watch_target())
             tasks.create_task(self._watch_packing())
+            tasks.create_task(PoolWatch(self.line, self.db.store.path, self._items_left,
+                                        self._pool_alarm).run())
             for station in (self.case_station, self.pallet_station):
                 if station is not None:
                     tasks.create_task(station.run())
+
+    def _items_left(self) -> int | None:
+        """Good items the running batch still needs to meet its plan (None: no plan)."""
+        if self.batch is None or self.batch.planned_qty is None:
+            return None
+        return max(0, self.batch.planned_qty - self.batch_counts.commissioned)
+
+    def _pool_alarm(self, source: str, text: str) -> None:
+        self.alarm(source, text, False, standing=True)
 
     async def _watch_target(self) -> None:
         """Once the batch's target is met, complete it, as soon as the line is in Execute:

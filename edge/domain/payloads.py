@@ -2,8 +2,9 @@
 
 Printed: a URL for QR (a GS1 Digital Link when the product has a GTIN for that level), a GS1
 element string for DataMatrix (AIs 01, 17, 10, 21), ``00`` + SSCC for pallets. Read back: a
-URL, a GS1 string with GS separators (with or without a symbology identifier), or a bare
-serial. GS1 parsing is biip's, not ours.
+URL, a GS1 string with GS separators (with or without a symbology identifier), GS1 text as
+people write it, with the AIs in parentheses (``(01)…(21)…``, ``(00)…``), or a bare serial
+(typed in lower case where the alphabet has only capitals). GS1 parsing is biip's, not ours.
 """
 
 from __future__ import annotations
@@ -90,13 +91,15 @@ class PayloadCodec:
                                  f"({type(exc).__name__}: {exc})") from None
 
     def _parse(self, text: str) -> ParsedCode:
-        raw = text.strip("\r\n")
+        raw = text.strip("\r\n").lstrip("\ufeff")  # a UTF-8 BOM from Notepad or Excel
         if not raw or len(raw) > MAX_PAYLOAD:
             raise InvalidPayload(f"a payload has 1 to {MAX_PAYLOAD} characters, got {len(raw)}")
         if raw.startswith(("http://", "https://", "HTTP://", "HTTPS://")):
             return self._parse_url(raw)
         if raw.startswith(("]d2", "]C1", "]Q3", "]e0")) or GS in raw:
             return self._parse_gs1(raw)
+        if raw.startswith("(") and raw[1:3].isdigit():
+            return self._parse_hri(raw)
         if raw.isascii() and raw.isdigit() and len(raw) > 18 and raw[:2] in ("00", "01"):
             return self._parse_gs1(raw)
         return self._parse_bare(raw)
@@ -129,6 +132,15 @@ class PayloadCodec:
             )
         return self._from_message(result.gs1_message, raw)
 
+    def _parse_hri(self, raw: str) -> ParsedCode:
+        """GS1 human-readable text: ``(01)06901234567892(21)ABC``."""
+        biip = _biip()
+        try:
+            message = biip.gs1_messages.GS1Message.parse_hri(raw)
+        except biip.ParseError as exc:
+            raise InvalidPayload(f"not GS1 text with (AI)s: {_show(raw)} ({exc})") from None
+        return self._from_message(message, raw)
+
     def _from_message(self, message: Any, raw: str) -> ParsedCode:
         """``message``: biip's GS1Message."""
         elements = message.element_strings
@@ -149,6 +161,11 @@ class PayloadCodec:
         fitting = [
             level for level, scheme in self.schemes.items() if scheme.problem(raw) is None
         ]
+        if not fitting and raw != raw.upper():
+            folded = [level for level, scheme in self.schemes.items()
+                      if _capitals_only(scheme) and scheme.problem(raw.upper()) is None]
+            if folded:
+                return ParsedCode(raw.upper(), folded[0] if len(folded) == 1 else None)
         if not fitting:
             reasons = {scheme.problem(raw) for scheme in self.schemes.values()}
             why = "; ".join(sorted(r for r in reasons if r))
@@ -156,7 +173,11 @@ class PayloadCodec:
         return ParsedCode(raw, fitting[0] if len(fitting) == 1 else None)
 
     def _checked(self, level: Level, serial: str) -> str:
-        problem = self.schemes[level].problem(serial)
+        scheme = self.schemes[level]
+        problem = scheme.problem(serial)
+        if problem is not None and serial != serial.upper() and _capitals_only(scheme) \
+                and scheme.problem(serial.upper()) is None:
+            return serial.upper()
         if problem is not None:
             raise InvalidPayload(f"{level} serial {_show(serial)}: {problem}")
         return serial
@@ -178,6 +199,11 @@ def _qr_url(fmt: RandomCodeFormat, gtin: str | None, serial: str) -> str:
     if fmt.url_base is None:
         raise InvalidPayload("QR without a GTIN needs url_base in the line's code format")
     return fmt.url_base + serial
+
+
+def _capitals_only(scheme: Scheme) -> bool:
+    """Whether a serial typed in lower case can only mean its capitals."""
+    return isinstance(scheme, SerialScheme) and not any(ch.islower() for ch in scheme.alphabet)
 
 
 def _show(text: str) -> str:

@@ -143,9 +143,30 @@ def _shown(text: str) -> str:
     return safe if len(safe) <= 48 else safe[:45] + "..."
 
 
+_MAGIC = {b"PK\x03\x04": "a ZIP archive: an .xlsx workbook?",
+          b"\xd0\xcf\x11\xe0": "an .xls workbook", b"%PDF": "a PDF",
+          b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image",
+          b"\x1f\x8b": "gzip-compressed", b"SQLite format 3\0": "an SQLite database"}
+_CONTROL = bytes(b for b in range(32) if b not in b"\t\n\r")
+
+
+def _binary_kind(data: bytes) -> str | None:
+    """What a file that is not text looks like, or None for text. A stray control character
+    in one line is that line's problem (refused with its number), not a binary file."""
+    for magic, kind in _MAGIC.items():
+        if data.startswith(magic):
+            return kind
+    head = data[:8192]
+    controls = len(head) - len(head.translate(None, _CONTROL))
+    if head and controls * 10 > len(head):
+        return f"{controls} control bytes in its first {len(head)}"
+    return None
+
+
 def _entries(data: bytes, is_csv: bool) -> list[tuple[int, str]]:
-    """(line number, text) of every non-blank line, or of the serial column of a CSV."""
-    text = data.decode("utf-8", errors="surrogateescape")
+    """(line number, text) of every non-blank line, or of the serial column of a CSV
+    (separated by ',' or, as Excel writes it in much of the world, ';')."""
+    text = data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
     if not is_csv:
         lines: list[tuple[int, str]] = []
         for n, line in enumerate(text.splitlines(), start=1):
@@ -153,7 +174,9 @@ def _entries(data: bytes, is_csv: bool) -> list[tuple[int, str]]:
             if stripped and stripped[0] != "#":
                 lines.append((n, stripped))
         return lines
-    rows = list(csv.reader(io.StringIO(text, newline="")))
+    first = text.split("\n", 1)[0]
+    delimiter = ";" if first.count(";") > first.count(",") else ","
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     column = 0
     start = 0
     if rows:
@@ -193,6 +216,11 @@ def import_file(
         data = path.read_bytes()
     except OSError as exc:
         raise ImportRejected(f"cannot read {path}: {exc.strerror or exc}") from None
+    binary = _binary_kind(data)
+    if binary is not None:
+        raise ImportRejected(
+            f"{path.name} is a binary file ({binary}), not a list of codes: export the "
+            "segment as text or CSV; nothing was imported")
     is_csv = path.suffix.lower() == ".csv"
     entries = _entries(data, is_csv)
     codec = PayloadCodec(line, products)
@@ -214,7 +242,7 @@ def import_file(
             reason = f"{len(text)} characters is too long for a code"
         elif not text.isascii() and any("\udc80" <= ch <= "\udcff" for ch in text):
             reason = "not valid UTF-8"
-        elif "://" in text or "\x1d" in text or text.startswith("]"):
+        elif "://" in text or "\x1d" in text or text.startswith(("]", "(")):
             try:
                 parsed = codec.parse(text)
             except InvalidPayload as exc:
@@ -318,7 +346,7 @@ def stats(store: Store, lines: list[Line]) -> list[PoolLevelStats]:
         for level_no, level in LEVEL_NAME.items():
             out.append(
                 PoolLevelStats(line.id, level, counts.get((line.id, level_no), {}),
-                               line.pool.low_water)
+                               line.low_water(level))
             )
     return out
 
@@ -331,3 +359,28 @@ def available_count(conn: sqlite3.Connection, line_id: str, level: Level) -> int
         (line_id, LEVEL_NUMBER[level]),
     ).fetchone()
     return int(row[0])
+
+
+def needed_for(line: Line, items_left: int) -> dict[Level, int]:
+    """Codes per level that ``items_left`` more good items take, packed by the line's
+    packaging (rejects take more: this is the least)."""
+    cases = -(-items_left // line.packaging.items_per_case)
+    return {"item": items_left, "case": cases,
+            "pallet": -(-cases // line.packaging.cases_per_pallet)}
+
+
+def runway_warnings(line: Line, available: dict[Level, int], items_left: int | None
+                    ) -> dict[Level, str]:
+    """Per level, why the pool needs codes before the line runs out: fewer left than the
+    running batch still needs (``items_left`` to its plan), or under the low-water mark."""
+    needed = needed_for(line, items_left) if items_left is not None else {}
+    out: dict[Level, str] = {}
+    for level, left in available.items():
+        need, mark = needed.get(level, 0), line.low_water(level)
+        fix = f"add {level} codes (`codeline pool generate` or `pool import --level {level}`)"
+        if left < need:
+            out[level] = (f"{level} pool runs dry before the batch ends: {left:,} codes left, "
+                          f"the plan needs {need:,}: {fix}")
+        elif left < mark:
+            out[level] = f"{level} pool low: {left:,} codes left (low-water mark {mark:,}): {fix}"
+    return out

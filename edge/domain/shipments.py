@@ -121,45 +121,74 @@ def add(
     store: Store, shipment_id: int, serial: str, *, operator: str, allow_mixed_batches: bool
 ) -> CodeRow:
     """Put a closed, commissioned, top-level pallet or case on an open shipment."""
+    return add_all(store, shipment_id, [serial], operator=operator,
+                   allow_mixed_batches=allow_mixed_batches)[0]
+
+
+def add_all(store: Store, shipment_id: int, serials: list[str], *, operator: str,
+            allow_mixed_batches: bool) -> list[CodeRow]:
+    """Put several pallets or cases on an open shipment, all or none: the first one refused
+    refuses the lot, and the error names it."""
+    with store.transaction() as conn:
+        _require_open(conn, shipment_id)
+        return [_add(conn, shipment_id, serial, operator, allow_mixed_batches)
+                for serial in serials]
+
+
+def remove(store: Store, shipment_id: int, serial: str, *, operator: str) -> CodeRow:
+    """Take a pallet or case off an open shipment (scanned by mistake, or not loaded)."""
     with store.transaction() as conn:
         _require_open(conn, shipment_id)
         c = code(conn, serial)
-        if c.level == 0:
-            raise ShipmentError(f"{serial} is an item code: ship the case or pallet holding it")
-        if c.state is State.ACTIVE:
-            raise ShipmentError(f"{c.level_name} {serial} is already shipped")
-        if c.state is not State.COMMISSIONED:
-            raise NotCommissioned(f"{c.level_name} {serial} is {c.state.name}, not COMMISSIONED")
-        row = conn.execute("SELECT status FROM containers WHERE code_id = ?", (c.id,)).fetchone()
-        if row is None or row[0] != "closed":
-            raise ShipmentError(f"{c.level_name} {serial} is not a closed container")
-        if c.parent_id is not None:
-            raise ShipmentError(
-                f"case {serial} is on pallet {code_by_id(conn, c.parent_id).serial}: ship the "
-                "pallet, or unpack the case first"
-            )
-        other = open_shipment_holding(conn, c.id)
-        if other is not None:
-            raise ShipmentError(f"{serial} is already on open shipment {other}")
-        if not allow_mixed_batches:
-            batch_ids = {
-                r[0]
-                for r in conn.execute(
-                    "SELECT DISTINCT c.batch_id FROM shipment_containers sc "
-                    "JOIN codes c ON c.id = sc.code_id WHERE sc.shipment_id = ?",
-                    (shipment_id,),
-                )
-            }
-            if batch_ids and batch_ids != {c.batch_id}:
-                raise MixedBatch(
-                    f"{serial} is of batch {c.batch_id}, shipment {shipment_id} holds batch "
-                    f"{', '.join(str(b) for b in sorted(batch_ids))}; the config forbids mixing"
-                )
-        conn.execute("INSERT INTO shipment_containers (shipment_id, code_id) VALUES (?, ?)",
-                     (shipment_id, c.id))
-        events.append(conn, "ship.add", shipment_id=shipment_id, code_id=c.id)
-        audit.record(conn, operator, "ship.add", f"shipment:{shipment_id}", serial=serial)
+        removed = conn.execute(
+            "DELETE FROM shipment_containers WHERE shipment_id = ? AND code_id = ?",
+            (shipment_id, c.id)).rowcount
+        if not removed:
+            raise ShipmentError(f"{c.level_name} {serial} is not on shipment {shipment_id}")
+        events.append(conn, "ship.remove", shipment_id=shipment_id, code_id=c.id)
+        audit.record(conn, operator, "ship.remove", f"shipment:{shipment_id}", serial=serial)
         return c
+
+
+def _add(conn: sqlite3.Connection, shipment_id: int, serial: str, operator: str,
+         allow_mixed_batches: bool) -> CodeRow:
+    c = code(conn, serial)
+    if c.level == 0:
+        raise ShipmentError(f"{serial} is an item code: ship the case or pallet holding it")
+    if c.state is State.ACTIVE:
+        raise ShipmentError(f"{c.level_name} {serial} is already shipped")
+    if c.state is not State.COMMISSIONED:
+        raise NotCommissioned(f"{c.level_name} {serial} is {c.state.name}, not COMMISSIONED")
+    row = conn.execute("SELECT status FROM containers WHERE code_id = ?", (c.id,)).fetchone()
+    if row is None or row[0] != "closed":
+        raise ShipmentError(f"{c.level_name} {serial} is not a closed container")
+    if c.parent_id is not None:
+        raise ShipmentError(
+            f"case {serial} is on pallet {code_by_id(conn, c.parent_id).serial}: ship the "
+            "pallet, or unpack the case first"
+        )
+    other = open_shipment_holding(conn, c.id)
+    if other is not None:
+        raise ShipmentError(f"{serial} is already on open shipment {other}")
+    if not allow_mixed_batches:
+        batch_ids = {
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT c.batch_id FROM shipment_containers sc "
+                "JOIN codes c ON c.id = sc.code_id WHERE sc.shipment_id = ?",
+                (shipment_id,),
+            )
+        }
+        if batch_ids and batch_ids != {c.batch_id}:
+            raise MixedBatch(
+                f"{serial} is of batch {c.batch_id}, shipment {shipment_id} holds batch "
+                f"{', '.join(str(b) for b in sorted(batch_ids))}; the config forbids mixing"
+            )
+    conn.execute("INSERT INTO shipment_containers (shipment_id, code_id) VALUES (?, ?)",
+                 (shipment_id, c.id))
+    events.append(conn, "ship.add", shipment_id=shipment_id, code_id=c.id)
+    audit.record(conn, operator, "ship.add", f"shipment:{shipment_id}", serial=serial)
+    return c
 
 
 def _collect_tree(conn: sqlite3.Connection, shipment_id: int) -> None:

@@ -74,8 +74,8 @@ async def rig(tmp_path: Path, settings: LineSimSettings, planned: int,
               security: PlcSecurity | None = None,
               plc_overrides: dict[str, object] | None = None,
               example: str = "simulated", env: dict[str, str] | None = None,
-              item_pool: int | None = None, db_dir: Path | None = None
-              ) -> AsyncIterator[Rig]:
+              item_pool: int | None = None, db_dir: Path | None = None,
+              case_pool: int | None = None) -> AsyncIterator[Rig]:
     """Pool and batch in a fresh database (in ``db_dir``, or ``tmp_path``), the simulated
     line with its PLC, the daemon."""
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
@@ -83,8 +83,9 @@ async def rig(tmp_path: Path, settings: LineSimSettings, planned: int,
     config, config_path = site_config(tmp_path, plc_overrides, example, db_dir)
     line = config.lines[0]
     db_path = Path(config.store.path)
-    stock_line(config, db_path, {"item": item_pool or planned * 2, "case": planned,
-                                 "pallet": 20}, "LOT1", planned, "test")
+    stock_line(config, db_path, {"item": item_pool or planned * 2,
+                                 "case": case_pool or planned, "pallet": 20},
+               "LOT1", planned, "test")
     sim = SimLine(line, settings)
     await sim.start()
     plc = PlcSim(plc_endpoint(config), line.id, sim, security)
