@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -71,6 +72,8 @@ class Availability:
         self.device = device
         self.up = False
         self.ever_up = False
+        self.since = time.time()  # when it last went up or down
+        self.cause = "not connected yet"
 
     def went_up(self) -> None:
         if not self.up:
@@ -78,12 +81,17 @@ class Availability:
                 self.log.info("device back online", extra={"device": self.device})
             else:
                 self.log.info("device connected", extra={"device": self.device})
+        if not self.up:
+            self.since, self.cause = time.time(), ""
         self.up = True
         self.ever_up = True
 
     def went_down(self, why: str) -> None:
         if self.up or not self.ever_up:
             self.log.warning("device unavailable: %s", why, extra={"device": self.device})
+        if self.up or self.cause != why:
+            self.since = time.time() if self.up else self.since
+            self.cause = why
         self.up = False
 
 

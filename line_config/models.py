@@ -300,6 +300,10 @@ class Line(Strict):
     devices: list[Device] = Field(default_factory=list, max_length=64)
     stations: list[Station] = Field(default_factory=list, max_length=32)
     plc: PlcServer | None = None
+    speed: float | None = Field(
+        default=None, gt=0, le=1000,
+        description="items per second the line is set to run at (PackML MachSpeed): the live "
+                    "view shows the rate achieved against it")
     terminal_control: bool = Field(
         default=True,
         description="operators may command the line from the terminal (`codeline line "

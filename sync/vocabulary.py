@@ -65,7 +65,8 @@ def batch(b: Batch) -> dict[str, Any]:
     return _record({"id": b.id, "line": b.line_id, "product": b.product_id, "lot": b.lot,
                    "expiry": b.expiry, "planned": b.planned_qty,
                    "items_per_case": b.items_per_case, "cases_per_pallet": b.cases_per_pallet,
-                   "state": b.state, "created_at": b.created_at, "closed_at": b.closed_at,
+                   "state": b.state, "created_at": b.created_at, "started_at": b.started_at,
+                   "stopped_at": b.stopped_at, "closed_at": b.closed_at,
                    "close_reason": b.close_reason, "forced": b.forced})
 
 

@@ -1,4 +1,5 @@
-"""How a line's status looks on a terminal: a rich panel per line, or one plain line."""
+"""How a line's status looks on a terminal: a panel per line for people (words, never colour
+alone: NO_COLOR and colour-blind operators read the same), or one plain line."""
 
 from __future__ import annotations
 
@@ -15,8 +16,62 @@ def _counts(c: dict[str, Any]) -> str:
             f"rejected {c['rejected']:,}  cases {c['cases']:,}  pallets {c['pallets']:,}")
 
 
-def line_panel(line: dict[str, Any]) -> Panel:
+def duration(seconds: float) -> str:
+    """``1:02:03`` (hours may exceed a day: ``27:00:00``)."""
+    s = max(0, int(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def clock(ms: int | float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ms / 1000))
+
+
+def zone() -> str:
+    """The local UTC offset the view's times are in, e.g. ``UTC+08:00``."""
+    offset = time.strftime("%z")
+    return f"UTC{offset[:3]}:{offset[3:]}" if offset else "local time"
+
+
+def progress(line: dict[str, Any], now: float) -> str | None:
+    """Done against planned, elapsed and the time left at the rate achieved."""
+    batch = line["batch"]
+    if batch is None:
+        return None
+    done = line["counts"]["batch"]["commissioned"]
+    parts = []
+    planned = batch.get("planned")
+    if planned:
+        parts.append(f"{done:,} / {planned:,} good items ({100 * done / planned:.1f} %)")
+    else:
+        parts.append(f"{done:,} good items (no plan)")
+    if batch.get("started_at"):
+        parts.append(f"elapsed {duration(now - batch['started_at'] / 1000)}")
+    if planned and done < planned:
+        rate = line["rate"]
+        parts.append(f"ETA {duration((planned - done) / rate)}" if rate > 0 else
+                     "ETA unknown (not printing)")
+    return "  ".join(parts)
+
+
+def rate_text(line: dict[str, Any]) -> str:
+    text = f"{line['rate']:.1f} items/s"
+    speed = line.get("speed")
+    if speed:
+        text += f" of {speed:.1f} asked ({100 * line['rate'] / speed:.0f} %)"
+    return text
+
+
+def device_text(name: str, health: dict[str, Any]) -> str:
+    if health["up"]:
+        return f"{name}: up"
+    since = f" since {clock(health['since'])}" if health.get("since") else ""
+    cause = f" ({health['cause']})" if health.get("cause") else ""
+    return f"[bold]{name}: DOWN{since}{cause}[/bold]"
+
+
+def line_panel(line: dict[str, Any], now: float | None = None) -> Panel:
     """The live view of one line."""
+    now = time.time() if now is None else now
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
@@ -24,9 +79,11 @@ def line_panel(line: dict[str, Any]) -> Panel:
     table.add_row("state", f"{line['state_name']} ({line['state']})"
                   + (f" — {line['stop_reason']}" if line["stop_reason"] else ""))
     table.add_row("batch", "none" if batch is None else
-                  f"{batch['id']} lot {batch['lot']} ({batch['product']}), planned "
-                  f"{batch['planned'] or '-'}")
-    table.add_row("rate", f"{line['rate']:.1f} items/s")
+                  f"{batch['id']} lot {batch['lot']} ({batch['product']})")
+    shown = progress(line, now)
+    if shown:
+        table.add_row("progress", shown)
+    table.add_row("rate", rate_text(line))
     table.add_row("this batch", _counts(line["counts"]["batch"]))
     table.add_row("accumulated", _counts(line["counts"]["total"]))
     reasons = line["counts"]["batch"]["rejected_by_reason"]
@@ -35,13 +92,16 @@ def line_panel(line: dict[str, Any]) -> Panel:
     b = line["buffers"]
     table.add_row("buffers", f"printer {b['printer']}/{b['buffer_ahead']}  in transit "
                   f"{b['in_transit']}  item #{b['item_seq']} judged to #{b['judged_through']}")
-    table.add_row("devices", "  ".join(f"[{'green' if up else 'red'}]{name}[/]"
-                                       for name, up in line["devices"].items()))
-    for alarm in line["alarms"][-5:]:
-        when = time.strftime("%H:%M:%S", time.localtime(alarm["at"] / 1000))
-        table.add_row("alarm" if alarm["active"] else "", f"{when} {alarm['source']}: "
-                      f"{alarm['text']}")
-    return Panel(table, title=f"line {line['line']}", expand=False)
+    for name, health in line["devices"].items():
+        table.add_row("devices" if name == next(iter(line["devices"])) else "",
+                      device_text(name, health))
+    for source, text in line.get("active_alarms", {}).items():
+        table.add_row("ALARM", f"{source}: {text}")
+    for n, alarm in enumerate(line["alarms"][-5:]):
+        table.add_row("" if n else "recent", f"{clock(alarm['at'])} {alarm['source']}: "
+                                             f"{alarm['text']}")
+    return Panel(table, title=f"line {line['line']}", subtitle=f"times in {zone()}",
+                 expand=False)
 
 
 def site_view(snapshot: dict[str, Any]) -> RenderableType:

@@ -87,3 +87,14 @@ def device_up(device: Any) -> bool:
     if camera is not None:
         return device_up(camera)
     return True
+
+
+def device_health(device: Any) -> dict[str, Any]:
+    """A device's link in words for people: up, or down since when and why."""
+    availability = getattr(device, "availability", None)
+    if availability is None:
+        camera = getattr(device, "camera", None)
+        return device_health(camera) if camera is not None else {
+            "up": True, "since": None, "cause": ""}
+    return {"up": bool(availability.up), "since": round(availability.since * 1000),
+            "cause": "" if availability.up else availability.cause}

@@ -19,7 +19,7 @@ from typing import Any
 from drivers.errors import DriverError
 from edge.daemon.case_station import CaseStation
 from edge.daemon.dbworker import DbWorker, StorageGuard
-from edge.daemon.devices import Devices, device_up
+from edge.daemon.devices import Devices, device_health
 from edge.daemon.item_flow import ItemFlow
 from edge.daemon.packing_watch import PackingWatch
 from edge.daemon.packml import Command, CommandRefused, PackML, State
@@ -92,8 +92,9 @@ class LineRuntime:
             "state_name": self.packml.state.label,
             "batch": None if self.batch is None else {
                 "id": self.batch.id, "lot": self.batch.lot, "product": self.batch.product_id,
-                "planned": self.batch.planned_qty},
+                "planned": self.batch.planned_qty, "started_at": self.batch.started_at},
             "rate": round(f.rate.rate(), 1) if f else 0.0,
+            "speed": self.line.speed,
             "counts": {"batch": self.batch_counts.as_dict(), "total": self.total_counts.as_dict()},
             "buffers": {"printer": self.devices.printer.pending,
                         "buffer_ahead": next(s.buffer_ahead for s in self.line.stations
@@ -101,7 +102,7 @@ class LineRuntime:
                         "in_transit": f.in_fifo if f else 0,
                         "item_seq": f.seq if f else 0,
                         "judged_through": f.judged_through if f else 0},
-            "devices": {name: device_up(dev) for name, dev in self.devices.all.items()},
+            "devices": {name: device_health(dev) for name, dev in self.devices.all.items()},
             "alarms": [{"source": a.source, "text": a.text, "at": round(a.at * 1000),
                         "active": a.active}
                        for a in list(self.alarms)[-10:]],

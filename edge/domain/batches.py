@@ -47,6 +47,9 @@ class Batch:
     closed_at: int | None
     close_reason: str | None
     forced: bool
+    started_at: int | None = None
+    """When it last started (or resumed)."""
+    stopped_at: int | None = None
 
     def capacity(self, level: Level) -> int:
         """Children a full container at ``level`` holds."""
@@ -59,14 +62,14 @@ class Batch:
 
 _COLUMNS = (
     "id, line_id, product_id, lot, expiry, planned_qty, items_per_case, cases_per_pallet, "
-    "state, created_at, closed_at, close_reason, forced"
+    "state, created_at, closed_at, close_reason, forced, started_at, stopped_at"
 )
 
 
 def _from_row(row: tuple[Any, ...]) -> Batch:
     expiry = dt.date.fromisoformat(row[4]) if row[4] else None
     return Batch(row[0], row[1], row[2], row[3], expiry, row[5], row[6], row[7], row[8],
-                 row[9], row[10], row[11], bool(row[12]))
+                 row[9], row[10], row[11], bool(row[12]), row[13], row[14])
 
 
 def get(conn: sqlite3.Connection, batch_id: int) -> Batch:
