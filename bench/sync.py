@@ -182,7 +182,7 @@ async def push_many(workdir: Path, db: Path) -> tuple[int, float]:
     (workdir / "pub.pem").write_text(keys.public_pem(keys.load_private(workdir / "k.pem")))
     cloud = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "edge.cli.main", "sim", "cloud", "--public-key",
-        str(workdir / "pub.pem"), "--db-file", str(workdir / "cloud.db"), "--port", str(port),
+        str(workdir / "pub.pem"), "--db", str(workdir / "cloud.db"), "--port", str(port),
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         assert cloud.stdout is not None

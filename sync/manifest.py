@@ -119,6 +119,13 @@ def _info(conn: sqlite3.Connection, seq: int) -> ManifestInfo:
     return ManifestInfo(*conn.execute(_INFO + "WHERE seq = ?", (seq,)).fetchone())
 
 
+def latest_of_shipment(conn: sqlite3.Connection, shipment_id: int) -> ManifestInfo | None:
+    """The manifest a shipment's confirm or cancel issued last (None: none yet)."""
+    row = conn.execute(_INFO + "WHERE frozen = 1 AND shipment_id = ? ORDER BY seq DESC LIMIT 1",
+                       (shipment_id,)).fetchone()
+    return None if row is None else ManifestInfo(*row)
+
+
 def listing(conn: sqlite3.Connection, after: int = 0, limit: int = 100) -> list[ManifestInfo]:
     rows = conn.execute(_INFO + "WHERE frozen = 1 AND seq > ? ORDER BY seq LIMIT ?",
                         (after, limit)).fetchall()

@@ -131,6 +131,8 @@ async def push_round(db_path: Path, site_id: str, key: Ed25519PrivateKey, url: s
         if error is not None:
             log.warning("push of manifest %s failed: %s", m.seq, error)
             return RoundReport(delivered, error)
+        log.info("manifest %s delivered: %s, %s codes of shipment %s", m.seq, m.kind,
+                 m.code_count, m.shipment_id, extra={"manifest": m.manifest_id})
         delivered += 1
 
 
@@ -143,6 +145,8 @@ async def push_forever(db_path: Path, site_id: str, key: Ed25519PrivateKey, url:
         while True:
             report = await push_round(db_path, site_id, key, url, token, client)
             if report.failed is None:
+                if attempt:
+                    log.info("the cloud takes manifests again", extra={"after": attempt})
                 attempt = 0
                 await asyncio.sleep(idle_s)
                 continue

@@ -7,7 +7,7 @@ import datetime as dt
 import typer
 from rich.table import Table
 
-from edge.cli.context import console, ctx_of, emit, ms_text
+from edge.cli.context import JSON_HELP, LINE_HELP, console, ctx_of, emit, ms_text
 from edge.domain import batches
 from sync import vocabulary
 
@@ -28,7 +28,7 @@ def create(
     ctx: typer.Context,
     product: str = typer.Option(..., "--product", help="product id from the config"),
     lot: str = typer.Option(..., "--lot", help="lot number printed in GS1 codes (AI 10)"),
-    line: str | None = typer.Option(None, "--line"),
+    line: str | None = typer.Option(None, "--line", help=LINE_HELP),
     expiry: str | None = typer.Option(None, "--expiry", help="YYYY-MM-DD (default: shelf life)"),
     planned: int | None = typer.Option(None, "--planned", min=1, help="planned item quantity"),
 ) -> None:
@@ -83,8 +83,8 @@ def close(
 
 
 @app.command("list")
-def list_(ctx: typer.Context, json: bool = typer.Option(False, "--json"),
-          line: str | None = typer.Option(None, "--line")) -> None:
+def list_(ctx: typer.Context, json: bool = typer.Option(False, "--json", help=JSON_HELP),
+          line: str | None = typer.Option(None, "--line", help=LINE_HELP)) -> None:
     """All batches, newest last."""
     c = ctx_of(ctx)
     with c.reader() as store:
@@ -139,6 +139,6 @@ def show_report(ctx: typer.Context, batch_id: int, json: bool) -> None:
 
 @app.command("show")
 def show(ctx: typer.Context, batch_id: int = typer.Argument(..., min=1),
-         json: bool = typer.Option(False, "--json")) -> None:
+         json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """One batch with its figures and reconciliation."""
     show_report(ctx, batch_id, json)

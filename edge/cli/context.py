@@ -108,6 +108,10 @@ class Ctx:
         raise InvalidPayload(problems[0] if len(problems) == 1 else "; ".join(problems))
 
 
+JSON_HELP = "print JSON for scripts"
+LINE_HELP = "line id (may be left out when the config has one line)"
+
+
 def ctx_of(typer_ctx: typer.Context) -> Ctx:
     obj = typer_ctx.find_root().obj
     assert isinstance(obj, Ctx)
@@ -132,12 +136,13 @@ def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
 
 
 def ms_text(ms: int | None) -> str:
-    """A stored millisecond timestamp as local time text."""
+    """A stored millisecond timestamp as local time with its zone,
+    ``2026-11-24 14:02:11+08:00`` (people read local time; the offset keeps it unambiguous)."""
     if not ms:
         return "-"
     import datetime as dt
 
-    return dt.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(ms / 1000).astimezone().isoformat(" ", "seconds")
 
 
 class LevelChoice(StrEnum):

@@ -25,13 +25,13 @@ from rich.live import Live
 from edge.cli.context import console
 
 if TYPE_CHECKING:
-    from line_config.models import SiteConfig
+    from line_config.models import Level, SiteConfig
     from simulators.line import LineSimSettings, SimLine
     from simulators.plc import PlcSim
 
 
 def demo(
-    db: Path | None = typer.Option(None, "--db-file", help="where to keep the demo database "
+    db: Path | None = typer.Option(None, "--db", help="where to keep the demo database "
                                    "(default: a new temporary folder)"),
     pallets: int = typer.Option(2, "--pallets", min=1, max=20, help="pallets to produce"),
     rate: float = typer.Option(150.0, "--rate", min=1, max=5000, help="items per second"),
@@ -67,8 +67,12 @@ def demo(
     console.print(f"[bold]codeline demo[/bold]: line {line.id}, {product.name}, "
                   f"{pallets} pallets of {per_pallet} cases of {per_case} items, "
                   f"{rate:.0f} items/s")
-    batch = stock_line(config, path, {"item": planned * 2, "case": pallets * per_pallet * 2,
-                                      "pallet": pallets * 2}, "DEMO01", planned, operator)
+    # Pools as a plant keeps them: above their low-water marks, so no pool alarm shows.
+    wanted: dict[Level, int] = {"item": planned * 2, "case": pallets * per_pallet * 2,
+                                "pallet": pallets * 2}
+    batch = stock_line(config, path, {level: max(n, line.low_water(level) + 1)
+                                      for level, n in wanted.items()},
+                       "DEMO01", planned, operator)
     settings = LineSimSettings(seed=seed, rate=rate, transit_ms=800, noread_rate=fault_rate,
                                misread_rate=fault_rate / 2, repeat_rate=fault_rate / 5)
     show_live = sys.stdout.isatty() if live is None else live

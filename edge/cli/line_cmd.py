@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from edge.cli.context import UsageProblem, console, ctx_of, emit
+from edge.cli.context import LINE_HELP, UsageProblem, console, ctx_of, emit
 from edge.domain.errors import DomainError
 
 app = typer.Typer(help="Command a running line: reset, start, hold, unhold, stop, abort, "
@@ -113,7 +113,7 @@ def describe(line: str, command: str, answer: dict[str, Any]) -> str:
 def _command(name: LineCommand) -> None:
     def run(ctx: typer.Context,
             line: str | None = typer.Argument(
-                None, help="line id (may be left out when the config has one line)"),
+                None, help=LINE_HELP),
             wait: bool = typer.Option(True, "--wait/--no-wait",
                                       help="wait until the line settles (default) or only "
                                            "until the command is accepted"),

@@ -30,6 +30,7 @@ from edge.cli import (
     sync_cmd,
 )
 from edge.cli.context import (
+    JSON_HELP,
     Ctx,
     UsageProblem,
     console,
@@ -50,7 +51,7 @@ app = typer.Typer(
     help="Controller of serialized coding lines: codes, batches, packing, shipments.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(pool_cmd.app, name="pool")
@@ -120,7 +121,7 @@ def init(ctx: typer.Context) -> None:
 def inspect_(
     ctx: typer.Context,
     code: str = typer.Argument(..., help="serial or scanned payload"),
-    json: bool = typer.Option(False, "--json"),
+    json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Everything about one code: state, history, parent, children, batch, shipment."""
     c = ctx_of(ctx)
@@ -150,9 +151,7 @@ def inspect_(
             console.print(f"  shipment {s['id']} to {s['distributor']} ({s['region']}), "
                           f"{s['status']}")
         for h in view.history:
-            extra = {k: v for k, v in h.items() if k not in ("at", "what")}
-            console.print(f"  {ms_text(h['at'])}  {h['what']}" + (f" {extra}" if extra else ""),
-                          markup=False)
+            console.print(f"  {ms_text(h['at'])}  {h['what']}", markup=False, soft_wrap=True)
 
     emit(view, json, human)
 
@@ -161,7 +160,7 @@ def inspect_(
 def report_batch(
     ctx: typer.Context,
     batch_id: int = typer.Argument(..., min=1),
-    json: bool = typer.Option(False, "--json"),
+    json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Reconciliation report of a batch."""
     batch_cmd.show_report(ctx, batch_id, json)
@@ -173,7 +172,7 @@ def audit_verify(
     against: list[Path] = typer.Option([], "--against", help="a manifest as the cloud holds "
                                        "it (NDJSON, header first): the chain must still hold "
                                        "the audit head it carries (repeatable)"),
-    json: bool = typer.Option(False, "--json"),
+    json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Check the audit log's hash chain from its first entry, against the checkpoints that
     manifests carry, and every code row for a state no operation leaves it in."""
@@ -221,8 +220,9 @@ def _print_audit(rep: audit.AuditReport, checked: int, problems: list[str]) -> N
 
 
 @audit_app.command("list")
-def audit_list(ctx: typer.Context, last: int = typer.Option(20, "--last", min=1),
-               json: bool = typer.Option(False, "--json")) -> None:
+def audit_list(ctx: typer.Context,
+               last: int = typer.Option(20, "--last", min=1, help="how many entries"),
+               json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """The latest audit entries."""
     c = ctx_of(ctx)
     with c.reader() as store:

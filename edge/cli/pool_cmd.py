@@ -8,10 +8,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from edge.cli.context import LevelChoice, console, ctx_of, emit
+from edge.cli.context import JSON_HELP, LINE_HELP, LevelChoice, console, ctx_of, emit, ms_text
 from edge.domain import pool
 
-app = typer.Typer(help="The code pool: generate, import, stats.", no_args_is_help=True)
+app = typer.Typer(help="The code pool: generate, import, stats, segments, retire.",
+                  no_args_is_help=True)
 
 LevelOpt = typer.Option(..., "--level", help="item, case or pallet")
 
@@ -45,7 +46,7 @@ def import_(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="one serial or payload per line, or a CSV"),
     level: LevelChoice = LevelOpt,
-    line: str | None = typer.Option(None, "--line"),
+    line: str | None = typer.Option(None, "--line", help=LINE_HELP),
     max_rejects: int = typer.Option(
         0, "--max-rejects", min=0, help="refused lines tolerated before the file is refused"
     ),
@@ -72,7 +73,7 @@ def import_(
 
 
 @app.command("stats")
-def stats(ctx: typer.Context, json: bool = typer.Option(False, "--json")) -> None:
+def stats(ctx: typer.Context, json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Codes per line, level and state; flags a pool under its low-water mark."""
     c = ctx_of(ctx)
     with c.reader() as store:
@@ -92,3 +93,38 @@ def stats(ctx: typer.Context, json: bool = typer.Option(False, "--json")) -> Non
     emit([{"line": r.line_id, "level": r.level, "by_state": r.by_state,
            "available": r.available, "low_water": r.low_water, "low": r.low} for r in rows],
          json, human)
+
+
+@app.command("segments")
+def segments(ctx: typer.Context, json: bool = typer.Option(False, "--json", help=JSON_HELP)
+             ) -> None:
+    """Every segment of the pools: where it came from, its codes, how many are left."""
+    c = ctx_of(ctx)
+    with c.reader() as store:
+        rows = pool.segments(store.read())
+
+    def human() -> None:
+        table = Table("segment", "line", "level", "source", "file", "cloud id", "added",
+                      "codes", "available", "withdrawn")
+        for r in rows:
+            table.add_row(str(r.id), r.line_id, r.level, r.source, r.origin or "-",
+                          r.external_id or "-", ms_text(r.created_at), f"{r.codes:,}",
+                          f"{r.available:,}",
+                          f"{ms_text(r.retired_at)}: {r.retire_reason}" if r.retired_at else "")
+        console.print(table)
+
+    emit(rows, json, human)
+
+
+@app.command("retire")
+def retire(
+    ctx: typer.Context,
+    segment: int = typer.Argument(..., min=1, help="segment number (`codeline pool segments`)"),
+    reason: str = typer.Option(..., "--reason", help="why it is withdrawn (audited)"),
+) -> None:
+    """Withdraw a segment added by mistake; refused once any of its codes was reserved."""
+    c = ctx_of(ctx)
+    with c.store() as store:
+        done = pool.retire(store, segment, operator=c.operator, reason=reason)
+    console.print(f"segment {done.segment_id} withdrawn: {done.codes:,} {done.level} codes of "
+                  f"line {done.line_id} left the pool", markup=False)

@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.table import Table
 
-from edge.cli.context import Ctx, console, ctx_of, emit, ms_text
+from edge.cli.context import JSON_HELP, Ctx, console, ctx_of, emit, ms_text
 from edge.domain import shipment_contents, shipments
 from edge.domain.errors import CodelineError, ShipmentError
 from edge.domain.shipment_contents import Loaded
@@ -182,7 +182,16 @@ def confirm(ctx: typer.Context, shipment_id: int = typer.Argument(..., min=1)) -
     seal = manifest_sealer(c)
     with c.store() as store:
         shipment = shipments.confirm(store, shipment_id, operator=c.operator, seal=seal)
-    console.print(f"shipment {shipment_id} confirmed: {shipment.code_count:,} codes activated")
+        issued = manifest.latest_of_shipment(store.read(), shipment_id)
+    console.print(f"shipment {shipment_id} confirmed: {shipment.code_count or 0:,} codes "
+                  f"activated; {_queued(issued)}", markup=False, soft_wrap=True)
+
+
+def _queued(issued: manifest.ManifestInfo | None) -> str:
+    if issued is None:
+        return "no manifest issued"
+    return (f"{issued.kind} manifest {issued.seq} ({issued.manifest_id}, {issued.code_count:,} "
+            "codes) queued for the cloud")
 
 
 @app.command("cancel")
@@ -195,12 +204,20 @@ def cancel(
     c = ctx_of(ctx)
     seal = manifest_sealer(c)
     with c.store() as store:
+        before = shipments.get(store.read(), shipment_id)
         shipments.cancel(store, shipment_id, operator=c.operator, reason=reason, seal=seal)
-    console.print(f"shipment {shipment_id} cancelled")
+        issued = manifest.latest_of_shipment(store.read(), shipment_id)
+    if before.status == "open":
+        console.print(f"shipment {shipment_id} cancelled: it was open, no code had been "
+                      "activated and no manifest is issued", markup=False, soft_wrap=True)
+    else:
+        console.print(f"shipment {shipment_id} cancelled: {issued.code_count if issued else 0:,}"
+                      f" codes back to COMMISSIONED (not activated); {_queued(issued)}",
+                      markup=False, soft_wrap=True)
 
 
 @app.command("list")
-def list_(ctx: typer.Context, json: bool = typer.Option(False, "--json")) -> None:
+def list_(ctx: typer.Context, json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """All shipments."""
     c = ctx_of(ctx)
     with c.reader() as store:

@@ -128,7 +128,7 @@ def camera(settings: list[str] = SetOpt, port: int = PortOpt) -> None:
 @app.command("cloud")
 def cloud(
     public_key: Path = typer.Option(..., "--public-key", help="the site's public key (PEM)"),
-    db: Path = typer.Option(Path("cloud.db"), "--db-file", help="the cloud's own registry"),
+    db: Path = typer.Option(Path("cloud.db"), "--db", help="the cloud's own registry"),
     edge: str | None = typer.Option(None, "--edge", help="pull from this edge API URL"),
     token_env: str = typer.Option("CODELINE_CLOUD_TOKEN", "--token-env",
                                   help="variable holding the edge API token (for --edge)"),
@@ -189,10 +189,12 @@ def line(
     batch: str | None = typer.Option(None, "--batch", help="have the PLC start this batch "
                                      "(id or lot) once the controller is up"),
     plc_user: str | None = typer.Option(None, "--plc-user", help="PLC login user"),
-    plc_password_env: str | None = typer.Option(None, "--plc-password-env"),
+    plc_password_env: str | None = typer.Option(
+        None, "--plc-password-env", help="environment variable holding the PLC user's password"),
     plc_security: str = typer.Option("none", "--plc-security",
                                      help="none, sign or sign_encrypt"),
-    plc_cert_dir: Path = typer.Option(Path("plc-sim-pki"), "--plc-cert-dir"),
+    plc_cert_dir: Path = typer.Option(
+        Path("plc-sim-pki"), "--plc-cert-dir", help="the simulated PLC's certificate folder"),
     record: Path | None = typer.Option(None, "--record", help="at exit, write what "
                                        "physically happened (items, cases, pallets) to this "
                                        "JSON file"),

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from edge.cli import logs
-from edge.cli.context import UsageProblem, console, ctx_of, emit, ms_text
+from edge.cli.context import JSON_HELP, UsageProblem, console, ctx_of, emit, ms_text
 from edge.domain import audit, batches
 from edge.store.database import now_ms
 from line_config.devices import is_loopback
@@ -46,9 +46,12 @@ def keys_public(ctx: typer.Context, key: Path | None = KeyOpt) -> None:
 
 
 @manifests_app.command("list")
-def manifests_list(ctx: typer.Context, after: int = typer.Option(0, "--after", min=0),
-                   limit: int = typer.Option(100, "--limit", min=1, max=10_000),
-                   json_out: bool = typer.Option(False, "--json")) -> None:
+def manifests_list(ctx: typer.Context,
+                   after: int = typer.Option(0, "--after", min=0,
+                                             help="only manifests after this sequence number"),
+                   limit: int = typer.Option(100, "--limit", min=1, max=10_000,
+                                             help="at most this many"),
+                   json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Manifests in sequence order, with their delivery state."""
     with ctx_of(ctx).reader() as store:
         rows = manifest.listing(store.read(), after, limit)
@@ -148,7 +151,8 @@ def tokens_create(ctx: typer.Context, name: str = typer.Option(..., "--name", he
 
 
 @tokens_app.command("list")
-def tokens_list(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
+def tokens_list(ctx: typer.Context,
+                json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Tokens with their scopes and last use (never the secrets)."""
     with ctx_of(ctx).reader() as store:
         rows = tokens.listing(store.read())
@@ -175,7 +179,9 @@ def tokens_revoke(ctx: typer.Context, token_id: int = typer.Argument(..., min=1)
 
 @api_app.command("serve")
 def api_serve(ctx: typer.Context, key: Path | None = KeyOpt,
-              port: int | None = typer.Option(None, "--port", min=1, max=65535)) -> None:
+              port: int | None = typer.Option(
+                  None, "--port", min=1, max=65535,
+                  help="port to listen on (default: the config's api.port)")) -> None:
     """Serve the pull API (bound to the config's sync.api host, loopback by default)."""
     import uvicorn
 
@@ -201,7 +207,8 @@ sync_app = typer.Typer(help="Delivery of manifests to the cloud.", no_args_is_he
 
 
 @sync_app.command("status")
-def sync_status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
+def sync_status(ctx: typer.Context,
+                json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Manifests waiting for the cloud, the oldest one's age, those it refused, the last
     error."""
     from sync import push  # with httpx: only the commands that deliver or report delivery
@@ -257,6 +264,9 @@ def sync_push(ctx: typer.Context, key: Path | None = KeyOpt,
     if follow:
         import contextlib
 
+        from edge.cli import logs
+
+        logs.setup()  # each delivery and each failure, one JSON line on stderr
         assert settings.push_url is not None
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(push.push_forever(c.db_path, c.config.site.id, signing,

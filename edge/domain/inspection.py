@@ -79,11 +79,16 @@ def inspect(conn: sqlite3.Connection, serial: str) -> CodeView:
     if verified_at:
         what = "rejected" if c.state is State.REJECTED else "verified, commissioned"
         history.append({"at": verified_at, "what": what})
-    for at, kind, detail in conn.execute(
-        "SELECT at, kind, detail FROM events WHERE code_id = ? ORDER BY id", (c.id,)
+    for at, kind, detail, shipment_id, count in conn.execute(
+        "SELECT at, kind, detail, shipment_id, count FROM events WHERE code_id = ? ORDER BY id",
+        (c.id,)
     ):
         info = json.loads(detail) if detail else {}
-        history.append({"at": at, "what": kind, **info})
+        if shipment_id is not None:
+            info["shipment"] = shipment_id
+        if count is not None:
+            info["count"] = count
+        history.append({"at": at, "what": in_words(kind, info), "event": kind, **info})
     history.sort(key=lambda h: h["at"])
     return CodeView(
         serial=c.serial,
@@ -98,3 +103,32 @@ def inspect(conn: sqlite3.Connection, serial: str) -> CodeView:
         shipment=ship_info,
         history=history,
     )
+
+
+def in_words(kind: str, info: dict[str, Any]) -> str:
+    """What an event did to a code, as a sentence for a person."""
+    why = f": {info['reason']}" if info.get("reason") else ""
+    if kind == "agg.pack":
+        return (f"{info.get('count', 0)} packed in"
+                + (", closed" if info.get("closed") else ""))
+    if kind == "agg.close":
+        partial = info.get("partial")
+        return (f"closed holding {info.get('count', 0)}"
+                + (f" (partial: {partial})" if isinstance(partial, str) and partial else ""))
+    if kind == "agg.reopen":
+        return f"reopened{why}"
+    if kind == "agg.unpack":
+        return f"taken out of {info.get('container', '?')}{why}"
+    if kind == "agg.replace":
+        if "old" in info:
+            return f"put in {info.get('container', '?')} in place of {info['old']}{why}"
+        return f"replaced in {info.get('container', '?')} by {info.get('new', '?')}{why}"
+    if kind == "code.decommission":
+        return f"decommissioned{why}"
+    if kind == "flow.reject":
+        return f"rejected{why}"
+    if kind == "ship.add":
+        return f"put on shipment {info.get('shipment', '?')}"
+    if kind == "ship.remove":
+        return f"taken off shipment {info.get('shipment', '?')}"
+    return kind + why

@@ -347,6 +347,12 @@ def _v10_named_views(db: sqlite_utils.Database) -> None:
         target, reason, detail FROM audit""")
 
 
+def _v11_retired_segments(db: sqlite_utils.Database) -> None:
+    """A segment withdrawn by ``pool retire``: when and why (its codes are gone)."""
+    db.execute("ALTER TABLE segments ADD COLUMN retired_at INTEGER")
+    db.execute("ALTER TABLE segments ADD COLUMN retire_reason TEXT")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_manifest_snapshots,
@@ -358,6 +364,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v8_code_history,
     _v9_business_events,
     _v10_named_views,
+    _v11_retired_segments,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

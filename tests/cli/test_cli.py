@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,7 +68,7 @@ def test_a_batch_from_pool_to_shipment_through_the_cli(cli, tmp_path: Path) -> N
     assert {e["operator"] for e in entries} == {"alice"}
     cli("ship", "create", "--to", "D1", "--region", "east")
     added = cli("ship", "add", "1", stdin="NOTACODE\n", ok=False)
-    assert added.returncode == 1 and "not a serial" in added.stderr
+    assert added.returncode == 1 and "refused NOTACODE: not a serial" in added.stdout
     shipped = json.loads(cli("ship", "list", "--json").stdout)
     assert shipped[0]["status"] == "open" and shipped[0]["containers"] == 0
 
@@ -126,7 +127,7 @@ def test_missing_database_says_how_to_create_it(tmp_path: Path) -> None:
 
 def test_demo_runs_end_to_end_and_reconciles(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
-    result = subprocess.run([sys.executable, "-m", "edge.cli.main", "demo", "--db-file", str(db)],
+    result = subprocess.run([sys.executable, "-m", "edge.cli.main", "demo", "--db", str(db)],
                             capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "reconciled" in result.stdout and "NOT" not in result.stdout
@@ -142,3 +143,29 @@ def test_demo_runs_end_to_end_and_reconciles(tmp_path: Path) -> None:
     report = json.loads(shown.stdout)
     assert report["reconciled"] and report["levels"]["item"]["packed"] == 480
     assert report["levels"]["pallet"]["active"] == 1
+
+
+def test_every_option_has_help_and_the_shell_completes_commands() -> None:
+    from typer.main import get_command
+
+    from edge.cli.main import app
+
+    undocumented: list[str] = []
+
+    def walk(command: Any, path: str) -> None:
+        for param in command.params:
+            if param.param_type_name == "option" and not param.help:
+                undocumented.append(f"{path} {param.opts[0]}")
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, f"{path} {name}")
+
+    walk(get_command(app), "codeline")
+    assert undocumented == []
+    script = Path(sys.executable).parent / "codeline"
+    completed = subprocess.run([str(script)], capture_output=True, text=True, timeout=60, env={
+        **os.environ, "_CODELINE_COMPLETE": "complete_bash", "COMP_WORDS": "codeline line st",
+        "COMP_CWORD": "2"})
+    assert completed.stdout.split() == ["start", "stop"]
+    shown = subprocess.run([str(script), "--show-completion", "bash"], capture_output=True,
+                           text=True, timeout=60).stdout
+    assert "_codeline_completion" in shown

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -155,3 +156,27 @@ def test_import_files_from_notepad_and_excel_and_a_binary_one(tmp_path: Path) ->
     assert "is a binary file" in refused.stderr and "truncated" not in refused.stderr
     stats = json.loads(cli("pool", "stats", "--json").stdout)
     assert {s["level"]: s["available"] for s in stats}["item"] == 6
+
+
+def test_confirm_and_cancel_say_how_many_codes_and_which_manifest_and_inspect_says_it_in_words(
+        dock: tuple[Cli, list[str], list[str], list[str]]) -> None:
+    cli, pallets, _, _ = dock
+    assert cli("keys", "generate").returncode == 0
+    assert cli("ship", "add", "1", pallets[0]).returncode == 0
+    confirmed = cli("ship", "confirm", "1")
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert re.search(r"^shipment 1 confirmed: 11 codes activated; activation manifest 1 "
+                     r"\([0-9a-f-]{36}, 11 codes\) queued for the cloud$", confirmed.stdout,
+                     re.M), confirmed.stdout
+    cancelled = cli("ship", "cancel", "1", "--reason", "truck did not leave")
+    assert re.search(r"^shipment 1 cancelled: 11 codes back to COMMISSIONED \(not activated\); "
+                     r"deactivation manifest 2 \([0-9a-f-]{36}, 11 codes\) queued",
+                     cancelled.stdout, re.M), cancelled.stdout
+    assert cli("ship", "create", "--to", "D2", "--region", "west").returncode == 0
+    dropped = cli("ship", "cancel", "2", "--reason", "wrong truck")
+    assert "it was open, no code had been activated and no manifest is issued" in dropped.stdout
+    shown = cli("inspect", pallets[0]).stdout
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d:\d\d"
+    assert re.search(rf"^  {stamp}  put on shipment 1$", shown, re.M), shown
+    assert re.search(rf"^  {stamp}  2 packed in, closed$", shown, re.M), shown
+    assert "{" not in shown  # no Python dict reprs

@@ -85,7 +85,7 @@ async def test_sim_cloud_answers_scans(tmp_path: Path) -> None:
     (tmp_path / "pub.pem").write_text(keys.public_pem(public))
     (tmp_path / "issued.txt").write_text("ISSUED1\nISSUED2\n")
     proc, where = await launch("cloud", "--public-key", str(tmp_path / "pub.pem"),
-                               "--db-file", str(tmp_path / "cloud.db"), "--issued",
+                               "--db", str(tmp_path / "cloud.db"), "--issued",
                                str(tmp_path / "issued.txt"))
     try:
         import httpx

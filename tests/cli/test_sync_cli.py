@@ -20,7 +20,7 @@ def codeline(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_keys_manifests_and_epcis_from_the_cli(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
-    assert codeline("demo", "--db-file", str(db)).returncode == 0
+    assert codeline("demo", "--db", str(db)).returncode == 0
     base = ["--db", str(db), "--config", str(example_path("simulated"))]
     key = tmp_path / "keys" / "site.pem"
     made = codeline(*base, "keys", "generate", "--key", str(key))

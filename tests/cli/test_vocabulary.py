@@ -47,7 +47,7 @@ def times_and_units(value: Any, where: str = "") -> list[str]:
 async def test_cli_json_the_api_and_manifests_say_the_same_thing_the_same_way(
         tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
-    assert codeline("demo", "--db-file", str(db)).returncode == 0
+    assert codeline("demo", "--db", str(db)).returncode == 0
     config = example_path("simulated")
     base = ["--db", str(db), "--config", str(config)]
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -230,3 +232,41 @@ sync:
     with sqlite_connect(cloud) as cdb:
         via = dict(cdb.execute("SELECT via, count(*) FROM applied GROUP BY via").fetchall())
     assert via.get("push", 0) >= 1 and via.get("pull", 0) >= 1, via
+
+
+async def test_push_follow_reports_each_delivery_and_each_failure(  # type: ignore[no-untyped-def]
+        setting, tmp_path: Path) -> None:
+    store, cloud, key = setting
+    port = free_port()
+    config = tmp_path / "site.yaml"
+    config.write_text(SMALL_SITE + f"""
+sync:
+  push_url: "http://127.0.0.1:{port}/ingest/manifests"
+  push_token_env: CLOUD_TOKEN
+  signing_key_file: "{key}"
+  retry_min_ms: 100
+  retry_max_ms: 200
+""")
+    pending = store.read().execute("SELECT count(*) FROM outbox WHERE acked_at IS NULL")\
+        .fetchone()[0]
+    server = CloudServer(cloud, port, fail_pushes=1)
+    await server.up()
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "edge.cli.main", "--db", str(store.path), "--config", str(config),
+        "sync", "push", "--follow", env={**os.environ, "CLOUD_TOKEN": "t"}, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert child.stderr is not None
+    lines: list[dict[str, object]] = []
+    try:
+        async with asyncio.timeout(15):
+            while sum(1 for x in lines if " delivered: " in str(x.get("msg"))) < pending:
+                lines.append(json.loads(await child.stderr.readline()))
+    finally:
+        child.send_signal(signal.SIGINT)
+        await child.wait()
+        await server.down()
+    messages = [str(x["msg"]) for x in lines]
+    assert any("failed: HTTP 5" in m for m in messages)  # the failure, reported
+    delivered = [m for m in messages if re.match(r"manifest \d+ delivered: (de)?activation, "
+                                                 r"\d+ codes of shipment \d+$", m)]
+    assert len(delivered) == pending and child.returncode == 0
