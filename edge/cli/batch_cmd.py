@@ -103,20 +103,36 @@ def list_(ctx: typer.Context, json: bool = typer.Option(False, "--json", help=JS
 
 def show_report(ctx: typer.Context, batch_id: int, json: bool) -> None:
     """Print a batch's figures and its reconciliation."""
+    from edge.cli.status_view import duration
+    from edge.domain.production import production
+
     c = ctx_of(ctx)
     with c.reader() as store:
         rep = batches.report(store.read(), batch_id)
+        ran = production(store.read(), batch_id)
+    good = rep.levels["item"].commissioned if "item" in rep.levels else 0
+    rate = ran.average_rate(good)
 
     def human() -> None:
         b = rep.batch
         console.print(f"[bold]batch {b.id}[/bold] {b.product_id} lot {b.lot} on {b.line_id}: "
                       f"{b.state}" + (f" (forced: {b.close_reason})" if b.forced else ""))
+        who = ", ".join(f"{action.removeprefix('batch.')} by {name}"
+                        for action, name in ran.operators.items())
+        console.print(f"  started {ms_text(ran.first_start)}, "
+                      + ("running now" if ran.running_now else f"stopped {ms_text(ran.last_stop)}")
+                      + f"; ran {duration(ran.running_ms / 1000)}"
+                      + (f" at {rate:.1f} good items/s on average" if rate else "")
+                      + (f"; {who}" if who else ""), markup=False, soft_wrap=True)
+        if b.planned_qty:
+            console.print(f"  {good:,} good items of {b.planned_qty:,} planned "
+                          f"({100 * good / b.planned_qty:.1f} %)", markup=False)
         table = Table("level", "reserved", "in buffer", "void", "printed", "in transit",
-                      "commissioned", "rejected", "packed", "active")
+                      "commissioned", "rejected", "packed", "active", "decommissioned")
         for level, n in rep.levels.items():
             table.add_row(level, *(f"{v:,}" for v in (
                 n.reserved, n.in_buffer, n.void, n.printed, n.in_transit, n.commissioned,
-                n.rejected, n.packed, n.active)))
+                n.rejected, n.packed, n.active, n.decommissioned)))
         console.print(table)
         for level, n in rep.levels.items():
             if n.rejected_by_reason:
@@ -133,6 +149,11 @@ def show_report(ctx: typer.Context, batch_id: int, json: bool) -> None:
             console.print(f"[yellow]not packed:[/yellow] {finding}")
 
     emit({"batch": vocabulary.batch(rep.batch), "levels": rep.levels,
+          "production": {"started_at": ran.first_start, "stopped_at": ran.last_stop,
+                         "running_s": round(ran.running_ms / 1000, 3),
+                         "running_now": ran.running_now,
+                         "average_rate": None if rate is None else round(rate, 3),
+                         "operators": ran.operators},
           "reconciled": rep.reconciled, "problems": rep.problems,
           "containment": rep.containment}, json, human)
 

@@ -67,10 +67,10 @@ def demo(
     console.print(f"[bold]codeline demo[/bold]: line {line.id}, {product.name}, "
                   f"{pallets} pallets of {per_pallet} cases of {per_case} items, "
                   f"{rate:.0f} items/s")
-    # Pools as a plant keeps them: above their low-water marks, so no pool alarm shows.
+    # Pools as a plant keeps them: above their low-water marks to the end, so no pool alarm.
     wanted: dict[Level, int] = {"item": planned * 2, "case": pallets * per_pallet * 2,
                                 "pallet": pallets * 2}
-    batch = stock_line(config, path, {level: max(n, line.low_water(level) + 1)
+    batch = stock_line(config, path, {level: n + line.low_water(level) + 1
                                       for level, n in wanted.items()},
                        "DEMO01", planned, operator)
     settings = LineSimSettings(seed=seed, rate=rate, transit_ms=800, noread_rate=fault_rate,

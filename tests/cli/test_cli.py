@@ -62,6 +62,14 @@ def test_a_batch_from_pool_to_shipment_through_the_cli(cli, tmp_path: Path) -> N
     cli("batch", "close", "1")
     report = json.loads(cli("report", "batch", "1", "--json").stdout)
     assert report["reconciled"] is True
+    made = report["production"]
+    assert made["operators"] == {"batch.start": "alice", "batch.stop": "alice",
+                                 "batch.close": "alice"}
+    assert made["started_at"].endswith("Z") and made["running_s"] > 0
+    assert not made["running_now"]
+    shown = cli("report", "batch", "1").stdout
+    assert "; start by alice, stop by alice, close by alice" in shown
+    assert "started 20" in shown and "stopped 20" in shown and "; ran 0:00:0" in shown
     audit = json.loads(cli("audit", "verify", "--json").stdout)
     assert audit["ok"] and audit["entries"] >= 6
     entries = json.loads(cli("audit", "list", "--json").stdout)

@@ -377,3 +377,13 @@ def test_a_pallet_station_packs_only_cases_seen_arriving(store: Store,
     pallet = commissioned(store, batch, "pallet", 1)[0]
     aggregation.pack(store, pallet, cases[:1], operator="t")
     refused(store, AlreadyPacked, aggregation.record_arrival, store, cases[0], station="PAL1")
+
+
+def test_a_batch_runs_from_each_start_to_the_stop_after_it_and_a_running_one_to_now() -> None:
+    from edge.domain.production import running_ms
+
+    marks = [(1000, "batch.start"), (4000, "batch.stop"), (5000, "batch.stop"),
+             (10_000, "batch.start"), (10_500, "batch.start"), (12_000, "batch.stop")]
+    assert running_ms(marks, now=99_000) == 3000 + 2000
+    assert running_ms([*marks, (20_000, "batch.start")], now=21_500) == 5000 + 1500
+    assert running_ms([], now=5) == 0
