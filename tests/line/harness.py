@@ -228,6 +228,15 @@ async def printed(r: Rig, items: int, within: float = 60) -> None:
     raise AssertionError(f"the line did not print {items} items in {within:.0f} s")
 
 
+async def until_alarm(plc: PlcSim, words: str, within: float = 60) -> str:
+    """The PLC's alarm text once it holds ``words`` (the last text seen if it never does)."""
+    for _ in range(int(within / 0.1)):
+        if words in plc.alarm:
+            break
+        await asyncio.sleep(0.1)
+    return plc.alarm
+
+
 async def wait_complete(plc: PlcSim, within: float) -> None:
     await plc.wait_state(COMPLETE, within=within)
 

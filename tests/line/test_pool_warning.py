@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from simulators.line import LineSimSettings
-from tests.line.harness import Rig, rig
+from tests.line.harness import Rig, rig, until_alarm
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -32,12 +32,9 @@ async def test_the_case_pool_is_warned_before_it_runs_dry(tmp_path: Path) -> Non
                    case_pool=6) as r:
         await r.plc.run_batch("LOT1")
         await r.plc.wait_state(EXECUTE, within=30)
-        for _ in range(100):
-            if "runs dry" in r.plc.alarm:
-                break
-            await asyncio.sleep(0.1)
-        assert "case pool runs dry before the batch ends: " in r.plc.alarm
-        assert "the plan needs 10" in r.plc.alarm
+        alarm = await until_alarm(r.plc, "runs dry", within=10)
+        assert "case pool runs dry before the batch ends: " in alarm
+        assert "the plan needs 10" in alarm
         assert r.plc.state == EXECUTE  # a warning, not a hold
         status = json.loads((await asyncio.to_thread(codeline, r, "status", "--json")).stdout)
         line = status["lines"][0]

@@ -5,14 +5,13 @@ printing on silently."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
 from simulators.line import LineSimSettings
-from tests.line.harness import rig
+from tests.line.harness import rig, until_alarm
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -25,11 +24,8 @@ async def test_a_blind_case_camera_is_alarmed_while_items_wait_for_a_case(
     async with rig(tmp_path, settings, 100 * 24, item_pool=5000) as r:
         await r.plc.run_batch("LOT1")
         await r.plc.wait_state(EXECUTE, within=60)
-        for _ in range(1200):
-            if "waiting for a case" in r.plc.alarm:
-                break
-            await asyncio.sleep(0.1)
-        assert "waiting for a case: the case station sealed none for" in r.plc.alarm
+        alarm = await until_alarm(r.plc, "waiting for a case", within=120)
+        assert "waiting for a case: the case station sealed none for" in alarm
         assert r.plc.state == EXECUTE  # alarmed, not held: the operator decides
         assert len(r.sim.cases) == 2
         assert r.log_path is not None

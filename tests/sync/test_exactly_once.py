@@ -163,16 +163,23 @@ async def test_the_push_worker_retries_with_backoff_until_all_is_delivered(setti
     check_exactly_once(store, cloud)
 
 
-async def test_sigkill_during_push_and_during_pull_ack(setting, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    store, cloud, key = setting
-    port = free_port()
+def push_config(tmp_path: Path, port: int, key: Path, more: str = "") -> Path:
+    """The small site pushing to the cloud simulator on ``port`` with the token in
+    ``$CLOUD_TOKEN``."""
     config = tmp_path / "site.yaml"
     config.write_text(SMALL_SITE + f"""
 sync:
   push_url: "http://127.0.0.1:{port}/ingest/manifests"
   push_token_env: CLOUD_TOKEN
   signing_key_file: "{key}"
-""")
+""" + more)
+    return config
+
+
+async def test_sigkill_during_push_and_during_pull_ack(setting, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store, cloud, key = setting
+    port = free_port()
+    config = push_config(tmp_path, port, key)
     env = {**os.environ, "CLOUD_TOKEN": "t", "PYTHONPATH": str(ROOT)}
     base = [sys.executable, "-m", "edge.cli.main", "--db", str(store.path), "--config",
             str(config)]
@@ -238,15 +245,7 @@ async def test_push_follow_reports_each_delivery_and_each_failure(  # type: igno
         setting, tmp_path: Path) -> None:
     store, cloud, key = setting
     port = free_port()
-    config = tmp_path / "site.yaml"
-    config.write_text(SMALL_SITE + f"""
-sync:
-  push_url: "http://127.0.0.1:{port}/ingest/manifests"
-  push_token_env: CLOUD_TOKEN
-  signing_key_file: "{key}"
-  retry_min_ms: 100
-  retry_max_ms: 200
-""")
+    config = push_config(tmp_path, port, key, "  retry_min_ms: 100\n  retry_max_ms: 200\n")
     pending = store.read().execute("SELECT count(*) FROM outbox WHERE acked_at IS NULL")\
         .fetchone()[0]
     server = CloudServer(cloud, port, fail_pushes=1)
