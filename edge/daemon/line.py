@@ -378,6 +378,18 @@ class LineRuntime:
     async def _production_tasks(self) -> None:
         flow = self.flow
         assert flow is not None
+        # The pool watch only warns: it runs beside the production tasks, never among them,
+        # so nothing it meets can end or delay production.
+        watch = asyncio.create_task(PoolWatch(self.line, self.db.store.path, self._items_left,
+                                              self._pool_alarm).run(), name="pool-watch")
+        try:
+            await self._production_task_group(flow)
+        finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+
+    async def _production_task_group(self, flow: ItemFlow) -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(flow.printer_events())
             tasks.create_task(flow.feed())
@@ -385,8 +397,6 @@ class LineRuntime:
             tasks.create_task(flow.committer.run())
             tasks.create_task(self._watch_target())
             tasks.create_task(self._watch_packing())
-            tasks.create_task(PoolWatch(self.line, self.db.store.path, self._items_left,
-                                        self._pool_alarm).run())
             for station in (self.case_station, self.pallet_station):
                 if station is not None:
                     tasks.create_task(station.run())

@@ -5,19 +5,24 @@ needs, or fewer than the level's low-water mark; cleared once codes are added.""
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 from edge.domain import pool
-from edge.store.database import Store
+from edge.store.database import Store, StoreError
 from line_config.models import LEVELS, Level, Line
+
+log = logging.getLogger("codeline.line")
 
 POOL_WATCH_S = 5.0
 
 
 class PoolWatch:
     """Counts the pools on a read-only connection of its own (a reader never delays the
-    line's commits in WAL mode) every few seconds while the line produces."""
+    line's commits in WAL mode) every few seconds while the line produces; the connection is
+    opened, used and closed in one worker thread, so a cancelled round leaves none behind."""
 
     def __init__(self, line: Line, db_path: Path, items_left: Callable[[], int | None],
                  alarm: Callable[[str, str], None], every_s: float = POOL_WATCH_S) -> None:
@@ -33,15 +38,28 @@ class PoolWatch:
         return {level: pool.available_count(conn, self.line.id, level) for level in LEVELS}
 
     async def run(self) -> None:
-        store = await asyncio.to_thread(Store, self.db_path, cache_mb=8, read_only=True)
+        """Until cancelled. A count that fails (database busy or gone) is logged once and
+        tried again at the next round: a warning never ends anything."""
+        failed = ""
         try:
             while True:
-                available = await asyncio.to_thread(self._available, store)
-                self.show(pool.runway_warnings(self.line, available, self.items_left()))
+                try:
+                    available = await asyncio.to_thread(self._count)
+                except (StoreError, sqlite3.Error) as exc:
+                    if str(exc) != failed:
+                        failed = str(exc)
+                        log.warning("pools not counted: %s", exc, extra={"line": self.line.id})
+                else:
+                    failed = ""
+                    self.show(pool.runway_warnings(self.line, available, self.items_left()))
                 await asyncio.sleep(self.every_s)
         finally:
             self.show({})  # a batch that ends needs nothing more
-            store.close()
+
+    def _count(self) -> dict[Level, int]:
+        """One count, on a read-only connection opened and closed in this worker thread."""
+        with Store(self.db_path, cache_mb=8, read_only=True) as store:
+            return self._available(store)
 
     def show(self, warnings: dict[Level, str]) -> None:
         for level in LEVELS:
