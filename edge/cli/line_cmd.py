@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 import typer
 
 from edge.cli.context import LINE_HELP, UsageProblem, console, ctx_of, emit
+from edge.daemon.packml import ACTING_DONE, TRANSITIONS, Command
 from edge.domain.errors import DomainError
 
 app = typer.Typer(help="Command a running line: reset, start, hold, unhold, stop, abort, "
@@ -18,24 +18,13 @@ class LineCommandRefused(DomainError):
     """The controller refused a line command (state, config or unknown line)."""
 
 
-class LineCommand(StrEnum):
-    """A PackML command, as typed on the command line."""
-
-    reset = "reset"
-    start = "start"
-    stop = "stop"
-    hold = "hold"
-    unhold = "unhold"
-    suspend = "suspend"
-    unsuspend = "unsuspend"
-    abort = "abort"
-    clear = "clear"
+def _settles_in(command: Command) -> str:
+    """Where ``command`` leads once its acting state's work succeeds (Stop → Stopped)."""
+    acting = next(iter(TRANSITIONS[command].values()))
+    return ACTING_DONE[acting].label
 
 
-# Where each command leads when its acting state's work succeeds.
-SETTLES_IN = {"reset": "Idle", "start": "Execute", "stop": "Stopped", "hold": "Held",
-              "unhold": "Execute", "suspend": "Suspended", "unsuspend": "Execute",
-              "abort": "Aborted", "clear": "Stopped"}
+SETTLES_IN = {c.name.lower(): _settles_in(c) for c in Command}
 HELP = {
     "reset": "Reset: connect the devices and make the line ready (Stopped or Complete → Idle).",
     "start": "Start printing the line's running batch (Idle → Execute).",
@@ -48,8 +37,10 @@ HELP = {
     "abort": "Abort at once (any state → Aborted); clear, then reset, to go on.",
     "clear": "Clear an aborted line (Aborted → Stopped).",
 }
-NEXT_STEP = {"Stopped": "reset", "Idle": "start", "Held": "unhold", "Aborted": "clear",
-             "Complete": "reset", "Suspended": "unsuspend"}
+# From each settled state, the commands that bring the line to printing.
+TO_PRINT = {"Stopped": ["reset", "start"], "Complete": ["reset", "start"], "Idle": ["start"],
+            "Held": ["unhold"], "Aborted": ["clear", "reset", "start"],
+            "Suspended": ["unsuspend"]}
 
 
 def send_command(ctx: typer.Context, line: str | None, command: str, wait: bool
@@ -78,9 +69,7 @@ def what_the_line_needs(ctx: typer.Context, line_id: str) -> str:
     state = answer.get("state")
     if not answer.get("ok"):
         return f"line {line_id}: {answer.get('error')}"
-    steps = {"Stopped": ["reset", "start"], "Complete": ["reset", "start"], "Idle": ["start"],
-             "Held": ["unhold"], "Aborted": ["clear", "reset", "start"],
-             "Suspended": ["unsuspend"]}.get(str(state))
+    steps = TO_PRINT.get(str(state))
     if steps is None:
         return f"line {line_id} is {state}"
     return (f"line {line_id} is {state}: it prints once you run "
@@ -88,7 +77,7 @@ def what_the_line_needs(ctx: typer.Context, line_id: str) -> str:
 
 
 def _next(answer: dict[str, Any]) -> str:
-    step = NEXT_STEP.get(str(answer.get("state")))
+    step = TO_PRINT.get(str(answer.get("state")), [None])[0]
     allowed = answer.get("allowed") or []
     if step in allowed:
         return f"next: codeline line {step}"
@@ -110,7 +99,7 @@ def describe(line: str, command: str, answer: dict[str, Any]) -> str:
     return text
 
 
-def _command(name: LineCommand) -> None:
+def _command(name: str) -> None:
     def run(ctx: typer.Context,
             line: str | None = typer.Argument(
                 None, help=LINE_HELP),
@@ -119,17 +108,17 @@ def _command(name: LineCommand) -> None:
                                            "until the command is accepted"),
             json: bool = typer.Option(False, "--json", help="the controller's answer as JSON"),
             ) -> None:
-        line_id, answer = send_command(ctx, line, name.value, wait)
-        text = describe(line_id, name.value, answer)
+        line_id, answer = send_command(ctx, line, name, wait)
+        text = describe(line_id, name, answer)
         if not answer.get("ok") and not json:
             raise LineCommandRefused(text)
         emit(answer, json, lambda: console.print(text, markup=False, soft_wrap=True))
         if not answer.get("ok"):
             raise typer.Exit(1)
 
-    run.__doc__ = HELP[name.value]
-    app.command(name.value)(run)
+    run.__doc__ = HELP[name]
+    app.command(name)(run)
 
 
-for _name in LineCommand:
-    _command(_name)
+for _command_name in SETTLES_IN:
+    _command(_command_name)

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from edge.cli.context import JSON_HELP, LINE_HELP, LevelChoice, console, ctx_of, emit, ms_text
 from edge.domain import pool
+from edge.domain import segments as pool_segments
 
 app = typer.Typer(help="The code pool: generate, import, stats, segments, retire.",
                   no_args_is_help=True)
@@ -96,12 +97,12 @@ def stats(ctx: typer.Context, json: bool = typer.Option(False, "--json", help=JS
 
 
 @app.command("segments")
-def segments(ctx: typer.Context, json: bool = typer.Option(False, "--json", help=JSON_HELP)
+def segments_(ctx: typer.Context, json: bool = typer.Option(False, "--json", help=JSON_HELP)
              ) -> None:
     """Every segment of the pools: where it came from, its codes, how many are left."""
     c = ctx_of(ctx)
     with c.reader() as store:
-        rows = pool.segments(store.read())
+        rows = pool_segments.segments(store.read())
 
     def human() -> None:
         table = Table("segment", "line", "level", "source", "file", "cloud id", "added",
@@ -125,6 +126,6 @@ def retire(
     """Withdraw a segment added by mistake; refused once any of its codes was reserved."""
     c = ctx_of(ctx)
     with c.store() as store:
-        done = pool.retire(store, segment, operator=c.operator, reason=reason)
+        done = pool_segments.retire(store, segment, operator=c.operator, reason=reason)
     console.print(f"segment {done.segment_id} withdrawn: {done.codes:,} {done.level} codes of "
                   f"line {done.line_id} left the pool", markup=False)

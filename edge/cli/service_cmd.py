@@ -50,10 +50,10 @@ def _exec_start(config: Path) -> str:
     """The installed ``codeline`` beside this Python, or this Python running the module."""
     script = Path(sys.executable).parent / "codeline"
     program = str(script) if script.exists() else f"{sys.executable} -m edge.cli.main"
-    return f"{program} --config {config} run"
+    return f"{program} --config {_plain(config)} run"
 
 
-def _quoted(path: Path) -> str:
+def _plain(path: Path) -> str:
     text = str(path)
     if any(ch.isspace() or ch in "\"'\\;$%" for ch in text):
         raise UsageProblem(f"{text}: a path for a systemd unit may not hold spaces, quotes, "
@@ -79,12 +79,7 @@ def unit(
     db_dir = c.db_path.parent
     writable = sorted({db_dir, config.parent})
     typer.echo(UNIT.format(
-        site=site.site.id, name=name, exec_start=_exec_start(_check(config)), user=user,
-        group=group or user, workdir=_check(config.parent), watchdog=watchdog,
+        site=site.site.id, name=name, exec_start=_exec_start(config), user=user,
+        group=group or user, workdir=_plain(config.parent), watchdog=watchdog,
         stop_timeout=45 * len(site.lines) + 30,
-        writable=" ".join(_quoted(p) for p in writable)), nl=False)
-
-
-def _check(path: Path) -> Path:
-    _quoted(path)
-    return path
+        writable=" ".join(_plain(p) for p in writable)), nl=False)

@@ -80,13 +80,7 @@ def _bench_key(station: CasePackStation | PalletBuildStation) -> str:
 
 def device_up(device: Any) -> bool:
     """Whether a driver's link is up (drivers without a supervised link count as up)."""
-    availability = getattr(device, "availability", None)
-    if availability is not None:
-        return bool(availability.up)
-    camera = getattr(device, "camera", None)
-    if camera is not None:
-        return device_up(camera)
-    return True
+    return bool(device_health(device)["up"])
 
 
 def device_health(device: Any) -> dict[str, Any]:

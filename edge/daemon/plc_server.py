@@ -43,7 +43,7 @@ from edge.daemon.plc_security import (
     trusted_clients,
 )
 from edge.domain.errors import DomainError
-from line_config.models import PlcServer
+from line_config.plc import PlcServer
 
 log = logging.getLogger("codeline.plc")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 
-from edge.domain.codes import CodeRow
+from edge.domain.codes import CodeRow, code_by_id
 from edge.domain.shipments import Shipment, get
 from line_config.models import LEVELS, Level
 
@@ -54,6 +54,7 @@ def subtree_counts(conn: sqlite3.Connection, code_id: int) -> dict[Level, int]:
 
 
 def loaded(conn: sqlite3.Connection, row: CodeRow) -> Loaded:
+    """A container on a shipment, with its lot and the codes under it."""
     lot = conn.execute("SELECT lot FROM batches WHERE id = ?", (row.batch_id,)).fetchone()
     return Loaded(row.serial, LEVELS[row.level], row.batch_id, lot[0] if lot else None,
                   subtree_counts(conn, row.id))
@@ -62,12 +63,7 @@ def loaded(conn: sqlite3.Connection, row: CodeRow) -> Loaded:
 def contents(conn: sqlite3.Connection, shipment_id: int) -> Contents:
     """The shipment and every container on it: pallets first, then cases, by serial."""
     shipment = get(conn, shipment_id)
-    rows = conn.execute(
-        "SELECT c.id, c.serial, c.level, c.batch_id FROM shipment_containers sc "
-        "JOIN codes c ON c.id = sc.code_id WHERE sc.shipment_id = ? "
-        "ORDER BY c.level DESC, c.serial",
-        (shipment_id,)).fetchall()
-    lots = dict(conn.execute("SELECT id, lot FROM batches"))
-    return Contents(shipment, [
-        Loaded(serial, LEVELS[level], batch_id, lots.get(batch_id), subtree_counts(conn, code_id))
-        for code_id, serial, level, batch_id in rows])
+    ids = [r[0] for r in conn.execute(
+        "SELECT c.id FROM shipment_containers sc JOIN codes c ON c.id = sc.code_id "
+        "WHERE sc.shipment_id = ? ORDER BY c.level DESC, c.serial", (shipment_id,))]
+    return Contents(shipment, [loaded(conn, code_by_id(conn, i)) for i in ids])
