@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from edge.cli.commands import summary
 from edge.cli.context import console, ctx_of
 from edge.domain import aggregation
 
-app = typer.Typer(help="Aggregation: pack, unpack, replace, close, reopen, decommission.",
+app = typer.Typer(help=summary("agg"),
                   no_args_is_help=True)
 
 ReasonOpt = typer.Option(None, "--reason", help="why (recorded in the audit log)")

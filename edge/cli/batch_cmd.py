@@ -7,11 +7,13 @@ import datetime as dt
 import typer
 from rich.table import Table
 
+from edge.cli.commands import summary
 from edge.cli.context import JSON_HELP, LINE_HELP, console, ctx_of, emit, ms_text
 from edge.domain import batches
 from sync import vocabulary
 
-app = typer.Typer(help="Production batches.", no_args_is_help=True)
+app = typer.Typer(help=summary("batch"), no_args_is_help=True)
+report_app = typer.Typer(help=summary("report"), no_args_is_help=True)
 
 
 def _date(text: str | None) -> dt.date | None:
@@ -162,4 +164,14 @@ def show_report(ctx: typer.Context, batch_id: int, json: bool) -> None:
 def show(ctx: typer.Context, batch_id: int = typer.Argument(..., min=1),
          json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """One batch with its figures and reconciliation."""
+    show_report(ctx, batch_id, json)
+
+
+@report_app.command("batch")
+def report_batch(
+    ctx: typer.Context,
+    batch_id: int = typer.Argument(..., min=1),
+    json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Reconciliation report of a batch."""
     show_report(ctx, batch_id, json)

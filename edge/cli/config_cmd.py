@@ -6,10 +6,11 @@ from pathlib import Path
 
 import typer
 
+from edge.cli.commands import summary
 from edge.cli.context import console, err_console
 from line_config.loading import ConfigError, json_schema, load_config
 
-app = typer.Typer(help="Check configuration files and export their schema.", no_args_is_help=True)
+app = typer.Typer(help=summary("config"), no_args_is_help=True)
 
 
 @app.command("check")

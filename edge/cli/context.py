@@ -11,17 +11,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
-from edge.domain.errors import CodelineError, InvalidPayload
-from edge.domain.payloads import PayloadCodec
-from edge.store.database import Store
-from line_config.loading import load_config
-from line_config.models import Line, SiteConfig
-from sync import vocabulary
+from edge.domain.errors import CodelineError
+
+if TYPE_CHECKING:  # loaded by the commands that need them, not by every command
+    from edge.store.database import Store
+    from line_config.models import Line, SiteConfig
 
 # Into a pipe or a file nothing is wrapped at 80 columns nor cut: ids and tables stay whole.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 1000)
@@ -43,6 +42,8 @@ class Ctx:
 
     @cached_property
     def config(self) -> SiteConfig:
+        from line_config.loading import load_config
+
         if self.config_option is None:
             raise UsageProblem(
                 "this command needs the site configuration: pass --config FILE "
@@ -72,11 +73,15 @@ class Ctx:
 
     def store(self, *, create: bool = False, cache_mb: int = 256) -> Store:
         """The site's database; commands that stream a large read pass a small cache."""
+        from edge.store.database import Store
+
         return Store(self.db_path, create=create, cache_mb=cache_mb)
 
     def reader(self, *, cache_mb: int = 256) -> Store:
         """The database opened read-only, for commands that only look: nothing is written
         nor created beside it, so an archive on read-only media opens too."""
+        from edge.store.database import Store
+
         return Store(self.db_path, cache_mb=cache_mb, read_only=True)
 
     def line(self, line_id: str | None) -> Line:
@@ -96,6 +101,9 @@ class Ctx:
 
     def serial_of(self, text: str) -> str:
         """The serial a scanned payload or typed serial stands for."""
+        from edge.domain.errors import InvalidPayload
+        from edge.domain.payloads import PayloadCodec
+
         text = text.strip()
         if not self.has_config:
             return text
@@ -129,6 +137,8 @@ def emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
     """Print ``data`` as JSON for scripts (in the site's outside vocabulary: RFC 3339 UTC
     times), or call ``human`` to render it for people."""
     if as_json:
+        from sync import vocabulary
+
         sys.stdout.write(json.dumps(vocabulary.public(data), indent=2, ensure_ascii=False)
                          + "\n")
     else:

@@ -6,12 +6,12 @@ from typing import Any
 
 import typer
 
+from edge.cli.commands import summary
 from edge.cli.context import LINE_HELP, UsageProblem, console, ctx_of, emit
 from edge.daemon.packml import ACTING_DONE, TRANSITIONS, Command
 from edge.domain.errors import DomainError
 
-app = typer.Typer(help="Command a running line: reset, start, hold, unhold, stop, abort, "
-                       "clear (as its PLC can).", no_args_is_help=True)
+app = typer.Typer(help=summary("line"), no_args_is_help=True)
 
 
 class LineCommandRefused(DomainError):

@@ -1,98 +1,126 @@
-"""The ``codeline`` command: operator commands over the store, config tools, the demo."""
+"""The ``codeline`` command: operator commands over the store, config tools, the demo.
+
+Each command's module loads only when that command runs (:mod:`edge.cli.commands` is the
+index), so that the everyday commands start in a fraction of a second.
+"""
 
 from __future__ import annotations
 
-import json as _json
+import importlib
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 # typer carries its own click (0.29+): its usage errors, made one line here
+from typer._click import Command, Context
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer.core import TyperCommand, TyperGroup
 
-from edge.cli import (
-    agg_cmd,
-    backup_cmd,
-    batch_cmd,
-    config_cmd,
-    demo,
-    line_cmd,
-    pool_cmd,
-    probe_cmd,
-    run_cmd,
-    service_cmd,
-    ship_cmd,
-    sim_cmd,
-    sync_cmd,
-)
-from edge.cli.context import (
-    JSON_HELP,
-    Ctx,
-    UsageProblem,
-    console,
-    ctx_of,
-    default_operator,
-    emit,
-    err_console,
-    ms_text,
-)
-from edge.domain import audit, inspection
-from edge.domain.errors import CodelineError, UnknownCode
-from edge.store.database import StoreError
-from line_config.loading import ConfigError
-from sync.errors import SyncError
+from edge.cli import i18n
+from edge.cli.commands import COMMANDS, EVERYDAY
+from edge.cli.context import Ctx, default_operator, err_console
+from edge.cli.i18n import N_, _
+from edge.domain.errors import CodelineError
+
+HELP = N_("Controller of serialized coding lines: codes, batches, packing, shipments.")
+
+
+class LazyGroup(TyperGroup):
+    """The top-level group: a command's module is imported when that command is resolved;
+    the list in ``--help`` is drawn from the index alone."""
+
+    listing = False
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return [*self.commands, *(name for name in COMMANDS if name not in self.commands)]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        if self.listing:
+            return TyperCommand(name=cmd_name, help=_(entry.summary),
+                                rich_help_panel=_(entry.panel))
+        command = _load(cmd_name)
+        self.commands[cmd_name] = command
+        return command
+
+    def format_help(self, ctx: Context, formatter: Any) -> None:
+        self.listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.listing = False
+
+
+def _load(name: str) -> Command:
+    """The click command of index entry ``name``, its help in the operator's language when
+    it is an everyday command."""
+    entry = COMMANDS[name]
+    target = getattr(importlib.import_module(entry.module), entry.attr)
+    if isinstance(target, typer.Typer):
+        command: Command = typer.main.get_group(target)
+    else:
+        single = typer.Typer(add_completion=False)
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    if name in EVERYDAY:
+        _translate(command)
+    return command
+
+
+def _translate(command: Command) -> None:
+    """A loaded command's help, its options' and its subcommands', in the operator's
+    language (the English text is the catalog's key)."""
+    if i18n.language() == "en":
+        return
+    if command.help:
+        command.help = _(command.help)
+    for param in command.params:
+        text = getattr(param, "help", None)
+        if text:
+            param.help = _(text)  # type: ignore[attr-defined]
+    for sub in getattr(command, "commands", {}).values():
+        _translate(sub)
+
 
 app = typer.Typer(
     name="codeline",
-    help="Controller of serialized coding lines: codes, batches, packing, shipments.",
+    help=HELP,
+    cls=LazyGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=True,
 )
-app.add_typer(config_cmd.app, name="config")
-app.add_typer(pool_cmd.app, name="pool")
-app.add_typer(batch_cmd.app, name="batch")
-app.add_typer(line_cmd.app, name="line")
-app.add_typer(agg_cmd.app, name="agg")
-app.add_typer(ship_cmd.app, name="ship")
-app.add_typer(sim_cmd.app, name="sim")
-app.add_typer(sync_cmd.keys_app, name="keys")
-app.add_typer(sync_cmd.manifests_app, name="manifests")
-app.add_typer(sync_cmd.export_app, name="export")
-app.add_typer(sync_cmd.tokens_app, name="tokens")
-app.add_typer(sync_cmd.api_app, name="api")
-app.add_typer(sync_cmd.sync_app, name="sync")
-report_app = typer.Typer(help="Reports.", no_args_is_help=True)
-audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
-app.add_typer(report_app, name="report")
-app.add_typer(audit_app, name="audit")
-app.command("demo")(demo.demo)
-app.command("run")(run_cmd.run)
-app.command("backup")(backup_cmd.backup)
-app.command("status")(run_cmd.status)
-app.command("probe")(probe_cmd.probe_device)
-app.add_typer(run_cmd.certs_app, name="certs")
-app.add_typer(service_cmd.app, name="service")
 
 
 @app.callback()
 def main(
     ctx: typer.Context,
     db: Path | None = typer.Option(None, "--db", envvar="CODELINE_DB",
-                                   help="database file (default: the config's store.path)"),
+                                   help=N_("database file (default: the config's "
+                                           "store.path)")),
     config: Path | None = typer.Option(None, "--config", "-c", envvar="CODELINE_CONFIG",
-                                       help="site configuration (YAML)"),
+                                       help=N_("site configuration (YAML)")),
     operator: str | None = typer.Option(None, "--operator", envvar="CODELINE_OPERATOR",
-                                        help="who is acting (default: the OS user)"),
+                                        help=N_("who is acting (default: the OS user)")),
+    lang: str | None = typer.Option(None, "--lang", metavar="en|zh",
+                                    help=N_("language of the text for people (default: "
+                                            "from the locale; zh under zh_CN)")),
     version: bool = typer.Option(False, "--version", is_eager=True,
                                  callback=lambda shown: _print_version(shown),
-                                 help="print the version and exit"),
+                                 help=N_("print the version and exit")),
 ) -> None:
     """Global options shared by every command."""
+    if lang is not None and lang != i18n.language():
+        i18n.use(lang)
     ctx.obj = Ctx(db_option=db, config_option=config, operator=operator or default_operator())
 
 
@@ -108,144 +136,24 @@ def _print_version(shown: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.command("init")
-def init(ctx: typer.Context) -> None:
-    """Create the database (or bring its schema up to date)."""
-    c = ctx_of(ctx)
-    with c.store(create=True) as store:
-        version = store.schema_version()
-    console.print(f"database {c.db_path} ready (schema version {version})")
-
-
-@app.command("inspect")
-def inspect_(
-    ctx: typer.Context,
-    code: str = typer.Argument(..., help="serial or scanned payload"),
-    json: bool = typer.Option(False, "--json", help=JSON_HELP),
-) -> None:
-    """Everything about one code: state, history, parent, children, batch, shipment."""
-    c = ctx_of(ctx)
-    with c.reader() as store:
-        try:
-            view = inspection.inspect(store.read(), code.strip())
-        except UnknownCode:
-            view = inspection.inspect(store.read(), c.serial_of(code))
-
-    def human() -> None:
-        console.print(f"[bold]{view.level} {view.serial}[/bold]: {view.state}"
-                      + (f" ({view.reason})" if view.reason else ""))
-        if view.batch:
-            b = view.batch
-            console.print(f"  batch {b['id']} {b['product']} lot {b['lot']} on {b['line']}")
-        if view.parent:
-            console.print(f"  in {view.parent}")
-        if view.container:
-            k = view.container
-            console.print(f"  holds {k['children']}/{k['capacity']} ({k['status']})")
-        for child in view.children:
-            console.print(f"    {child}")
-        if view.children_total > len(view.children):
-            console.print(f"    ... {view.children_total - len(view.children)} more")
-        if view.shipment:
-            s = view.shipment
-            console.print(f"  shipment {s['id']} to {s['distributor']} ({s['region']}), "
-                          f"{s['status']}")
-        for h in view.history:
-            console.print(f"  {ms_text(h['at'])}  {h['what']}", markup=False, soft_wrap=True)
-
-    emit(view, json, human)
-
-
-@report_app.command("batch")
-def report_batch(
-    ctx: typer.Context,
-    batch_id: int = typer.Argument(..., min=1),
-    json: bool = typer.Option(False, "--json", help=JSON_HELP),
-) -> None:
-    """Reconciliation report of a batch."""
-    batch_cmd.show_report(ctx, batch_id, json)
-
-
-@audit_app.command("verify")
-def audit_verify(
-    ctx: typer.Context,
-    against: list[Path] = typer.Option([], "--against", help="a manifest as the cloud holds "
-                                       "it (NDJSON, header first): the chain must still hold "
-                                       "the audit head it carries (repeatable)"),
-    json: bool = typer.Option(False, "--json", help=JSON_HELP),
-) -> None:
-    """Check the audit log's hash chain from its first entry, against the checkpoints that
-    manifests carry, and every code row for a state no operation leaves it in."""
-    c = ctx_of(ctx)
-    anchors = [_anchor_of(path) for path in against]
-    with c.reader() as store:
-        conn = store.read()
-        rep = audit.verify(conn)
-        for anchor in anchors:
-            if anchor is not None:
-                audit.check_anchor(conn, anchor)
-        problems = audit.code_problems(conn)
-    checked = sum(1 for a in anchors if a is not None)
-    emit({"ok": not problems, "entries": rep.entries, "last_hash": rep.last_hash,
-          "anchors_checked": checked, "code_problems": problems}, json,
-         lambda: _print_audit(rep, checked, problems))
-    if problems:
-        raise typer.Exit(1)
-
-
-def _anchor_of(path: Path) -> audit.Anchor | None:
-    """The audit head a manifest file carries (None: issued before manifests carried it)."""
-    try:
-        with path.open("rb") as f:
-            first = _json.loads(f.readline())
-        anchor = first.get("audit")
-        return None if anchor is None else audit.Anchor(int(anchor["seq"]), str(anchor["hash"]))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise UsageProblem(f"--against {path}: not a manifest (NDJSON, header first): "
-                           f"{exc}") from None
-
-
-def _print_audit(rep: audit.AuditReport, checked: int, problems: list[str]) -> None:
-    console.print(f"[green]audit chain verifies[/green]: {rep.entries} entries, last "
-                  f"{rep.last_hash[:16]}" + (f"; it holds the {checked} checkpoint(s) of the "
-                                             "manifests given" if checked else ""),
-                  soft_wrap=True)
-    if problems:
-        console.print(f"[red]{len(problems)} code row(s) in a state no operation leaves "
-                      "them in[/red] (changed by hand?):", soft_wrap=True)
-        for problem in problems:
-            console.print(f"  {problem}", markup=False, soft_wrap=True)
-    else:
-        console.print("every code row is in a state the operations leave it in")
-
-
-@audit_app.command("list")
-def audit_list(ctx: typer.Context,
-               last: int = typer.Option(20, "--last", min=1, help="how many entries"),
-               json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
-    """The latest audit entries."""
-    c = ctx_of(ctx)
-    with c.reader() as store:
-        rows = store.read().execute(
-            "SELECT id, at, operator, action, target, reason, detail FROM audit "
-            "ORDER BY id DESC LIMIT ?", (last,)).fetchall()
-    rows.reverse()
-
-    def human() -> None:
-        table = Table("id", "when", "operator", "action", "target", "reason")
-        for r in rows:
-            table.add_row(str(r[0]), ms_text(r[1]), r[2], r[3], r[4], r[5] or "")
-        console.print(table)
-
-    emit([{"id": r[0], "at": r[1], "operator": r[2], "action": r[3], "target": r[4],
-           "reason": r[5], "detail": _json.loads(r[6]) if r[6] else None} for r in rows],
-         json, human)
+def command() -> Command:
+    """The whole ``codeline`` command in the operator's language (its subcommands load as
+    they are run)."""
+    root = typer.main.get_command(app)
+    if i18n.language() != "en":
+        root.help = _(HELP)
+        for param in root.params:
+            text = getattr(param, "help", None)
+            if text:
+                param.help = _(text)  # type: ignore[attr-defined]
+    return root
 
 
 def run() -> None:
     """Console entry point: user mistakes become one readable line and a non-zero exit."""
     try:
-        code = app(standalone_mode=False)
+        i18n.choose(i18n.lang_in(sys.argv[1:]))
+        code = command().main(standalone_mode=False)
     except NoArgsIsHelpError as exc:  # a command group alone: its help, as --help shows it
         typer.echo(exc.format_message())
         sys.exit(0)
@@ -255,19 +163,36 @@ def run() -> None:
     except ClickException as exc:
         _fail(exc.format_message(), exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):
-        err_console.print("interrupted", soft_wrap=True)
+        err_console.print(_("interrupted"), soft_wrap=True)
         sys.exit(130)
-    except ConfigError as exc:
-        _fail(str(exc), 2)
-    except (CodelineError, StoreError, SyncError) as exc:
-        _fail(str(exc), 1)
+    except CodelineError as exc:
+        _fail(i18n.error_text(exc), 1)
     except sqlite3.OperationalError as exc:
         _fail(f"database: {exc}", 1)
+    except Exception as exc:
+        status = _user_error_status(exc)
+        if status is None:
+            raise
+        _fail(str(exc), status)
     sys.exit(code if isinstance(code, int) else 0)
 
 
+# Errors a person can act on, by the module that defines them: a module not yet imported
+# cannot have raised one, so none is imported here (that would slow every command).
+_USER_ERRORS = (("line_config.loading", "ConfigError", 2), ("edge.store.database",
+                "StoreError", 1), ("sync.errors", "SyncError", 1))
+
+
+def _user_error_status(exc: Exception) -> int | None:
+    for module, name, status in _USER_ERRORS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and isinstance(exc, cls):
+            return status
+    return None
+
+
 def _fail(message: str, code: int) -> None:
-    err_console.print("[red]error:[/red] " + escape(message), soft_wrap=True)
+    err_console.print(f"[red]{_('error:')}[/red] " + escape(message), soft_wrap=True)
     sys.exit(code)
 
 

@@ -8,11 +8,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
+from edge.cli.commands import summary
 from edge.cli.context import JSON_HELP, LINE_HELP, LevelChoice, console, ctx_of, emit, ms_text
 from edge.domain import pool
 from edge.domain import segments as pool_segments
 
-app = typer.Typer(help="The code pool: generate, import, stats, segments, retire.",
+app = typer.Typer(help=summary("pool"),
                   no_args_is_help=True)
 
 LevelOpt = typer.Option(..., "--level", help="item, case or pallet")

@@ -13,6 +13,7 @@ import typer
 from rich.live import Live
 
 from edge.cli import logs
+from edge.cli.commands import summary
 from edge.cli.context import UsageProblem, console, ctx_of, emit
 
 STALE_S = 5.0
@@ -71,7 +72,7 @@ def status(ctx: typer.Context,
         pass
 
 
-certs_app = typer.Typer(help="The PLC server's certificate and users.", no_args_is_help=True)
+certs_app = typer.Typer(help=summary("certs"), no_args_is_help=True)
 
 
 @certs_app.command("show")

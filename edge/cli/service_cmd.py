@@ -7,9 +7,10 @@ from pathlib import Path
 
 import typer
 
+from edge.cli.commands import summary
 from edge.cli.context import UsageProblem, ctx_of
 
-app = typer.Typer(help="Run the controller as a systemd service.", no_args_is_help=True)
+app = typer.Typer(help=summary("service"), no_args_is_help=True)
 
 UNIT = """\
 # codeline controller of site {site}, written by `codeline service unit`.

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
+from edge.cli.commands import summary
 from edge.cli.context import JSON_HELP, Ctx, console, ctx_of, emit, ms_text
 from edge.domain import shipment_contents, shipments
 from edge.domain.errors import CodelineError, ShipmentError
 from edge.domain.shipment_contents import Loaded
 from edge.store.database import Store
-from line_config.models import Level
-from sync import keys, manifest, vocabulary
+from line_config.levels import Level
+from sync import vocabulary
 
-app = typer.Typer(help="Shipments: create, add (a scanning station), show, remove, confirm "
-                       "(activates), cancel, list.",
+if TYPE_CHECKING:
+    from sync import manifest
+
+app = typer.Typer(help=summary("ship"),
                   no_args_is_help=True)
 
 
@@ -24,6 +29,8 @@ def manifest_sealer(c: Ctx) -> shipments.Sealer | None:
     """Seals the manifest a confirm or cancel issues, with the site's key, in the same
     transaction. Without a config (``--db`` alone) the key is unknown: the manifest is then
     sealed when it is first pulled or pushed."""
+    from sync import keys, manifest
+
     if not c.has_config:
         return None
     key = keys.load_private(c.resolve(c.config.sync.signing_key_file))
@@ -182,9 +189,15 @@ def confirm(ctx: typer.Context, shipment_id: int = typer.Argument(..., min=1)) -
     seal = manifest_sealer(c)
     with c.store() as store:
         shipment = shipments.confirm(store, shipment_id, operator=c.operator, seal=seal)
-        issued = manifest.latest_of_shipment(store.read(), shipment_id)
+        issued = _latest_manifest(store.read(), shipment_id)
     console.print(f"shipment {shipment_id} confirmed: {shipment.code_count or 0:,} codes "
                   f"activated; {_queued(issued)}", markup=False, soft_wrap=True)
+
+
+def _latest_manifest(conn: sqlite3.Connection, shipment_id: int) -> manifest.ManifestInfo | None:
+    from sync import manifest
+
+    return manifest.latest_of_shipment(conn, shipment_id)
 
 
 def _queued(issued: manifest.ManifestInfo | None) -> str:
@@ -206,7 +219,7 @@ def cancel(
     with c.store() as store:
         before = shipments.get(store.read(), shipment_id)
         shipments.cancel(store, shipment_id, operator=c.operator, reason=reason, seal=seal)
-        issued = manifest.latest_of_shipment(store.read(), shipment_id)
+        issued = _latest_manifest(store.read(), shipment_id)
     if before.status == "open":
         console.print(f"shipment {shipment_id} cancelled: it was open, no code had been "
                       "activated and no manifest is issued", markup=False, soft_wrap=True)

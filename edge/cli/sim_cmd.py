@@ -13,10 +13,11 @@ from typing import Any
 import typer
 from pydantic import BaseModel, ValidationError
 
+from edge.cli.commands import summary
 from edge.cli.context import UsageProblem, console
 from edge.domain.errors import CodelineError
 
-app = typer.Typer(help="Run a device simulator (prints where it listens).", no_args_is_help=True)
+app = typer.Typer(help=summary("sim"), no_args_is_help=True)
 
 SetOpt = typer.Option([], "--set", help="a setting as KEY=VALUE (repeatable)")
 PortOpt = typer.Option(0, "--port", min=0, max=65535, help="TCP port on 127.0.0.1 (0: any)")

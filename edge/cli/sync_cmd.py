@@ -10,15 +10,16 @@ import typer
 from rich.table import Table
 
 from edge.cli import logs
+from edge.cli.commands import summary
 from edge.cli.context import JSON_HELP, UsageProblem, console, ctx_of, emit, ms_text
 from edge.domain import audit, batches
 from edge.store.database import now_ms
 from line_config.devices import is_loopback
 from sync import epcis, keys, manifest, tokens, vocabulary
 
-keys_app = typer.Typer(help="The site's manifest-signing key.", no_args_is_help=True)
-manifests_app = typer.Typer(help="Manifests issued by shipments.", no_args_is_help=True)
-export_app = typer.Typer(help="Exports for other systems.", no_args_is_help=True)
+keys_app = typer.Typer(help=summary("keys"), no_args_is_help=True)
+manifests_app = typer.Typer(help=summary("manifests"), no_args_is_help=True)
+export_app = typer.Typer(help=summary("export"), no_args_is_help=True)
 
 KeyOpt = typer.Option(None, "--key", help="key file (default: the config's sync.signing_key_file)")
 
@@ -134,8 +135,8 @@ def export_epcis(ctx: typer.Context, batch: int = typer.Option(..., "--batch", m
 
 
 SCOPE_HELP = "one of " + ", ".join(tokens.SCOPES) + " (repeatable)"
-tokens_app = typer.Typer(help="Bearer tokens of the pull API.", no_args_is_help=True)
-api_app = typer.Typer(help="The pull API for the cloud.", no_args_is_help=True)
+tokens_app = typer.Typer(help=summary("tokens"), no_args_is_help=True)
+api_app = typer.Typer(help=summary("api"), no_args_is_help=True)
 
 
 @tokens_app.command("create")
@@ -203,7 +204,7 @@ def api_serve(ctx: typer.Context, key: Path | None = KeyOpt,
                 ssl_keyfile=None if key_file is None else str(c.resolve(key_file)))
 
 
-sync_app = typer.Typer(help="Delivery of manifests to the cloud.", no_args_is_help=True)
+sync_app = typer.Typer(help=summary("sync"), no_args_is_help=True)
 
 
 @sync_app.command("status")

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.domain import audit, events
 from edge.domain.business_events import Identity
@@ -25,7 +25,10 @@ from edge.domain.errors import (
 )
 from edge.domain.lifecycle import LEVEL_NAME, Reason, State, transition
 from edge.store.database import Store, now_ms
-from line_config.models import Level, SiteConfig
+from line_config.levels import Level
+
+if TYPE_CHECKING:
+    from line_config.models import SiteConfig
 
 LOT_PATTERN = re.compile(r"^[A-Za-z0-9./-]{1,20}$")
 

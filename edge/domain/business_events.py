@@ -35,13 +35,16 @@ import sqlite3
 import zoneinfo
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from edge.domain.codes import code_by_id
 from edge.domain.event_hash import event_id
 from edge.store.database import rfc3339
-from line_config.models import LEVELS, SiteConfig, SsccFormat
+from line_config.levels import LEVELS
+
+if TYPE_CHECKING:
+    from line_config.models import SiteConfig
 
 NAMESPACES = {"codeline": "urn:codeline:epcis:"}
 """Prefixes of the extension fields this log writes, as the exported ``@context`` declares."""
@@ -74,6 +77,8 @@ class Identity:
     @classmethod
     def from_config(cls, config: SiteConfig, line_id: str, product_id: str, lot: str | None,
                     expiry: str | None) -> Identity:
+        from line_config.models import SsccFormat
+
         line = config.line(line_id)
         product = config.product(product_id)
         gtins = {"item": product.gtin_item, "case": product.gtin_case}

@@ -10,7 +10,16 @@ from collections.abc import Sequence
 
 
 class CodelineError(Exception):
-    """Base of every error a plant engineer is meant to read (no traceback needed)."""
+    """Base of every error a plant engineer is meant to read (no traceback needed).
+
+    Its message is a template with named fields (``"batch {batch} is {state}"``): English in
+    ``str(exc)``, for logs and the daemon; the terminal shows the template in the operator's
+    language with the same fields."""
+
+    def __init__(self, template: str, /, **fields: object) -> None:
+        self.template = template
+        self.fields = fields
+        super().__init__(template.format(**fields) if fields else template)
 
 
 class DomainError(CodelineError):
@@ -48,8 +57,9 @@ class DuplicateCode(DomainError):
 class ImportRejected(DomainError):
     """A code-segment file was refused as a whole; nothing was imported."""
 
-    def __init__(self, message: str, rejects: Sequence[object] = ()) -> None:
-        super().__init__(message)
+    def __init__(self, template: str, /, rejects: Sequence[object] = (),
+                 **fields: object) -> None:
+        super().__init__(template, **fields)
         self.rejects = list(rejects)
 
 

@@ -24,7 +24,7 @@ from edge.domain.lifecycle import (
     transition,
 )
 from edge.store.database import Store, now_ms
-from line_config.models import Level
+from line_config.levels import Level
 
 
 @dataclass(frozen=True)

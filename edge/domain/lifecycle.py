@@ -14,7 +14,7 @@ from enum import IntEnum
 
 from edge.domain import history
 from edge.domain.errors import CodeAlreadyUsed, InvalidTransition, NotCommissioned
-from line_config.models import LEVELS, Level
+from line_config.levels import LEVELS, Level
 
 
 class State(IntEnum):

@@ -10,7 +10,7 @@ from edge.domain import audit, events
 from edge.domain.errors import DomainError, ReasonRequired
 from edge.domain.lifecycle import LEVEL_NAME
 from edge.store.database import Store, now_ms
-from line_config.models import Level
+from line_config.levels import Level
 
 
 @dataclass(frozen=True)

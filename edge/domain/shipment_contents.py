@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from edge.domain.codes import CodeRow, code_by_id
 from edge.domain.shipments import Shipment, get
-from line_config.models import LEVELS, Level
+from line_config.levels import LEVELS, Level
 
 
 @dataclass(frozen=True)

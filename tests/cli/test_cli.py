@@ -154,20 +154,22 @@ def test_demo_runs_end_to_end_and_reconciles(tmp_path: Path) -> None:
 
 
 def test_every_option_has_help_and_the_shell_completes_commands() -> None:
-    from typer.main import get_command
+    from typer._click import Context
 
-    from edge.cli.main import app
+    from edge.cli.main import command
 
     undocumented: list[str] = []
 
-    def walk(command: Any, path: str) -> None:
-        for param in command.params:
+    def walk(group: Any, path: str) -> None:
+        for param in group.params:
             if param.param_type_name == "option" and not param.help:
                 undocumented.append(f"{path} {param.opts[0]}")
-        for name, sub in getattr(command, "commands", {}).items():
-            walk(sub, f"{path} {name}")
+        if hasattr(group, "list_commands"):
+            ctx = Context(group)
+            for name in group.list_commands(ctx):
+                walk(group.get_command(ctx, name), f"{path} {name}")
 
-    walk(get_command(app), "codeline")
+    walk(command(), "codeline")
     assert undocumented == []
     script = Path(sys.executable).parent / "codeline"
     completed = subprocess.run([str(script)], capture_output=True, text=True, timeout=60, env={

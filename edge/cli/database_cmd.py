@@ -1,4 +1,5 @@
-"""``codeline backup DEST``: a verified copy of the database, taken while the line runs."""
+"""``codeline init`` (create or upgrade the database) and ``codeline backup DEST`` (a verified
+copy of it, taken while the line runs)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,14 @@ from edge.cli.context import console, ctx_of, emit
 from edge.domain import audit
 from edge.store.backup import copy
 from edge.store.database import Store
+
+
+def init(ctx: typer.Context) -> None:
+    """Create the database, or bring its schema up to date (after an upgrade)."""
+    c = ctx_of(ctx)
+    with c.store(create=True) as store:
+        version = store.schema_version()
+    console.print(f"database {c.db_path} ready (schema version {version})")
 
 
 def backup(
