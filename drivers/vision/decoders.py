@@ -18,13 +18,18 @@ from drivers.interfaces import DecodedSymbol, Decoder, Image
 from drivers.vision.grading import grade_region
 from line_config.devices import Camera as CameraConfig
 
+# "qr" is the QR Code printers print (Model 2). zxing-cpp 3's QRCode is the whole family,
+# Micro QR included: a Micro QR M1/M2 has one finder pattern and checks only 2-5 codewords,
+# so a corner of a real QR symbol in a case view decodes now and then as "6106".
 _ZXING_FORMATS = {
     "datamatrix": zxingcpp.BarcodeFormat.DataMatrix,
-    "qr": zxingcpp.BarcodeFormat.QRCode,
+    "qr": zxingcpp.BarcodeFormat.QRCodeModel2,
     "code128": zxingcpp.BarcodeFormat.Code128,
 }
 
-_NAMES = {fmt: name for name, fmt in _ZXING_FORMATS.items()}
+# A result names the format it was read as; a Model 2 QR reports itself as QRCode.
+_NAMES = {fmt: name for name, fmt in _ZXING_FORMATS.items()} | {
+    zxingcpp.BarcodeFormat.QRCode: "qr"}
 
 
 def _graded(image: Image, data: str, symbology: str,

@@ -71,6 +71,21 @@ def test_a_case_top_view_reads_all_24_codes() -> None:
     assert sorted(s.data for s in found) == sorted(DM[:24])
 
 
+def test_a_case_of_qr_codes_shows_no_phantom_micro_qr() -> None:
+    # Twelve item codes of the plant example, laid out as the case camera sees them: read as
+    # any QR family member, a finder pattern among them decodes as Micro QR "235".
+    serials = ["29ESHLYVRTWXV", "7LYLZ6B78TDRD", "6V3GVD7X5FRP9", "BG2YCZLEJJX4M",
+               "N6YWY5RXZR3QE", "B66MUUNJK9SG7", "YADQHL7CWRWFT", "5LJ2PDLSLFMQZ",
+               "LJWFFFMS429RS", "QG64GRUNPM5KJ", "XSS4K4HJ5SFPX", "KSM8ECWJ3V4PC"]
+    payloads = [f"https://id.example.com/01/06912345678902/21/{s}" for s in serials]
+    settings = CameraSettings(symbology="qr", per_frame=12, width=1600, height=1200,
+                              module_px=4)
+    frame = compose(payloads, settings, random.Random(0))  # type: ignore[arg-type]
+    found = ZxingDecoder(["qr"]).decode(frame)
+    assert sorted(s.data for s in found) == sorted(payloads)
+    assert {s.symbology for s in found} == {"qr"}
+
+
 def test_grade_falls_with_contrast_and_blur() -> None:
     decoder = ZxingDecoder(["datamatrix"])
     grades = {}
