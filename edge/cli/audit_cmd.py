@@ -50,8 +50,8 @@ def _anchor_of(path: Path) -> audit.Anchor | None:
         anchor = first.get("audit")
         return None if anchor is None else audit.Anchor(int(anchor["seq"]), str(anchor["hash"]))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise UsageProblem(f"--against {path}: not a manifest (NDJSON, header first): "
-                           f"{exc}") from None
+        raise UsageProblem("--against {path}: not a manifest (NDJSON, header first): {exc}",
+                           path=path, exc=exc) from None
 
 
 def _print_audit(rep: audit.AuditReport, checked: int, problems: list[str]) -> None:

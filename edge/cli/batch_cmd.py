@@ -9,6 +9,7 @@ from rich.table import Table
 
 from edge.cli.commands import summary
 from edge.cli.context import JSON_HELP, LINE_HELP, console, ctx_of, emit, ms_text
+from edge.cli.i18n import N_, _
 from edge.domain import batches
 from sync import vocabulary
 
@@ -53,8 +54,8 @@ def start(ctx: typer.Context, batch_id: int = typer.Argument(..., min=1)) -> Non
     c = ctx_of(ctx)
     with c.store() as store:
         batch = batches.start(store, batch_id, operator=c.operator)
-    console.print(f"batch {batch_id} ({batch.lot}) is now the running batch of line "
-                  f"{batch.line_id}", soft_wrap=True)
+    console.print(_("batch {batch} ({lot}) is now the running batch of line {line}").format(
+        batch=batch_id, lot=batch.lot, line=batch.line_id), soft_wrap=True)
     console.print(what_the_line_needs(ctx, batch.line_id), markup=False, soft_wrap=True)
 
 
@@ -64,7 +65,7 @@ def stop(ctx: typer.Context, batch_id: int = typer.Argument(..., min=1)) -> None
     c = ctx_of(ctx)
     with c.store() as store:
         batches.stop(store, batch_id, operator=c.operator)
-    console.print(f"batch {batch_id} stopped")
+    console.print(_("batch {batch} stopped").format(batch=batch_id))
 
 
 @app.command("close")
@@ -103,6 +104,11 @@ def list_(ctx: typer.Context, json: bool = typer.Option(False, "--json", help=JS
     emit([vocabulary.batch(b) for b in rows], json, human)
 
 
+REPORT_COLUMNS = (N_("level"), N_("reserved"), N_("in buffer"), N_("void"), N_("printed"),
+                  N_("in transit"), N_("commissioned"), N_("rejected"), N_("packed"),
+                  N_("active"), N_("decommissioned"))
+
+
 def show_report(ctx: typer.Context, batch_id: int, json: bool) -> None:
     """Print a batch's figures and its reconciliation."""
     from edge.cli.status_view import duration
@@ -117,38 +123,46 @@ def show_report(ctx: typer.Context, batch_id: int, json: bool) -> None:
 
     def human() -> None:
         b = rep.batch
-        console.print(f"[bold]batch {b.id}[/bold] {b.product_id} lot {b.lot} on {b.line_id}: "
-                      f"{b.state}" + (f" (forced: {b.close_reason})" if b.forced else ""))
-        who = ", ".join(f"{action.removeprefix('batch.')} by {name}"
-                        for action, name in ran.operators.items())
-        console.print(f"  started {ms_text(ran.first_start)}, "
-                      + ("running now" if ran.running_now else f"stopped {ms_text(ran.last_stop)}")
-                      + f"; ran {duration(ran.running_ms / 1000)}"
-                      + (f" at {rate:.1f} good items/s on average" if rate else "")
+        console.print("[bold]" + _("batch {batch}").format(batch=b.id) + "[/bold] "
+                      + _("{product} lot {lot} on {line}: {state}").format(
+                          product=b.product_id, lot=b.lot, line=b.line_id, state=_(b.state))
+                      + (_(" (forced: {reason})").format(reason=b.close_reason)
+                         if b.forced else ""))
+        who = ", ".join(_("{action} by {operator}").format(
+            action=_(action.removeprefix("batch.")), operator=name)
+            for action, name in ran.operators.items())
+        console.print("  " + _("started {at}").format(at=ms_text(ran.first_start)) + ", "
+                      + (_("running now") if ran.running_now
+                         else _("stopped {at}").format(at=ms_text(ran.last_stop)))
+                      + "; " + _("ran {time}").format(time=duration(ran.running_ms / 1000))
+                      + (_(" at {rate:.1f} good items/s on average").format(rate=rate)
+                         if rate else "")
                       + (f"; {who}" if who else ""), markup=False, soft_wrap=True)
         if b.planned_qty:
-            console.print(f"  {good:,} good items of {b.planned_qty:,} planned "
-                          f"({100 * good / b.planned_qty:.1f} %)", markup=False)
-        table = Table("level", "reserved", "in buffer", "void", "printed", "in transit",
-                      "commissioned", "rejected", "packed", "active", "decommissioned")
+            console.print("  " + _("{good:,} good items of {planned:,} planned ({share:.1f} %)"
+                                   ).format(good=good, planned=b.planned_qty,
+                                            share=100 * good / b.planned_qty), markup=False)
+        table = Table(*(_(h) for h in REPORT_COLUMNS))
         for level, n in rep.levels.items():
-            table.add_row(level, *(f"{v:,}" for v in (
+            table.add_row(_(level), *(f"{v:,}" for v in (
                 n.reserved, n.in_buffer, n.void, n.printed, n.in_transit, n.commissioned,
                 n.rejected, n.packed, n.active, n.decommissioned)))
         console.print(table)
         for level, n in rep.levels.items():
             if n.rejected_by_reason:
                 reasons = ", ".join(f"{k} {v}" for k, v in sorted(n.rejected_by_reason.items()))
-                console.print(f"  {level} rejects: {reasons}")
+                console.print("  " + _("{level} rejects: {reasons}").format(
+                    level=_(level), reasons=reasons))
         if rep.reconciled:
-            console.print("[green]reconciled[/green]: reserved = printed + void + in buffer; "
-                          "printed = commissioned + rejected + in transit")
+            console.print("[green]" + _("reconciled") + "[/green]: " + _(
+                "reserved = printed + void + in buffer; printed = commissioned + rejected + "
+                "in transit"))
         else:
-            console.print("[red]NOT reconciled[/red]")
+            console.print("[red]" + _("NOT reconciled") + "[/red]")
             for problem in rep.problems:
                 console.print(f"  {problem}")
         for finding in rep.containment:
-            console.print(f"[yellow]not packed:[/yellow] {finding}")
+            console.print("[yellow]" + _("not packed:") + f"[/yellow] {finding}")
 
     emit({"batch": vocabulary.batch(rep.batch), "levels": rep.levels,
           "production": {"started_at": ran.first_start, "stopped_at": ran.last_stop,

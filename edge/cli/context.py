@@ -89,14 +89,14 @@ class Ctx:
         if line_id is None:
             if len(lines) == 1:
                 return lines[0]
-            raise UsageProblem(
-                "the config has several lines: pass --line " + "|".join(x.id for x in lines)
-            )
+            raise UsageProblem("the config has several lines: pass --line {choices}",
+                               choices="|".join(x.id for x in lines))
         try:
             return self.config.line(line_id)
         except KeyError:
             raise UsageProblem(
-                f"no line {line_id!r} in the config; lines: {', '.join(x.id for x in lines)}"
+                "no line {line_id!r} in the config; lines: {lines}", line_id=line_id,
+                lines=', '.join(x.id for x in lines)
             ) from None
 
     def serial_of(self, text: str) -> str:
@@ -107,13 +107,18 @@ class Ctx:
         text = text.strip()
         if not self.has_config:
             return text
-        problems: list[str] = []
+        from edge.cli.i18n import error_text
+
+        refusals: list[InvalidPayload] = []
         for line in self.config.lines:
             try:
                 return PayloadCodec(line, self.config.products).parse(text).serial
             except InvalidPayload as exc:
-                problems.append(str(exc))
-        raise InvalidPayload(problems[0] if len(problems) == 1 else "; ".join(problems))
+                refusals.append(exc)
+        if len(refusals) == 1:
+            raise refusals[0]
+        raise InvalidPayload("not a code of any line: {problems}",
+                             problems="; ".join(error_text(r) for r in refusals))
 
 
 JSON_HELP = "print JSON for scripts"

@@ -29,6 +29,10 @@ class CatalogMissing(CodelineError):
     """Chinese was asked for and its catalog was not compiled (an install step skipped)."""
 
 
+class UnknownLanguage(CodelineError):
+    """``--lang`` names a language codeline does not speak."""
+
+
 def from_environment(environ: dict[str, str] | None = None) -> str:
     """``zh`` when the locale the user runs in is Chinese, else ``en`` (gettext's order:
     LANGUAGE, LC_ALL, LC_MESSAGES, LANG)."""
@@ -57,7 +61,8 @@ def use(language: str) -> None:
     """Speak ``language`` (``en`` or ``zh``) from now on in this process."""
     global _catalog, _language
     if language not in LANGUAGES:
-        raise CatalogMissing(f"--lang {language!r}: expected one of {', '.join(LANGUAGES)}")
+        raise UnknownLanguage("--lang {language!r}: expected one of {known}",
+                              language=language, known=", ".join(LANGUAGES))
     if language == "en":
         _catalog, _language = gettext.NullTranslations(), "en"
         return
@@ -66,8 +71,9 @@ def use(language: str) -> None:
     except OSError:
         _catalog, _language = gettext.NullTranslations(), "en"
         raise CatalogMissing(
-            f"the Chinese catalog is not compiled ({LOCALE_DIR}/zh_CN/LC_MESSAGES/{DOMAIN}.mo "
-            "is missing): reinstall codeline with the README's set-up command") from None
+            "the Chinese catalog is not compiled ({path} is missing): reinstall codeline with "
+            "the README's set-up command", path=LOCALE_DIR / "zh_CN" / "LC_MESSAGES" /
+            f"{DOMAIN}.mo") from None
     _language = language
 
 
@@ -107,7 +113,19 @@ def error_text(exc: BaseException) -> str:
     if not isinstance(exc, CodelineError) or _language == "en":
         return str(exc)
     translated = _catalog.gettext(exc.template)
+    fields = {name: error_text(value) if isinstance(value, CodelineError) else value
+              for name, value in exc.fields.items()}
     try:
-        return translated.format(**exc.fields) if exc.fields else translated
+        return translated.format(**fields) if fields else translated
     except (KeyError, IndexError, ValueError):  # a catalog that lost a field: English
         return str(exc)
+
+
+# Words the terminal shows from data (levels, states of batches, containers and shipments,
+# batch actions): named here so that the catalog holds them.
+WORDS_FROM_DATA = (
+    N_("item"), N_("case"), N_("pallet"),
+    N_("created"), N_("running"), N_("stopped"), N_("closed"), N_("open"),
+    N_("confirming"), N_("confirmed"), N_("cancelled"),
+    N_("create"), N_("start"), N_("stop"), N_("close"),
+)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from edge.cli.context import JSON_HELP, console, ctx_of, emit, ms_text
+from edge.cli.i18n import _
 from edge.domain import inspection
 from edge.domain.errors import UnknownCode
 
@@ -23,24 +24,27 @@ def inspect_(
             view = inspection.inspect(store.read(), c.serial_of(code))
 
     def human() -> None:
-        console.print(f"[bold]{view.level} {view.serial}[/bold]: {view.state}"
+        console.print(f"[bold]{_(view.level)} {view.serial}[/bold]: {view.state}"
                       + (f" ({view.reason})" if view.reason else ""))
         if view.batch:
-            b = view.batch
-            console.print(f"  batch {b['id']} {b['product']} lot {b['lot']} on {b['line']}")
+            console.print("  " + _("batch {id} {product} lot {lot} on {line}").format(
+                **view.batch))
         if view.parent:
-            console.print(f"  in {view.parent}")
+            console.print("  " + _("in {parent}").format(parent=view.parent))
         if view.container:
             k = view.container
-            console.print(f"  holds {k['children']}/{k['capacity']} ({k['status']})")
+            console.print("  " + _("holds {children}/{capacity} ({status})").format(
+                children=k["children"], capacity=k["capacity"], status=_(k["status"])))
         for child in view.children:
             console.print(f"    {child}")
         if view.children_total > len(view.children):
-            console.print(f"    ... {view.children_total - len(view.children)} more")
+            console.print("    " + _("... {n} more").format(
+                n=view.children_total - len(view.children)))
         if view.shipment:
             s = view.shipment
-            console.print(f"  shipment {s['id']} to {s['distributor']} ({s['region']}), "
-                          f"{s['status']}")
+            console.print("  " + _("shipment {id} to {distributor} ({region}), {status}").format(
+                id=s["id"], distributor=s["distributor"], region=s["region"],
+                status=_(s["status"])))
         for h in view.history:
             console.print(f"  {ms_text(h['at'])}  {h['what']}", markup=False, soft_wrap=True)
 

@@ -8,6 +8,7 @@ import typer
 
 from edge.cli.commands import summary
 from edge.cli.context import LINE_HELP, UsageProblem, console, ctx_of, emit
+from edge.cli.i18n import _
 from edge.daemon.packml import ACTING_DONE, TRANSITIONS, Command
 from edge.domain.errors import DomainError
 
@@ -62,26 +63,28 @@ def what_the_line_needs(ctx: typer.Context, line_id: str) -> str:
     from edge.daemon import control
 
     try:
-        _, answer = send_command(ctx, line_id, "state", False)
+        answer = send_command(ctx, line_id, "state", False)[1]
     except control.ControlUnavailable:
-        return (f"no controller runs on this database: start it (`codeline run`), then "
-                f"`codeline line reset {line_id}` and `codeline line start {line_id}`")
+        return _("no controller runs on this database: start it (`codeline run`), then "
+                 "`codeline line reset {line}` and `codeline line start {line}`"
+                 ).format(line=line_id)
     state = answer.get("state")
     if not answer.get("ok"):
-        return f"line {line_id}: {answer.get('error')}"
+        return _("line {line}: {error}").format(line=line_id, error=answer.get("error"))
     steps = TO_PRINT.get(str(state))
     if steps is None:
-        return f"line {line_id} is {state}"
-    return (f"line {line_id} is {state}: it prints once you run "
-            + ", then ".join(f"`codeline line {step} {line_id}`" for step in steps))
+        return _("line {line} is {state}").format(line=line_id, state=state)
+    return _("line {line} is {state}: it prints once you run {steps}").format(
+        line=line_id, state=state, steps=_(", then ").join(
+            f"`codeline line {step} {line_id}`" for step in steps))
 
 
 def _next(answer: dict[str, Any]) -> str:
     step = TO_PRINT.get(str(answer.get("state")), [None])[0]
     allowed = answer.get("allowed") or []
     if step in allowed:
-        return f"next: codeline line {step}"
-    return "accepted now: " + (", ".join(allowed) or "nothing")
+        return _("next: codeline line {step}").format(step=step)
+    return _("accepted now: {commands}").format(commands=", ".join(allowed) or _("nothing"))
 
 
 def describe(line: str, command: str, answer: dict[str, Any]) -> str:
@@ -90,10 +93,12 @@ def describe(line: str, command: str, answer: dict[str, Any]) -> str:
     why = answer.get("reason") or "; ".join(f"{k}: {v}" for k, v in
                                             (answer.get("alarms") or {}).items())
     if not answer.get("ok"):
-        return f"line {line}: {command} refused: {answer.get('error')} ({_next(answer)})"
-    text = f"line {line}: {command} accepted, the line is {state}"
+        return _("line {line}: {command} refused: {error} ({next})").format(
+            line=line, command=command, error=answer.get("error"), next=_next(answer))
+    text = _("line {line}: {command} accepted, the line is {state}").format(
+        line=line, command=command, state=state)
     if state != SETTLES_IN.get(command) and state == answer.get("accepted"):
-        return text + " (still working)"
+        return text + _(" (still working)")
     if state != SETTLES_IN.get(command):
         return text + (f": {why}" if why else "") + f" ({_next(answer)})"
     return text
@@ -111,7 +116,7 @@ def _command(name: str) -> None:
         line_id, answer = send_command(ctx, line, name, wait)
         text = describe(line_id, name, answer)
         if not answer.get("ok") and not json:
-            raise LineCommandRefused(text)
+            raise LineCommandRefused("{text}", text=text)
         emit(answer, json, lambda: console.print(text, markup=False, soft_wrap=True))
         if not answer.get("ok"):
             raise typer.Exit(1)

@@ -141,6 +141,11 @@ def command() -> Command:
     they are run)."""
     root = typer.main.get_command(app)
     if i18n.language() != "en":
+        from typer import rich_utils  # its panel titles are read as help is drawn
+
+        rich_utils.ARGUMENTS_PANEL_TITLE = _("Arguments")
+        rich_utils.OPTIONS_PANEL_TITLE = _("Options")
+        rich_utils.COMMANDS_PANEL_TITLE = _("Commands")
         root.help = _(HELP)
         for param in root.params:
             text = getattr(param, "help", None)
@@ -192,7 +197,7 @@ def _user_error_status(exc: Exception) -> int | None:
 
 
 def _fail(message: str, code: int) -> None:
-    err_console.print(f"[red]{_('error:')}[/red] " + escape(message), soft_wrap=True)
+    err_console.print("[red]" + _("error:") + "[/red] " + escape(message), soft_wrap=True)
     sys.exit(code)
 
 

@@ -39,15 +39,16 @@ def probe_device(
         if device.id == device_id and (line_id is None or line.id == line_id)]
     if not found:
         known = sorted({d.id for line in site.lines for d in line.devices})
-        raise UsageProblem(f"no device {device_id!r} in the config; devices: {', '.join(known)}")
+        raise UsageProblem("no device {device_id!r} in the config; devices: {known}",
+                           device_id=device_id, known=', '.join(known))
     if len(found) > 1:
-        raise UsageProblem(f"device {device_id!r} is on lines "
-                           f"{', '.join(x for x, _ in found)}: pass --line")
+        raise UsageProblem("device {device_id!r} is on lines {found}: pass --line",
+                           device_id=device_id, found=', '.join(x for x, _ in found))
     line, device = found[0]
     try:
         report = asyncio.run(probe(device, read=read, timeout_s=timeout))
     except UnsupportedDevice as exc:
-        raise UsageProblem(str(exc)) from None
+        raise UsageProblem("{problem}", problem=str(exc)) from None
     except DriverError as exc:
         console.print(f"[red]device {device_id} on line {line}: {exc}[/red]", soft_wrap=True)
         raise typer.Exit(1) from None

@@ -50,10 +50,11 @@ def status(ctx: typer.Context,
         try:
             snapshot: dict[str, object] = jsonlib.loads(path.read_text())
         except (OSError, ValueError):
-            raise UsageProblem(f"no running `codeline run` for {c.db_path} "
-                               f"(no status at {path})") from None
+            raise UsageProblem("no running `codeline run` for {db_path} (no status at {path})",
+                               db_path=c.db_path, path=path) from None
         if time.time() - float(snapshot["at"]) / 1000 > STALE_S:  # type: ignore[arg-type]
-            raise UsageProblem(f"the status at {path} is stale: is `codeline run` alive?")
+            raise UsageProblem("the status at {path} is stale: is `codeline run` alive?",
+                               path=path)
         return snapshot
 
     snapshot = load()
@@ -113,7 +114,8 @@ def certs_hash_password(
 
     password = os.environ.get(password_env)
     if not password:
-        raise UsageProblem(f"environment variable {password_env} is empty or not set")
+        raise UsageProblem("environment variable {password_env} is empty or not set",
+                           password_env=password_env)
     if ":" in name or not name.strip():
         raise UsageProblem("a user name is not empty and has no ':'")
     typer.echo(f"{name}:{hash_password(password)}")

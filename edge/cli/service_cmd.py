@@ -57,8 +57,8 @@ def _exec_start(config: Path) -> str:
 def _plain(path: Path) -> str:
     text = str(path)
     if any(ch.isspace() or ch in "\"'\\;$%" for ch in text):
-        raise UsageProblem(f"{text}: a path for a systemd unit may not hold spaces, quotes, "
-                           "'\\', ';', '$' or '%'; move it")
+        raise UsageProblem("{text}: a path for a systemd unit may not hold spaces, quotes, "
+                           "'\\', ';', '$' or '%'; move it", text=text)
     return text
 
 

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from edge.cli.commands import summary
 from edge.cli.context import JSON_HELP, Ctx, console, ctx_of, emit, ms_text
+from edge.cli.i18n import _, error_text, ngettext
 from edge.domain import shipment_contents, shipments
 from edge.domain.errors import CodelineError, ShipmentError
 from edge.domain.shipment_contents import Loaded
@@ -62,17 +63,17 @@ def create(
 
 def _counted(codes: dict[Level, int]) -> str:
     """"40 cases, 960 items": the codes under a container, itself left out."""
-    parts = [f"{n:,} {level}s" if n != 1 else f"1 {level}"
+    parts = [ngettext("{n:,} {level}", "{n:,} {level}s", n).format(n=n, level=_(level))
              for level, n in reversed(codes.items()) if n]
-    return ", ".join(parts) or "nothing"
+    return ", ".join(parts) or _("nothing")
 
 
 def _added_line(loaded: Loaded) -> str:
     under = dict(loaded.codes)
     under[loaded.level] -= 1
-    return (f"added {loaded.level} {loaded.serial} (lot {loaded.lot or '-'}): "
-            f"{_counted(under) if any(under.values()) else 'empty'}; "
-            f"{loaded.total:,} codes")
+    return _("added {level} {serial} (lot {lot}): {contents}; {total:,} codes").format(
+        level=_(loaded.level), serial=loaded.serial, lot=loaded.lot or "-", total=loaded.total,
+        contents=_counted(under) if any(under.values()) else _("empty"))
 
 
 @app.command("add")
@@ -93,7 +94,7 @@ def add(
                 rows = shipments.add_all(store, shipment_id, [c.serial_of(x) for x in codes],
                                          operator=c.operator, allow_mixed_batches=allow_mixed)
             except CodelineError as exc:
-                raise ShipmentError(f"nothing was added: {exc}") from None
+                raise ShipmentError("nothing was added: {exc}", exc=exc) from None
             for row in rows:
                 console.print(_added_line(shipment_contents.loaded(store.read(), row)),
                               markup=False, soft_wrap=True)
@@ -116,14 +117,16 @@ def _scanning_station(c: Ctx, shipment_id: int, allow_mixed: bool) -> None:
                                     allow_mixed_batches=allow_mixed)
             except CodelineError as exc:
                 refused += 1
-                console.print(f"refused {_shown(scan)}: {exc}", markup=False, soft_wrap=True)
+                console.print(_("refused {scan}: {why}").format(scan=_shown(scan),
+                                                                 why=error_text(exc)),
+                              markup=False, soft_wrap=True)
             else:
                 added += 1
                 console.print(_added_line(shipment_contents.loaded(store.read(), row)),
                               markup=False, soft_wrap=True)
             sys.stdout.flush()
         if not added and not refused:
-            raise typer.BadParameter("no codes given: pass payloads or scan one per line")
+            raise typer.BadParameter(_("no codes given: pass payloads or scan one per line"))
         _summary(store, shipment_id, added, refused)
     if refused:
         raise typer.Exit(1)
@@ -135,8 +138,10 @@ def _shown(scan: str) -> str:
 
 def _summary(store: Store, shipment_id: int, added: int, refused: int) -> None:
     held = shipment_contents.contents(store.read(), shipment_id)
-    console.print(f"{added} added, {refused} refused; shipment {shipment_id} holds "
-                  f"{len(held.loaded)} container(s): {_counted(held.per_level)}",
+    console.print(_("{added} added, {refused} refused; shipment {shipment} holds "
+                    "{containers} container(s): {contents}").format(
+                      added=added, refused=refused, shipment=shipment_id,
+                      containers=len(held.loaded), contents=_counted(held.per_level)),
                   markup=False, soft_wrap=True)
 
 

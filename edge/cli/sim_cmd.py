@@ -34,7 +34,7 @@ def _settings(model: type[BaseModel], pairs: list[str]) -> Any:
         return model.model_validate(values)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise UsageProblem(f"bad simulator setting: {problems}") from None
+        raise UsageProblem("bad simulator setting: {problems}", problems=problems) from None
 
 
 def _serve(start: Callable[[], Awaitable[str]], stop: Callable[[], Awaitable[None]],
@@ -62,8 +62,9 @@ def _listening(what: str) -> Iterator[None]:
         yield
     except OSError as exc:
         text = exc.strerror or str(exc)
-        raise SimulatorRefused(text if "cannot listen" in text
-                               else f"{what} cannot listen: {text}") from None
+        if "cannot listen" in text:
+            raise SimulatorRefused("{text}", text=text) from None
+        raise SimulatorRefused("{what} cannot listen: {text}", what=what, text=text) from None
 
 
 class SimulatorRefused(CodelineError):
@@ -151,7 +152,8 @@ def cloud(
         registry.issue([s.strip() for s in segment.read_text().splitlines() if s.strip()])
     token = os.environ.get(token_env, "")
     if edge and not token:
-        raise UsageProblem(f"--edge needs the API token in ${token_env}")
+        raise UsageProblem("--edge needs the API token in ${token_env}",
+                           token_env=token_env)
 
     async def main() -> None:
         server = uvicorn.Server(uvicorn.Config(create_app(registry), host="127.0.0.1",
@@ -210,7 +212,8 @@ def line(
     c = ctx_of(ctx)
     chosen = c.line(line_id)
     if chosen.plc is None:
-        raise UsageProblem(f"line {chosen.id} has no plc: section; the PLC needs its endpoint")
+        raise UsageProblem("line {chosen_id} has no plc: section; the PLC needs its endpoint",
+                           chosen_id=chosen.id)
     if plc_security not in ("none", "sign", "sign_encrypt"):
         raise typer.BadParameter("expected none, sign or sign_encrypt",
                                  param_hint="--plc-security")

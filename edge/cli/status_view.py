@@ -10,10 +10,12 @@ from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 
+from edge.cli.i18n import _
+
 
 def _counts(c: dict[str, Any]) -> str:
-    return (f"printed {c['printed']:,}  commissioned {c['commissioned']:,}  "
-            f"rejected {c['rejected']:,}  cases {c['cases']:,}  pallets {c['pallets']:,}")
+    return _("printed {printed:,}  commissioned {commissioned:,}  rejected {rejected:,}  "
+             "cases {cases:,}  pallets {pallets:,}").format(**c)
 
 
 def duration(seconds: float) -> str:
@@ -29,7 +31,7 @@ def clock(ms: int | float) -> str:
 def zone() -> str:
     """The local UTC offset the view's times are in, e.g. ``UTC+08:00``."""
     offset = time.strftime("%z")
-    return f"UTC{offset[:3]}:{offset[3:]}" if offset else "local time"
+    return f"UTC{offset[:3]}:{offset[3:]}" if offset else _("local time")
 
 
 def progress(line: dict[str, Any], now: float) -> str | None:
@@ -41,32 +43,34 @@ def progress(line: dict[str, Any], now: float) -> str | None:
     parts = []
     planned = batch.get("planned")
     if planned:
-        parts.append(f"{done:,} / {planned:,} good items ({100 * done / planned:.1f} %)")
+        parts.append(_("{done:,} / {planned:,} good items ({share:.1f} %)").format(
+            done=done, planned=planned, share=100 * done / planned))
     else:
-        parts.append(f"{done:,} good items (no plan)")
+        parts.append(_("{done:,} good items (no plan)").format(done=done))
     if batch.get("started_at"):
-        parts.append(f"elapsed {duration(now - batch['started_at'] / 1000)}")
+        parts.append(_("elapsed {time}").format(time=duration(now - batch["started_at"] / 1000)))
     if planned and done < planned:
         rate = line["rate"]
-        parts.append(f"ETA {duration((planned - done) / rate)}" if rate > 0 else
-                     "ETA unknown (not printing)")
+        parts.append(_("ETA {time}").format(time=duration((planned - done) / rate)) if rate > 0
+                     else _("ETA unknown (not printing)"))
     return "  ".join(parts)
 
 
 def rate_text(line: dict[str, Any]) -> str:
-    text = f"{line['rate']:.1f} items/s"
+    text = _("{rate:.1f} items/s").format(rate=line["rate"])
     speed = line.get("speed")
     if speed:
-        text += f" of {speed:.1f} asked ({100 * line['rate'] / speed:.0f} %)"
+        text += _(" of {speed:.1f} asked ({share:.0f} %)").format(
+            speed=speed, share=100 * line["rate"] / speed)
     return text
 
 
 def device_text(name: str, health: dict[str, Any]) -> str:
     if health["up"]:
-        return f"{name}: up"
-    since = f" since {clock(health['since'])}" if health.get("since") else ""
+        return _("{device}: up").format(device=name)
+    since = _(" since {time}").format(time=clock(health["since"])) if health.get("since") else ""
     cause = f" ({health['cause']})" if health.get("cause") else ""
-    return f"[bold]{name}: DOWN{since}{cause}[/bold]"
+    return "[bold]" + _("{device}: DOWN").format(device=name) + f"{since}{cause}[/bold]"
 
 
 def line_panel(line: dict[str, Any], now: float | None = None) -> Panel:
@@ -76,31 +80,32 @@ def line_panel(line: dict[str, Any], now: float | None = None) -> Panel:
     table.add_column(style="bold")
     table.add_column()
     batch = line["batch"]
-    table.add_row("state", f"{line['state_name']} ({line['state']})"
+    table.add_row(_("state"), f"{line['state_name']} ({line['state']})"
                   + (f" — {line['stop_reason']}" if line["stop_reason"] else ""))
-    table.add_row("batch", "none" if batch is None else
-                  f"{batch['id']} lot {batch['lot']} ({batch['product']})")
+    table.add_row(_("batch"), _("none") if batch is None else
+                  _("{id} lot {lot} ({product})").format(**batch))
     shown = progress(line, now)
     if shown:
-        table.add_row("progress", shown)
-    table.add_row("rate", rate_text(line))
-    table.add_row("this batch", _counts(line["counts"]["batch"]))
-    table.add_row("accumulated", _counts(line["counts"]["total"]))
+        table.add_row(_("progress"), shown)
+    table.add_row(_("rate"), rate_text(line))
+    table.add_row(_("this batch"), _counts(line["counts"]["batch"]))
+    table.add_row(_("accumulated"), _counts(line["counts"]["total"]))
     reasons = line["counts"]["batch"]["rejected_by_reason"]
     if reasons:
-        table.add_row("rejects", ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
+        table.add_row(_("rejects"), ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
     b = line["buffers"]
-    table.add_row("buffers", f"printer {b['printer']}/{b['buffer_ahead']}  in transit "
-                  f"{b['in_transit']}  item #{b['item_seq']} judged to #{b['judged_through']}")
+    table.add_row(_("buffers"), _("printer {printer}/{buffer_ahead}  in transit {in_transit}  "
+                                  "item #{item_seq} judged to #{judged_through}").format(**b))
     for name, health in line["devices"].items():
-        table.add_row("devices" if name == next(iter(line["devices"])) else "",
+        table.add_row(_("devices") if name == next(iter(line["devices"])) else "",
                       device_text(name, health))
     for source, text in line.get("active_alarms", {}).items():
-        table.add_row("ALARM", f"{source}: {text}")
+        table.add_row(_("ALARM"), f"{source}: {text}")
     for n, alarm in enumerate(line["alarms"][-5:]):
-        table.add_row("" if n else "recent", f"{clock(alarm['at'])} {alarm['source']}: "
+        table.add_row("" if n else _("recent"), f"{clock(alarm['at'])} {alarm['source']}: "
                                              f"{alarm['text']}")
-    return Panel(table, title=f"line {line['line']}", subtitle=f"times in {zone()}",
+    return Panel(table, title=_("line {line}").format(line=line["line"]),
+                 subtitle=_("times in {zone}").format(zone=zone()),
                  expand=False)
 
 

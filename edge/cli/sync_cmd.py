@@ -252,8 +252,8 @@ def sync_push(ctx: typer.Context, key: Path | None = KeyOpt,
         raise UsageProblem("the config has no sync.push_url: manifests are pulled by the cloud")
     token = os.environ.get(settings.push_token_env)
     if not token:
-        raise UsageProblem(f"the push token is read from ${settings.push_token_env}, "
-                           "which is not set")
+        raise UsageProblem("the push token is read from ${settings_push_token_env}, which is "
+                           "not set", settings_push_token_env=settings.push_token_env)
     signing = keys.load_private(_key_path(ctx, key))
 
     async def once() -> push.RoundReport:
@@ -278,4 +278,5 @@ def sync_push(ctx: typer.Context, key: Path | None = KeyOpt,
     report = asyncio.run(once())
     console.print(f"delivered {report.delivered} manifest(s)")
     if report.failed:
-        raise UsageProblem(f"delivery stopped: {report.failed}")
+        raise UsageProblem("delivery stopped: {report_failed}",
+                           report_failed=report.failed)

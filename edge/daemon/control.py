@@ -75,12 +75,12 @@ def send(db_path: Path, request: dict[str, Any], timeout: float = ANSWER_TIMEOUT
                 sock.connect(address)
         except (FileNotFoundError, ConnectionRefusedError):
             raise ControlUnavailable(
-                f"no controller is running on {db_path} (no answer at {path}): "
-                "start it with `codeline run`") from None
+                "no controller is running on {db_path} (no answer at {path}): start it with "
+                "`codeline run`", db_path=db_path, path=path) from None
         except PermissionError:
             raise ControlUnavailable(
-                f"not allowed to command the controller at {path}: the terminal user must "
-                "be the controller's user or in its group") from None
+                "not allowed to command the controller at {path}: the terminal user must be "
+                "the controller's user or in its group", path=path) from None
         sock.sendall(json.dumps(request).encode() + b"\n")
         sock.shutdown(socket.SHUT_WR)
         data = b""
@@ -89,9 +89,9 @@ def send(db_path: Path, request: dict[str, Any], timeout: float = ANSWER_TIMEOUT
     try:
         answer = json.loads(data)
     except ValueError:
-        raise ControlUnavailable(f"the controller at {path} gave no answer") from None
+        raise ControlUnavailable("the controller at {path} gave no answer", path=path) from None
     if not isinstance(answer, dict):
-        raise ControlUnavailable(f"the controller at {path} gave no answer")
+        raise ControlUnavailable("the controller at {path} gave no answer", path=path)
     return answer
 
 
@@ -131,8 +131,8 @@ class ControlServer:
                 self._server = await asyncio.start_unix_server(
                     self._serve, address, limit=REQUEST_LIMIT)
         except OSError as exc:
-            raise StartRefused(f"cannot listen for the terminal at {self.path}: "
-                               f"{exc.strerror or exc} (remove what is there)") from None
+            raise StartRefused("cannot listen for the terminal at {path}: {problem} (remove what "
+                               "is there)", path=self.path, problem=exc.strerror or exc) from None
         finally:
             os.umask(old)
         os.chmod(self.path, SOCKET_MODE)

@@ -38,8 +38,9 @@ class ControllerLock:
             holder = os.pread(fd, 256, 0).decode("utf-8", "replace").strip()
             os.close(fd)
             raise ControllerAlreadyRunning(
-                f"another `codeline run` is running on {self.db_path} ({holder or 'pid unknown'})"
-                ": stop it first, or give this controller its own database") from None
+                "another `codeline run` is running on {db_path} ({holder}): stop it first, or "
+                "give this controller its own database", db_path=self.db_path,
+                holder=holder or "pid unknown") from None
         except BaseException:
             os.close(fd)
             raise

@@ -278,7 +278,7 @@ class LineRuntime:
             listed = batches.list_batches(conn, self.line.id)
             found = [b for b in listed if str(b.id) == ref or b.lot == ref]
             if not found:
-                raise DomainError(f"no batch {ref!r} on line {self.line.id}")
+                raise DomainError("no batch {ref!r} on line {line}", ref=ref, line=self.line.id)
             batch = found[-1]
             if batch.state == "running":
                 return batch

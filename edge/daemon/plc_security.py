@@ -58,19 +58,22 @@ def load_users(path: Path) -> dict[str, tuple[bytes, bytes]]:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise PlcConfigError(f"plc.users_file {path}: {exc.strerror}") from None
+        raise PlcConfigError("plc.users_file {path}: {problem}", path=path,
+                             problem=exc.strerror) from None
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         parts = line.split(":")
         if len(parts) != 4 or parts[1] != "scrypt":
-            raise PlcConfigError(f"{path}:{number}: expected name:scrypt:<salt>:<hash> "
-                                 "(make one with `codeline certs hash-password`)")
+            raise PlcConfigError("{path}:{number}: expected name:scrypt:<salt>:<hash> (make "
+                                 "one with `codeline certs hash-password`)", path=path,
+                                 number=number)
         try:
             users[parts[0]] = (bytes.fromhex(parts[2]), bytes.fromhex(parts[3]))
         except ValueError:
-            raise PlcConfigError(f"{path}:{number}: salt and hash must be hex") from None
+            raise PlcConfigError("{path}:{number}: salt and hash must be hex",
+                                 path=path, number=number) from None
     return users
 
 
@@ -197,18 +200,20 @@ async def trusted_clients(folder: Path) -> CertificateValidator:
     """A validator that accepts exactly the client certificates in ``folder``."""
     def certificates() -> list[Path]:
         if not folder.is_dir():
-            raise PlcConfigError(f"plc.trusted_certs_dir {folder} is not a folder")
+            raise PlcConfigError("plc.trusted_certs_dir {folder} is not a folder",
+                                 folder=folder)
         return [p for p in folder.iterdir() if p.suffix.lower() in (".der", ".pem", ".crt")]
 
     if not await asyncio.to_thread(certificates):
         raise PlcConfigError(
-            f"plc.trusted_certs_dir {folder} holds no certificate (.der, .pem or .crt): no PLC "
-            "could connect; copy the PLC's client certificate there")
+            "plc.trusted_certs_dir {folder} holds no certificate (.der, .pem or .crt): no PLC "
+            "could connect; copy the PLC's client certificate there", folder=folder)
     store = TrustStore([folder], [])
     try:
         await store.load()
     except Exception as exc:
-        raise PlcConfigError(f"plc.trusted_certs_dir {folder}: {exc}") from None
+        raise PlcConfigError("plc.trusted_certs_dir {folder}: {exc}", folder=folder,
+                             exc=exc) from None
     return CertificateValidator(
         CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_CLIENT,
         store)

@@ -279,8 +279,9 @@ class PlcServerRunner:
         try:
             await self.server.start()
         except OSError as exc:
-            raise AddressInUse(f"line {line_id}: the PLC server cannot listen on "
-                               f"{s.host}:{s.port}: {exc.strerror or exc}") from None
+            raise AddressInUse("line {line_id}: the PLC server cannot listen on {host}:{port}: "
+                               "{problem}", line_id=line_id, host=s.host, port=s.port,
+                               problem=exc.strerror or exc) from None
         log.info("PLC server listening", extra={"line": line_id,
                                                 "endpoint": self.endpoint})
 

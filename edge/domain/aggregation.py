@@ -51,11 +51,14 @@ def container(conn: sqlite3.Connection, serial: str) -> Container | None:
 
 def _open_container(conn: sqlite3.Connection, parent: CodeRow) -> Container:
     if parent.level == 0:
-        raise WrongLevel(f"{parent.serial} is an item code; items hold nothing")
+        raise WrongLevel("{parent_serial} is an item code; items hold nothing",
+                         parent_serial=parent.serial)
     if parent.state is not State.COMMISSIONED:
         raise NotCommissioned(
-            f"{parent.level_name} {parent.serial} is {parent.state.name}; a container's own "
-            "code must be COMMISSIONED (printed and verified) before anything is packed in it"
+            "{parent_level_name} {parent_serial} is {parent_state_name}; a container's own "
+            "code must be COMMISSIONED (printed and verified) before anything is packed in it",
+            parent_level_name=parent.level_name, parent_serial=parent.serial,
+            parent_state_name=parent.state.name
         )
     row = conn.execute(
         "SELECT capacity, child_count, status, partial_reason FROM containers WHERE code_id = ?",
@@ -63,7 +66,8 @@ def _open_container(conn: sqlite3.Connection, parent: CodeRow) -> Container:
     ).fetchone()
     if row is None:
         if parent.batch_id is None:
-            raise AggregationError(f"{parent.serial} belongs to no batch")
+            raise AggregationError("{parent_serial} belongs to no batch",
+                                   parent_serial=parent.serial)
         batch = batches.get(conn, parent.batch_id)
         capacity = batch.capacity(parent.level_name)  # type: ignore[arg-type]
         conn.execute(
@@ -80,11 +84,13 @@ def _not_shipping(conn: sqlite3.Connection, top: CodeRow) -> None:
     node: CodeRow | None = top
     while node is not None:
         if node.state is State.ACTIVE:
-            raise ShipmentError(f"{node.serial} is shipped (ACTIVE); cancel the shipment first")
+            raise ShipmentError("{node_serial} is shipped (ACTIVE); cancel the shipment first",
+                                node_serial=node.serial)
         on_dock = open_shipment_holding(conn, node.id)
         if on_dock is not None:
             raise ShipmentError(
-                f"{node.serial} is on open shipment {on_dock}; remove it from the shipment first"
+                "{node_serial} is on open shipment {on_dock}; remove it from the shipment first",
+                node_serial=node.serial, on_dock=on_dock
             )
         node = code_by_id(conn, node.parent_id) if node.parent_id is not None else None
 
@@ -106,40 +112,50 @@ def _pack(conn: sqlite3.Connection, container_serial: str, child_serials: list[s
     box = _open_container(conn, parent)
     if box.status != "open":
         raise ContainerClosed(
-            f"{parent.level_name} {parent.serial} is closed; reopen it with a reason first"
+            "{parent_level_name} {parent_serial} is closed; reopen it with a reason first",
+            parent_level_name=parent.level_name, parent_serial=parent.serial
         )
     if box.child_count + len(child_serials) > box.capacity:
         raise ContainerFull(
-            f"{parent.level_name} {parent.serial} holds {box.child_count} of {box.capacity}; "
-            f"{len(child_serials)} more do not fit"
+            "{parent_level_name} {parent_serial} holds {box_child_count} of {box_capacity}; "
+            "{n_child_serials} more do not fit", parent_level_name=parent.level_name,
+            parent_serial=parent.serial, box_child_count=box.child_count,
+            box_capacity=box.capacity, n_child_serials=len(child_serials)
         )
     ids: list[int] = []
     for serial in child_serials:
         child = code(conn, serial)
         if child.level != parent.level - 1:
             raise WrongLevel(
-                f"{child.level_name} {child.serial} cannot go into a {parent.level_name}: "
-                "a child is exactly one level below its parent"
+                "{child_level_name} {child_serial} cannot go into a {parent_level_name}: a "
+                "child is exactly one level below its parent",
+                child_level_name=child.level_name, child_serial=child.serial,
+                parent_level_name=parent.level_name
             )
         if child.state is not State.COMMISSIONED:
             raise NotCommissioned(
-                f"{child.level_name} {child.serial} is {child.state.name}; only COMMISSIONED "
-                "codes are packed"
+                "{child_level_name} {child_serial} is {child_state_name}; only COMMISSIONED "
+                "codes are packed", child_level_name=child.level_name,
+                child_serial=child.serial, child_state_name=child.state.name
             )
         if child.parent_id is not None:
             holder = code_by_id(conn, child.parent_id)
-            raise AlreadyPacked(f"{child.serial} is already in {holder.serial}")
+            raise AlreadyPacked("{child_serial} is already in {holder_serial}",
+                                child_serial=child.serial, holder_serial=holder.serial)
         if child.batch_id != parent.batch_id:
             raise MixedBatch(
-                f"{child.serial} is of batch {child.batch_id}, {parent.serial} of batch "
-                f"{parent.batch_id}"
+                "{child_serial} is of batch {child_batch_id}, {parent_serial} of batch "
+                "{parent_batch_id}", child_serial=child.serial,
+                child_batch_id=child.batch_id, parent_serial=parent.serial,
+                parent_batch_id=parent.batch_id
             )
         if child.level > 0:
             inner = conn.execute(
                 "SELECT status FROM containers WHERE code_id = ?", (child.id,)
             ).fetchone()
             if inner is None or inner[0] != "closed":
-                raise AggregationError(f"case {child.serial} is not closed; close it first")
+                raise AggregationError("case {child_serial} is not closed; close it first",
+                                       child_serial=child.serial)
         ids.append(child.id)
     before = conn.total_changes
     conn.executemany(
@@ -169,15 +185,17 @@ def close(store: Store, container_serial: str, *, operator: str,
     with store.transaction() as conn:
         box = container(conn, container_serial)
         if box is None or box.child_count == 0:
-            raise AggregationError(f"{container_serial} holds nothing; an empty container "
-                                   "is not closed")
+            raise AggregationError("{container_serial} holds nothing; an empty container is "
+                                   "not closed", container_serial=container_serial)
         if box.status == "closed":
-            raise ContainerClosed(f"{container_serial} is already closed")
+            raise ContainerClosed("{container_serial} is already closed",
+                                  container_serial=container_serial)
         partial = box.child_count < box.capacity
         if partial and not (reason and reason.strip()):
             raise ReasonRequired(
-                f"{container_serial} holds {box.child_count} of {box.capacity}: closing it "
-                "partial needs a reason"
+                "{container_serial} holds {box_child_count} of {box_capacity}: closing it "
+                "partial needs a reason", container_serial=container_serial,
+                box_child_count=box.child_count, box_capacity=box.capacity
             )
         conn.execute(
             "UPDATE containers SET status = 'closed', closed_at = ?, partial_reason = ? "
@@ -194,7 +212,7 @@ def close(store: Store, container_serial: str, *, operator: str,
 
 def _reason(reason: str | None, what: str) -> str:
     if not (reason and reason.strip()):
-        raise ReasonRequired(f"{what} is rework and needs a reason")
+        raise ReasonRequired("{what} is rework and needs a reason", what=what)
     return reason.strip()
 
 
@@ -204,7 +222,8 @@ def reopen(store: Store, container_serial: str, *, operator: str, reason: str | 
     with store.transaction() as conn:
         box = container(conn, container_serial)
         if box is None or box.status != "closed":
-            raise AggregationError(f"{container_serial} is not a closed container")
+            raise AggregationError("{container_serial} is not a closed container",
+                                   container_serial=container_serial)
         _not_shipping(conn, box.code)
         conn.execute(
             "UPDATE containers SET status = 'open', closed_at = NULL, partial_reason = NULL "
@@ -222,7 +241,8 @@ def unpack(store: Store, child_serial: str, *, operator: str, reason: str | None
     with store.transaction() as conn:
         child = code(conn, child_serial)
         if child.parent_id is None:
-            raise AggregationError(f"{child_serial} is not packed in anything")
+            raise AggregationError("{child_serial} is not packed in anything",
+                                   child_serial=child_serial)
         parent = code_by_id(conn, child.parent_id)
         _not_shipping(conn, parent)
         conn.execute("UPDATE codes SET parent_id = NULL WHERE id = ?", (child.id,))
@@ -248,20 +268,27 @@ def replace(store: Store, old_serial: str, new_serial: str, *, operator: str,
         old = code(conn, old_serial)
         new = code(conn, new_serial)
         if old.parent_id is None:
-            raise AggregationError(f"{old_serial} is not packed in anything")
+            raise AggregationError("{old_serial} is not packed in anything",
+                                   old_serial=old_serial)
         parent = code_by_id(conn, old.parent_id)
         _not_shipping(conn, parent)
         if new.level != old.level:
-            raise WrongLevel(f"{new_serial} is a {new.level_name}, {old_serial} a {old.level_name}")
+            raise WrongLevel("{new_serial} is a {new_level_name}, {old_serial} a "
+                             "{old_level_name}", new_serial=new_serial,
+                             new_level_name=new.level_name, old_serial=old_serial,
+                             old_level_name=old.level_name)
         if new.state is not State.COMMISSIONED:
-            raise NotCommissioned(f"{new_serial} is {new.state.name}; only COMMISSIONED codes "
-                                  "are packed")
+            raise NotCommissioned("{new_serial} is {new_state_name}; only COMMISSIONED codes "
+                                  "are packed", new_serial=new_serial,
+                                  new_state_name=new.state.name)
         if new.parent_id is not None:
             holder = code_by_id(conn, new.parent_id)
-            raise AlreadyPacked(f"{new_serial} is already in {holder.serial}")
+            raise AlreadyPacked("{new_serial} is already in {holder_serial}",
+                                new_serial=new_serial, holder_serial=holder.serial)
         if new.batch_id != parent.batch_id:
-            raise MixedBatch(f"{new_serial} is of batch {new.batch_id}, the container of batch "
-                             f"{parent.batch_id}")
+            raise MixedBatch("{new_serial} is of batch {new_batch_id}, the container of batch "
+                             "{parent_batch_id}", new_serial=new_serial,
+                             new_batch_id=new.batch_id, parent_batch_id=parent.batch_id)
         conn.execute("UPDATE codes SET parent_id = NULL WHERE id = ?", (old.id,))
         conn.execute("UPDATE codes SET parent_id = ? WHERE id = ?", (parent.id, new.id))
         at = now_ms()
@@ -283,12 +310,14 @@ def decommission(store: Store, serial: str, *, operator: str, reason: str | None
         c = code(conn, serial)
         if c.parent_id is not None:
             raise AggregationError(
-                f"{serial} is in {code_by_id(conn, c.parent_id).serial}; unpack it first"
+                "{serial} is in {holder}; unpack it first", serial=serial,
+                holder=code_by_id(conn, c.parent_id).serial
             )
         row = conn.execute("SELECT child_count FROM containers WHERE code_id = ?",
                            (c.id,)).fetchone()
         if row is not None and row[0] > 0:
-            raise AggregationError(f"{serial} still holds {row[0]} codes; unpack them first")
+            raise AggregationError("{serial} still holds {children} codes; unpack them first",
+                                   serial=serial, children=row[0])
         _not_shipping(conn, c)
         transition(conn, [c.id], State.COMMISSIONED, State.DECOMMISSIONED)
         if c.batch_id is not None:
@@ -328,7 +357,8 @@ def seal(store: Store, container_id: int, child_serials: list[str], *, operator:
     with store.transaction() as conn:
         label = code_by_id(conn, container_id)
         if label.level == 0:
-            raise WrongLevel(f"{label.serial} is an item code; items hold nothing")
+            raise WrongLevel("{label_serial} is an item code; items hold nothing",
+                             label_serial=label.serial)
         at = now_ms()
         transition(conn, [container_id], State.PRINTED, State.COMMISSIONED, stamp="verified_at",
                    at=at, batch_id=label.batch_id, level=label.level_name)  # type: ignore[arg-type]
@@ -340,8 +370,10 @@ def seal(store: Store, container_id: int, child_serials: list[str], *, operator:
         if box.status == "open":
             if not (partial_reason and partial_reason.strip()):
                 raise ReasonRequired(
-                    f"{label.level_name} {label.serial} holds {box.child_count} of "
-                    f"{box.capacity}: sealing it partial needs a reason"
+                    "{label_level_name} {label_serial} holds {box_child_count} of "
+                    "{box_capacity}: sealing it partial needs a reason",
+                    label_level_name=label.level_name, label_serial=label.serial,
+                    box_child_count=box.child_count, box_capacity=box.capacity
                 )
             conn.execute(
                 "UPDATE containers SET status = 'closed', closed_at = ?, partial_reason = ? "
@@ -390,10 +422,12 @@ def record_arrival(store: Store, case_serial: str, *, station: str) -> None:
             "SELECT k.status, c.parent_id, k.arrived_at FROM codes c JOIN containers k "
             "ON k.code_id = c.id WHERE c.serial = ? AND c.level = 1", (case_serial,)).fetchone()
         if row is None or row[0] != "closed":
-            raise AggregationError(f"case {case_serial} is not a sealed case: it cannot "
-                                   f"arrive on a pallet ({station})")
+            raise AggregationError("case {case_serial} is not a sealed case: it cannot arrive "
+                                   "on a pallet ({station})", case_serial=case_serial,
+                                   station=station)
         if row[1] is not None:
-            raise AlreadyPacked(f"case {case_serial} is already on a pallet ({station})")
+            raise AlreadyPacked("case {case_serial} is already on a pallet ({station})",
+                                case_serial=case_serial, station=station)
         if row[2] is None:
             conn.execute("UPDATE containers SET arrived_at = ? WHERE code_id = "
                          "(SELECT id FROM codes WHERE serial = ?)", (now_ms(), case_serial))

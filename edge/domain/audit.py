@@ -75,11 +75,12 @@ def verify(conn: sqlite3.Connection) -> AuditReport:
     for entry_id, at, operator, action, target, reason, detail, prev_hash, digest in cursor:
         if prev_hash != prev:
             raise AuditChainBroken(
-                f"audit entry {entry_id} does not follow the entry before it "
-                "(an entry was removed or reordered)"
+                "audit entry {entry_id} does not follow the entry before it (an entry was "
+                "removed or reordered)", entry_id=entry_id
             )
         if _digest(prev_hash, at, operator, action, target, reason, detail) != digest:
-            raise AuditChainBroken(f"audit entry {entry_id} was altered after it was written")
+            raise AuditChainBroken("audit entry {entry_id} was altered after it was written",
+                                   entry_id=entry_id)
         prev = digest
         count += 1
     return AuditReport(entries=count, last_hash=prev)
@@ -107,12 +108,13 @@ def check_anchor(conn: sqlite3.Connection, anchor: Anchor) -> None:
     row = conn.execute("SELECT hash FROM audit WHERE id = ?", (anchor.seq,)).fetchone()
     if row is None:
         raise AuditChainBroken(
-            f"audit entry {anchor.seq}, checkpointed in a manifest, is gone: the log was cut "
-            "short")
+            "audit entry {anchor_seq}, checkpointed in a manifest, is gone: the log was cut "
+            "short", anchor_seq=anchor.seq)
     if row[0] != anchor.hash:
         raise AuditChainBroken(
-            f"audit entry {anchor.seq} has hash {str(row[0])[:16]}…, the manifest "
-            f"checkpointed {anchor.hash[:16]}…: the log was rewritten")
+            "audit entry {anchor_seq} has hash {found}…, the manifest checkpointed "
+            "{anchor_hash}…: the log was rewritten", anchor_seq=anchor.seq,
+            found=str(row[0])[:16], anchor_hash=anchor.hash[:16])
 
 
 def code_problems(conn: sqlite3.Connection, limit: int = 100) -> list[str]:

@@ -78,7 +78,8 @@ def _from_row(row: tuple[Any, ...]) -> Batch:
 def get(conn: sqlite3.Connection, batch_id: int) -> Batch:
     row = conn.execute(f"SELECT {_COLUMNS} FROM batches WHERE id = ?", (batch_id,)).fetchone()
     if row is None:
-        raise UnknownBatch(f"no batch {batch_id}: `codeline batch list` shows the batches")
+        raise UnknownBatch("no batch {batch_id}: `codeline batch list` shows the batches",
+                           batch_id=batch_id)
     return _from_row(row)
 
 
@@ -116,15 +117,18 @@ def create(
         line = config.line(line_id)
     except KeyError:
         known = ", ".join(x.id for x in config.lines)
-        raise DomainError(f"no line {line_id!r} in the config (lines: {known})") from None
+        raise DomainError("no line {line_id!r} in the config (lines: {known})",
+                          line_id=line_id, known=known) from None
     try:
         product = config.product(product_id)
     except KeyError:
         known = ", ".join(p.id for p in config.products) or "none"
-        raise DomainError(f"no product {product_id!r} in the config (products: {known})") from None
+        raise DomainError("no product {product_id!r} in the config (products: {known})",
+                          product_id=product_id, known=known) from None
     if not LOT_PATTERN.match(lot):
         raise DomainError(
-            f"lot {lot[:40]!r} is not usable in a GS1 code: 1-20 letters, digits, '-', '.', '/'"
+            "lot {lot!r} is not usable in a GS1 code: 1-20 letters, digits, '-', '.', '/'",
+            lot=lot[:40]
         )
     if planned_qty is not None and not 1 <= planned_qty <= 100_000_000:
         raise DomainError("planned quantity must be between 1 and 100,000,000")
@@ -152,12 +156,14 @@ def start(store: Store, batch_id: int, *, operator: str) -> Batch:
     with store.transaction() as conn:
         batch = get(conn, batch_id)
         if batch.state not in ("created", "stopped"):
-            raise BatchStateError(f"batch {batch_id} is {batch.state}; only a created or "
-                                  "stopped batch can start")
+            raise BatchStateError("batch {batch_id} is {batch_state}; only a created or "
+                                  "stopped batch can start", batch_id=batch_id,
+                                  batch_state=batch.state)
         other = running(conn, batch.line_id)
         if other is not None:
             raise BatchStateError(
-                f"batch {other.id} is running on line {batch.line_id}: stop it first"
+                "batch {other_id} is running on line {batch_line_id}: stop it first",
+                other_id=other.id, batch_line_id=batch.line_id
             )
         conn.execute("UPDATE batches SET state = 'running', started_at = ? WHERE id = ?",
                      (now_ms(), batch_id))
@@ -171,7 +177,8 @@ def stop(store: Store, batch_id: int, *, operator: str) -> Batch:
     with store.transaction() as conn:
         batch = get(conn, batch_id)
         if batch.state != "running":
-            raise BatchStateError(f"batch {batch_id} is {batch.state}, not running")
+            raise BatchStateError("batch {batch_id} is {batch_state}, not running",
+                                  batch_id=batch_id, batch_state=batch.state)
         conn.execute("UPDATE batches SET state = 'stopped', stopped_at = ? WHERE id = ?",
                      (now_ms(), batch_id))
         events.append(conn, "batch.stop", line_id=batch.line_id, batch_id=batch_id)
@@ -317,7 +324,8 @@ def close(
     with store.transaction() as conn:
         batch = get(conn, batch_id)
         if batch.state != "stopped":
-            raise BatchStateError(f"batch {batch_id} is {batch.state}; stop it before closing")
+            raise BatchStateError("batch {batch_id} is {batch_state}; stop it before closing",
+                                  batch_id=batch_id, batch_state=batch.state)
         rep = report(conn, batch_id)
         pending = [
             f"{level}: {c.in_buffer} in printer buffers, {c.in_transit} in transit"
@@ -325,11 +333,9 @@ def close(
             if c.in_buffer or c.in_transit
         ]
         if (rep.problems or pending) and not force:
-            raise NotReconciled(
-                f"batch {batch_id} does not reconcile: "
-                + "; ".join(rep.problems + pending)
-                + ". Finish or void the open codes, or close with --force --reason"
-            )
+            raise NotReconciled("batch {batch_id} does not reconcile: {problems}. Finish or "
+                                "void the open codes, or close with --force --reason",
+                                batch_id=batch_id, problems="; ".join(rep.problems + pending))
         if force:
             _settle(conn, batch)
         conn.execute(

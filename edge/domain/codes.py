@@ -32,7 +32,7 @@ def code(conn: sqlite3.Connection, serial: str) -> CodeRow:
     """The code with ``serial``, or :class:`UnknownCode`."""
     row = conn.execute(_SELECT + "serial = ?", (serial,)).fetchone()
     if row is None:
-        raise UnknownCode(f"{serial[:60]!r} is not a code of this site")
+        raise UnknownCode("{serial!r} is not a code of this site", serial=serial[:60])
     return CodeRow(row[0], row[1], row[2], State(row[3]), row[4], row[5])
 
 
@@ -40,7 +40,7 @@ def code_by_id(conn: sqlite3.Connection, code_id: int) -> CodeRow:
     """The code with row id ``code_id``, or :class:`UnknownCode`."""
     row = conn.execute(_SELECT + "id = ?", (code_id,)).fetchone()
     if row is None:
-        raise UnknownCode(f"no code #{code_id}")
+        raise UnknownCode("no code #{code_id}", code_id=code_id)
     return CodeRow(row[0], row[1], row[2], State(row[3]), row[4], row[5])
 
 

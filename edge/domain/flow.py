@@ -53,8 +53,9 @@ def reserve(store: Store, batch_id: int, station_id: str, level: Level, count: i
     with store.transaction() as conn:
         batch = batches.get(conn, batch_id)
         if batch.state != "running":
-            raise BatchStateError(f"batch {batch_id} is {batch.state}; codes are reserved only "
-                                  "for a running batch")
+            raise BatchStateError("batch {batch_id} is {batch_state}; codes are reserved only "
+                                  "for a running batch", batch_id=batch_id,
+                                  batch_state=batch.state)
         rows = conn.execute(
             "SELECT id, serial, reservation_id IS NOT NULL OR printed_at IS NOT NULL "
             "FROM codes WHERE state = 0 AND segment_id IN "
@@ -66,13 +67,14 @@ def reserve(store: Store, batch_id: int, station_id: str, level: Level, count: i
         traced = [r[1] for r in rows if r[2] or r[0] in used_before]
         if traced:
             raise CodeAlreadyUsed(
-                f"{', '.join(traced[:3])}: back in the pool although its history shows it "
-                "reserved before (a state changed by hand?): never printed again; see "
-                "`codeline audit verify`")
+                "{traced}: back in the pool although its history shows it reserved before (a "
+                "state changed by hand?): never printed again; see `codeline audit verify`",
+                traced=', '.join(traced[:3]))
         if len(rows) < count:
             raise PoolExhausted(
-                f"line {batch.line_id} has {len(rows)} {level} codes available, {count} needed: "
-                "generate or import more (`codeline pool generate|import`)"
+                "line {batch_line_id} has {n_rows} {level} codes available, {count} needed: "
+                "generate or import more (`codeline pool generate|import`)",
+                batch_line_id=batch.line_id, n_rows=len(rows), level=level, count=count
             )
         at = now_ms()
         cursor = conn.execute(

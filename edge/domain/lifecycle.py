@@ -98,7 +98,8 @@ def transition(
     refusal it raises and the caller rolls back. The change enters the codes' history.
     """
     if target not in ALLOWED[source]:
-        raise InvalidTransition(f"a code cannot go from {source.name} to {target.name}")
+        raise InvalidTransition("a code cannot go from {source_name} to {target_name}",
+                                source_name=source.name, target_name=target.name)
     if not code_ids:
         return
     sets = "state = ?"
@@ -158,9 +159,7 @@ def refusal(
     if not wrong:
         wrong.append("a code appears twice in the request")
     detail = "; ".join(wrong)
-    message = f"cannot make codes {target.name} (need {source.name}): {detail}"
-    if target is State.PRINTED or source is State.AVAILABLE:
-        return CodeAlreadyUsed(message)
-    if source is State.COMMISSIONED:
-        return NotCommissioned(message)
-    return InvalidTransition(message)
+    kind = (CodeAlreadyUsed if target is State.PRINTED or source is State.AVAILABLE
+            else NotCommissioned if source is State.COMMISSIONED else InvalidTransition)
+    return kind("cannot make codes {target} (need {source}): {detail}", target=target.name,
+                source=source.name, detail=detail)

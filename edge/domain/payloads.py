@@ -64,7 +64,8 @@ class PayloadCodec:
         gtin = _gtin(product, level)
         if fmt.symbology == "datamatrix":
             if gtin is None:
-                raise InvalidPayload(f"GS1 DataMatrix at {level} level needs a GTIN")
+                raise InvalidPayload("GS1 DataMatrix at {level} level needs a GTIN",
+                                     level=level)
             out = "01" + gtin
             if label.expiry is not None:
                 out += "17" + label.expiry.strftime("%y%m%d")
@@ -87,13 +88,15 @@ class PayloadCodec:
             raise
         except (ValueError, IndexError, KeyError, TypeError, AttributeError,
                 ArithmeticError, _biip().ParseError) as exc:
-            raise InvalidPayload(f"not a code of this line: {_show(text)} "
-                                 f"({type(exc).__name__}: {exc})") from None
+            raise InvalidPayload("not a code of this line: {show} ({kind}: {exc})",
+                                 show=_show(text), kind=type(exc).__name__,
+                                 exc=exc) from None
 
     def _parse(self, text: str) -> ParsedCode:
         raw = text.strip("\r\n").lstrip("\ufeff")  # a UTF-8 BOM from Notepad or Excel
         if not raw or len(raw) > MAX_PAYLOAD:
-            raise InvalidPayload(f"a payload has 1 to {MAX_PAYLOAD} characters, got {len(raw)}")
+            raise InvalidPayload("a payload has 1 to {most} characters, got {length}",
+                                 most=MAX_PAYLOAD, length=len(raw))
         if raw.startswith(("http://", "https://", "HTTP://", "HTTPS://")):
             return self._parse_url(raw)
         if raw.startswith(("]d2", "]C1", "]Q3", "]e0")) or GS in raw:
@@ -113,10 +116,12 @@ class PayloadCodec:
         try:
             result = biip.parse(raw)
         except biip.ParseError as exc:
-            raise InvalidPayload(f"not a code of this line: {_show(raw)} ({exc})") from None
+            raise InvalidPayload("not a code of this line: {show} ({exc})",
+                                 show=_show(raw), exc=exc) from None
         if result.gs1_digital_link_uri is None:
             raise InvalidPayload(
-                f"URL is neither a configured base nor a GS1 Digital Link: {_show(raw)}"
+                "URL is neither a configured base nor a GS1 Digital Link: {show}",
+                show=_show(raw)
             )
         return self._from_message(result.gs1_digital_link_uri.as_gs1_message(), raw)
 
@@ -125,10 +130,12 @@ class PayloadCodec:
         try:
             result = biip.parse(raw)
         except biip.ParseError as exc:
-            raise InvalidPayload(f"not a GS1 element string: {_show(raw)} ({exc})") from None
+            raise InvalidPayload("not a GS1 element string: {show} ({exc})",
+                                 show=_show(raw), exc=exc) from None
         if result.gs1_message is None:
             raise InvalidPayload(
-                f"not a GS1 element string: {_show(raw)} ({result.gs1_message_error})"
+                "not a GS1 element string: {show} ({error})",
+                show=_show(raw), error=result.gs1_message_error
             )
         return self._from_message(result.gs1_message, raw)
 
@@ -138,7 +145,8 @@ class PayloadCodec:
         try:
             message = biip.gs1_messages.GS1Message.parse_hri(raw)
         except biip.ParseError as exc:
-            raise InvalidPayload(f"not GS1 text with (AI)s: {_show(raw)} ({exc})") from None
+            raise InvalidPayload("not GS1 text with (AI)s: {show} ({exc})",
+                                 show=_show(raw), exc=exc) from None
         return self._from_message(message, raw)
 
     def _from_message(self, message: Any, raw: str) -> ParsedCode:
@@ -150,11 +158,12 @@ class PayloadCodec:
         gtin_es = elements.get(ai="01")
         serial_es = elements.get(ai="21")
         if gtin_es is None or serial_es is None:
-            raise InvalidPayload(f"GS1 data without SSCC or GTIN + serial: {_show(raw)}")
+            raise InvalidPayload("GS1 data without SSCC or GTIN + serial: {show}",
+                                 show=_show(raw))
         gtin = gtin_es.value
         level = self._gtin_level.get(gtin)
         if level is None:
-            raise InvalidPayload(f"GTIN {gtin} is not a product of this site")
+            raise InvalidPayload("GTIN {gtin} is not a product of this site", gtin=gtin)
         return ParsedCode(self._checked(level, serial_es.value), level, gtin)
 
     def _parse_bare(self, raw: str) -> ParsedCode:
@@ -169,7 +178,8 @@ class PayloadCodec:
         if not fitting:
             reasons = {scheme.problem(raw) for scheme in self.schemes.values()}
             why = "; ".join(sorted(r for r in reasons if r))
-            raise InvalidPayload(f"not a serial of this line: {_show(raw)} ({why})")
+            raise InvalidPayload("not a serial of this line: {show} ({why})",
+                                 show=_show(raw), why=why)
         return ParsedCode(raw, fitting[0] if len(fitting) == 1 else None)
 
     def _checked(self, level: Level, serial: str) -> str:
@@ -179,7 +189,8 @@ class PayloadCodec:
                 and scheme.problem(serial.upper()) is None:
             return serial.upper()
         if problem is not None:
-            raise InvalidPayload(f"{level} serial {_show(serial)}: {problem}")
+            raise InvalidPayload("{level} serial {show}: {problem}", level=level,
+                                 show=_show(serial), problem=problem)
         return serial
 
 

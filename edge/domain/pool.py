@@ -67,7 +67,8 @@ def generate(
 ) -> int:
     """Add ``count`` new codes for ``level`` of ``line`` to the pool; returns the segment id."""
     if not 1 <= count <= 100_000_000:
-        raise DomainError(f"count must be between 1 and 100,000,000, got {count}")
+        raise DomainError("count must be between 1 and 100,000,000, got {count}",
+                          count=count)
     fmt = line.codes.for_level(level)
     level_no = LEVEL_NUMBER[level]
     with store.transaction() as conn:
@@ -102,15 +103,18 @@ def _generate_sscc(
     start = int(row[0]) if row else 0
     if start + count > scheme.capacity:
         raise DomainError(
-            f"company prefix {scheme.company_prefix} has room for {scheme.capacity:,} SSCCs; "
-            f"{start:,} are used and {count:,} more were asked for"
+            "company prefix {scheme_company_prefix} has room for {scheme_capacity:,} SSCCs; "
+            "{start:,} are used and {count:,} more were asked for",
+            scheme_company_prefix=scheme.company_prefix,
+            scheme_capacity=scheme.capacity, start=start, count=count
         )
     serials = [(scheme.make(ref), ref - start + 1) for ref in range(start, start + count)]
     added = _insert_new(conn, serials, level, segment)
     if added != count:
         raise DomainError(
-            f"{count - added} SSCCs of the range starting at reference {start} already exist: "
-            "another system issued them; check the company prefix and extension digit"
+            "{taken} SSCCs of the range starting at reference {start} already exist: another "
+            "system issued them; check the company prefix and extension digit",
+            taken=count - added, start=start
         )
     conn.execute(
         "INSERT INTO counters (name, value) VALUES (?, ?) "
@@ -215,12 +219,13 @@ def import_file(
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ImportRejected(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise ImportRejected("cannot read {path}: {problem}", path=path,
+                             problem=exc.strerror or exc) from None
     binary = _binary_kind(data)
     if binary is not None:
         raise ImportRejected(
-            f"{path.name} is a binary file ({binary}), not a list of codes: export the "
-            "segment as text or CSV; nothing was imported")
+            "{path_name} is a binary file ({binary}), not a list of codes: export the segment "
+            "as text or CSV; nothing was imported", path_name=path.name, binary=binary)
     is_csv = path.suffix.lower() == ".csv"
     entries = _entries(data, is_csv)
     codec = PayloadCodec(line, products)
@@ -262,8 +267,8 @@ def import_file(
     if data and not data.endswith(b"\n") and entries and rejects and \
             rejects[-1].line_no == entries[-1][0]:
         raise ImportRejected(
-            f"{path.name} ends in the middle of line {entries[-1][0]}: the file looks "
-            "truncated; nothing was imported"
+            "{path_name} ends in the middle of line {entries}: the file looks truncated; "
+            "nothing was imported", path_name=path.name, entries=entries[-1][0]
         )
     if not first_seen:
         raise _refused(path, rejects, "no valid codes in the file")
@@ -311,8 +316,8 @@ def _refused(path: Path, rejects: list[Reject], why: str) -> ImportRejected:
     rejects.sort(key=lambda r: r.line_no)
     shown = "\n".join(f"  line {r.line_no}: {r.text}: {r.reason}" for r in rejects[:20])
     more = f"\n  ... and {len(rejects) - 20} more" if len(rejects) > 20 else ""
-    message = f"{path.name}: {why}; nothing was imported\n{shown}{more}".rstrip()
-    return ImportRejected(message, rejects)
+    return ImportRejected("{file}: {why}; nothing was imported\n{lines}", rejects,
+                          file=path.name, why=why, lines=f"{shown}{more}".rstrip())
 
 
 @dataclass(frozen=True)

@@ -33,17 +33,19 @@ def retire(store: Store, segment_id: int, *, operator: str, reason: str | None) 
         row = conn.execute("SELECT line_id, level, source, origin, retired_at FROM segments "
                            "WHERE id = ?", (segment_id,)).fetchone()
         if row is None:
-            raise DomainError(f"no segment {segment_id}: `codeline pool stats` and the audit "
-                              "log name the segments")
+            raise DomainError("no segment {segment_id}: `codeline pool stats` and the audit "
+                              "log name the segments", segment_id=segment_id)
         line_id, level_no, source, origin, retired_at = row
         if retired_at is not None:
-            raise DomainError(f"segment {segment_id} was already withdrawn")
+            raise DomainError("segment {segment_id} was already withdrawn",
+                              segment_id=segment_id)
         used = conn.execute("SELECT count(*) FROM codes WHERE segment_id = ? AND state != 0",
                             (segment_id,)).fetchone()[0]
         if used:
             raise DomainError(
-                f"segment {segment_id} cannot be withdrawn: {used:,} of its codes were already "
-                "reserved for printing (they stay on record; revoke them at the cloud instead)")
+                "segment {segment_id} cannot be withdrawn: {used:,} of its codes were already "
+                "reserved for printing (they stay on record; revoke them at the cloud instead)",
+                segment_id=segment_id, used=used)
         codes = conn.execute("DELETE FROM codes WHERE segment_id = ?", (segment_id,)).rowcount
         conn.execute("UPDATE segments SET retired_at = ?, retire_reason = ? WHERE id = ?",
                      (now_ms(), reason, segment_id))

@@ -69,7 +69,8 @@ def get(conn: sqlite3.Connection, shipment_id: int) -> Shipment:
         (shipment_id,),
     ).fetchone()
     if row is None:
-        raise UnknownShipment(f"no shipment {shipment_id}: `codeline ship list` shows them")
+        raise UnknownShipment("no shipment {shipment_id}: `codeline ship list` shows them",
+                              shipment_id=shipment_id)
     return Shipment(*row)
 
 
@@ -86,16 +87,17 @@ def create(store: Store, distributor: str, region: str, *, operator: str,
     names as business transaction."""
     for name, value in (("distributor", distributor), ("region", region)):
         if not PARTY.match(value):
-            raise ShipmentError(f"{name} must be 1-64 printable characters")
+            raise ShipmentError("{name} must be 1-64 printable characters", name=name)
     if distributor_gln is not None and not (GLN.match(distributor_gln)
                                             and ean.is_valid(distributor_gln)):
-        raise ShipmentError(f"distributor GLN {distributor_gln[:20]!r} is not a GLN: 13 "
-                            "digits with a valid check digit")
+        raise ShipmentError("distributor GLN {distributor_gln!r} is not a GLN: 13 digits with "
+                            "a valid check digit", distributor_gln=distributor_gln[:20])
     if reference is not None and not REFERENCE.match(reference):
         raise ShipmentError("the reference must be 1-35 letters, digits, '-', '.', '/' or '_'")
     if reference_type not in REFERENCE_TYPES:
-        raise ShipmentError(f"reference type {reference_type[:20]!r} is not one of "
-                            f"{', '.join(REFERENCE_TYPES)}")
+        raise ShipmentError("reference type {reference_type!r} is not one of {known}",
+                            reference_type=reference_type[:20],
+                            known=', '.join(REFERENCE_TYPES))
     with store.transaction() as conn:
         cursor = conn.execute(
             "INSERT INTO shipments (distributor, region, status, created_at, distributor_gln, "
@@ -113,7 +115,8 @@ def create(store: Store, distributor: str, region: str, *, operator: str,
 def _require_open(conn: sqlite3.Connection, shipment_id: int) -> Shipment:
     shipment = get(conn, shipment_id)
     if shipment.status != "open":
-        raise ShipmentError(f"shipment {shipment_id} is {shipment.status}, not open")
+        raise ShipmentError("shipment {shipment_id} is {shipment_status}, not open",
+                            shipment_id=shipment_id, shipment_status=shipment.status)
     return shipment
 
 
@@ -144,7 +147,9 @@ def remove(store: Store, shipment_id: int, serial: str, *, operator: str) -> Cod
             "DELETE FROM shipment_containers WHERE shipment_id = ? AND code_id = ?",
             (shipment_id, c.id)).rowcount
         if not removed:
-            raise ShipmentError(f"{c.level_name} {serial} is not on shipment {shipment_id}")
+            raise ShipmentError("{level_name} {serial} is not on shipment {shipment_id}",
+                                level_name=c.level_name, serial=serial,
+                                shipment_id=shipment_id)
         events.append(conn, "ship.remove", shipment_id=shipment_id, code_id=c.id)
         audit.record(conn, operator, "ship.remove", f"shipment:{shipment_id}", serial=serial)
         return c
@@ -154,22 +159,28 @@ def _add(conn: sqlite3.Connection, shipment_id: int, serial: str, operator: str,
          allow_mixed_batches: bool) -> CodeRow:
     c = code(conn, serial)
     if c.level == 0:
-        raise ShipmentError(f"{serial} is an item code: ship the case or pallet holding it")
+        raise ShipmentError("{serial} is an item code: ship the case or pallet holding it",
+                            serial=serial)
     if c.state is State.ACTIVE:
-        raise ShipmentError(f"{c.level_name} {serial} is already shipped")
+        raise ShipmentError("{level_name} {serial} is already shipped",
+                            level_name=c.level_name, serial=serial)
     if c.state is not State.COMMISSIONED:
-        raise NotCommissioned(f"{c.level_name} {serial} is {c.state.name}, not COMMISSIONED")
+        raise NotCommissioned("{level_name} {serial} is {state_name}, not COMMISSIONED",
+                              level_name=c.level_name, serial=serial,
+                              state_name=c.state.name)
     row = conn.execute("SELECT status FROM containers WHERE code_id = ?", (c.id,)).fetchone()
     if row is None or row[0] != "closed":
-        raise ShipmentError(f"{c.level_name} {serial} is not a closed container")
+        raise ShipmentError("{level_name} {serial} is not a closed container",
+                            level_name=c.level_name, serial=serial)
     if c.parent_id is not None:
         raise ShipmentError(
-            f"case {serial} is on pallet {code_by_id(conn, c.parent_id).serial}: ship the "
-            "pallet, or unpack the case first"
+            "case {serial} is on pallet {holder}: ship the pallet, or unpack the "
+            "case first", serial=serial, holder=code_by_id(conn, c.parent_id).serial
         )
     other = open_shipment_holding(conn, c.id)
     if other is not None:
-        raise ShipmentError(f"{serial} is already on open shipment {other}")
+        raise ShipmentError("{serial} is already on open shipment {other}",
+                            serial=serial, other=other)
     if not allow_mixed_batches:
         batch_ids = {
             r[0]
@@ -181,8 +192,10 @@ def _add(conn: sqlite3.Connection, shipment_id: int, serial: str, operator: str,
         }
         if batch_ids and batch_ids != {c.batch_id}:
             raise MixedBatch(
-                f"{serial} is of batch {c.batch_id}, shipment {shipment_id} holds batch "
-                f"{', '.join(str(b) for b in sorted(batch_ids))}; the config forbids mixing"
+                "{serial} is of batch {batch_id}, shipment {shipment_id} holds batch {held}; "
+                "the config forbids mixing", serial=serial, batch_id=c.batch_id,
+                shipment_id=shipment_id,
+                held=", ".join(str(b) for b in sorted(batch_ids))
             )
     conn.execute("INSERT INTO shipment_containers (shipment_id, code_id) VALUES (?, ?)",
                  (shipment_id, c.id))
@@ -244,12 +257,14 @@ def confirm(store: Store, shipment_id: int, *, operator: str, seal: Sealer | Non
         shipment = get(conn, shipment_id)
         if shipment.status == "open":
             if shipment.containers == 0:
-                raise ShipmentError(f"shipment {shipment_id} holds nothing; add pallets or "
-                                    "cases")
+                raise ShipmentError("shipment {shipment_id} holds nothing; add pallets or cases",
+                                    shipment_id=shipment_id)
             conn.execute("UPDATE shipments SET status = 'confirming', confirmed_at = ? "
                          "WHERE id = ?", (now_ms(), shipment_id))
         elif shipment.status != "confirming":
-            raise ShipmentError(f"shipment {shipment_id} is {shipment.status}, not open")
+            raise ShipmentError("shipment {shipment_id} is {shipment_status}, not open",
+                                shipment_id=shipment_id,
+                                shipment_status=shipment.status)
     return _run_steps(store, shipment_id, CONFIRMING, operator, seal, None)
 
 
@@ -263,10 +278,12 @@ def cancel(store: Store, shipment_id: int, *, operator: str, reason: str | None,
         shipment = get(conn, shipment_id)
         at = now_ms()
         if shipment.status == "cancelled":
-            raise ShipmentError(f"shipment {shipment_id} is already cancelled")
+            raise ShipmentError("shipment {shipment_id} is already cancelled",
+                                shipment_id=shipment_id)
         if shipment.status == "confirming":
-            raise ShipmentError(f"shipment {shipment_id} is being confirmed (interrupted?): "
-                                "finish with `ship confirm`, then cancel")
+            raise ShipmentError("shipment {shipment_id} is being confirmed (interrupted?): "
+                                "finish with `ship confirm`, then cancel",
+                                shipment_id=shipment_id)
         if shipment.status == "open":
             conn.execute(
                 "UPDATE shipments SET status = 'cancelled', cancelled_at = ?, "
@@ -346,9 +363,10 @@ def _run_steps(store: Store, shipment_id: int, step: _Step, operator: str,
         listed = conn.execute("SELECT count(*) FROM manifest_codes WHERE seq = ?",
                               (seq,)).fetchone()[0]
         if listed != len(rows):
-            raise ShipmentError(f"manifest {seq} of shipment {shipment_id} lists {listed} "
-                                f"codes, {len(rows)} were moved: its list was altered by hand; "
-                                "it is not issued")
+            raise ShipmentError("manifest {seq} of shipment {shipment_id} lists {listed} "
+                                "codes, {n_rows} were moved: its list was altered by hand; it "
+                                "is not issued", seq=seq, shipment_id=shipment_id,
+                                listed=listed, n_rows=len(rows))
         conn.execute("UPDATE outbox SET frozen = 1 WHERE seq = ?", (seq,))
         if sealed is not None:
             conn.execute("UPDATE outbox SET digest = ?, signature = ? WHERE seq = ?",

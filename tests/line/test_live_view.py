@@ -36,12 +36,20 @@ async def test_the_live_view_of_a_running_line_says_progress_eta_and_rate_in_wor
         await r.plc.run_batch("LOT1")
         await r.plc.wait_state(EXECUTE, within=30)
         await asyncio.sleep(4)
-        shown = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "edge.cli.main", "--config",
-                             str(r.config_path), "status", "--once"],
-            capture_output=True, text=True, timeout=60,
-            env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"})
+
+        def status(*lang: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "edge.cli.main", *lang, "--config", str(r.config_path),
+                 "status", "--once"], capture_output=True, text=True, timeout=60,
+                env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"})
+
+        shown = await asyncio.to_thread(status)
+        chinese = await asyncio.to_thread(status, "--lang", "zh")
     view = shown.stdout
+    assert chinese.returncode == 0, chinese.stderr
+    assert "/ 2,000 件（" in chinese.stdout and "已用时 0:00:0" in chinese.stdout
+    assert "预计剩余 " in chinese.stdout and " 件/秒，设定 40.0（" in chinese.stdout
+    assert "：正常" in chinese.stdout and "时间为 UTC" in chinese.stdout
     assert shown.returncode == 0, shown.stderr
     assert "/ 2,000 good items (" in view and "elapsed 0:00:0" in view
     assert "ETA " in view and "ETA unknown" not in view
