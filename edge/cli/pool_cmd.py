@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
 from edge.cli.commands import summary
@@ -16,10 +16,16 @@ from edge.domain import segments as pool_segments
 app = typer.Typer(help=summary("pool"),
                   no_args_is_help=True)
 
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
 LevelOpt = typer.Option(..., "--level", help="item, case or pallet")
 
 
 def _progress() -> Progress:
+    """A progress bar on a terminal (nothing into a pipe); loaded only by the bulk commands."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
     return Progress(
         "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
         TimeRemainingColumn(), console=console, transient=True, disable=not console.is_terminal,

@@ -7,7 +7,6 @@ import sys
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from edge.cli.commands import summary
 from edge.cli.context import JSON_HELP, Ctx, console, ctx_of, emit, ms_text
@@ -17,7 +16,6 @@ from edge.domain.errors import CodelineError, ShipmentError
 from edge.domain.shipment_contents import Loaded
 from edge.store.database import Store
 from line_config.levels import Level
-from sync import vocabulary
 
 if TYPE_CHECKING:
     from sync import manifest
@@ -149,6 +147,10 @@ def _summary(store: Store, shipment_id: int, added: int, refused: int) -> None:
 def show(ctx: typer.Context, shipment_id: int = typer.Argument(..., min=1),
          json: bool = typer.Option(False, "--json", help="as JSON")) -> None:
     """What is on a shipment: each pallet and case, and its codes counted per level."""
+    from rich.table import Table
+
+    from sync import vocabulary
+
     c = ctx_of(ctx)
     with c.reader() as store:
         held = shipment_contents.contents(store.read(), shipment_id)
@@ -237,6 +239,10 @@ def cancel(
 @app.command("list")
 def list_(ctx: typer.Context, json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """All shipments."""
+    from rich.table import Table
+
+    from sync import vocabulary
+
     c = ctx_of(ctx)
     with c.reader() as store:
         rows = shipments.list_shipments(store.read())

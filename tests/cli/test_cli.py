@@ -171,6 +171,11 @@ def test_every_option_has_help_and_the_shell_completes_commands() -> None:
 
     walk(command(), "codeline")
     assert undocumented == []
+    shown = subprocess.run([sys.executable, "-m", "edge.cli.main", "ship", "create", "--help"],
+                           capture_output=True, text=True, timeout=60, cwd=ROOT,
+                           env={**os.environ, "COLUMNS": "200"}).stdout
+    required = [line for line in shown.splitlines() if "--to " in line or "--region " in line]
+    assert len(required) == 2 and all("[required]" in line for line in required)
     script = Path(sys.executable).parent / "codeline"
     completed = subprocess.run([str(script)], capture_output=True, text=True, timeout=60, env={
         **os.environ, "_CODELINE_COMPLETE": "complete_bash", "COMP_WORDS": "codeline line st",
