@@ -17,7 +17,7 @@ app = typer.Typer(help=summary("pool"),
                   no_args_is_help=True)
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
 
 LevelOpt = typer.Option(..., "--level", help="item, case or pallet")
 
@@ -66,11 +66,9 @@ def import_(
     c = ctx_of(ctx)
     target = c.line(line)
     with c.store() as store, _progress() as bar:
-        task = bar.add_task(f"importing {file.name}", total=None)
         report = pool.import_file(store, target, c.config.products, level.value, file,
                                   operator=c.operator, max_rejects=max_rejects,
-                                  progress=lambda n: bar.advance(task, n),
-                                  external_id=segment_id)
+                                  progress=_ImportBar(bar, file.name), external_id=segment_id)
     console.print(f"imported {report.imported:,} {level.value} codes from {file.name} "
                   f"(segment {report.segment_id})")
     for reject in report.rejects[:20]:
@@ -78,6 +76,23 @@ def import_(
                       markup=False)
     if len(report.rejects) > 20:
         console.print(f"  ... and {len(report.rejects) - 20} more refused lines")
+
+
+class _ImportBar:
+    """An import's two phases on a progress bar: the file read (MB), then codes added."""
+
+    def __init__(self, bar: Progress, name: str) -> None:
+        self.bar = bar
+        self.read = bar.add_task(f"reading {name} (MB)", total=None)
+        self.added: TaskID | None = None
+
+    def reading(self, done: int, total: int) -> None:
+        self.bar.update(self.read, completed=done // 1_000_000, total=total // 1_000_000)
+
+    def adding(self, done: int, total: int) -> None:
+        if self.added is None:
+            self.added = self.bar.add_task("adding codes", total=total)
+        self.bar.update(self.added, completed=done)
 
 
 @app.command("stats")

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
+import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO, Protocol
 
 from edge.domain import audit, events
 from edge.domain.errors import DomainError, ImportRejected, InvalidPayload
@@ -19,6 +22,7 @@ from edge.domain.lifecycle import LEVEL_NAME, LEVEL_NUMBER, State
 from edge.domain.payloads import MAX_PAYLOAD, PayloadCodec
 from edge.domain.serials import SerialScheme, SsccScheme
 from edge.store.database import Store, now_ms
+from edge.store.staging import Staging
 from line_config.models import Level, Line, Product
 
 CHUNK = 20_000
@@ -167,34 +171,72 @@ def _binary_kind(data: bytes) -> str | None:
     return None
 
 
-def _entries(data: bytes, is_csv: bool) -> list[tuple[int, str]]:
+def _entries(f: BinaryIO, is_csv: bool, read: Callable[[int], None]
+             ) -> Iterator[tuple[int, str]]:
     """(line number, text) of every non-blank line, or of the serial column of a CSV
-    (separated by ',' or, as Excel writes it in much of the world, ';')."""
-    text = data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
+    (separated by ',' or, as Excel writes it in much of the world, ';'), read as a stream.
+    Lines end at LF, CR LF or CR only: a GS1 string keeps its group separators."""
+    text = io.TextIOWrapper(f, encoding="utf-8", errors="surrogateescape", newline="")
+    try:
+        yield from _rows(text, is_csv, read)
+    finally:
+        text.detach()  # the caller owns the file
+
+
+def _rows(text: io.TextIOWrapper, is_csv: bool, read: Callable[[int], None]
+          ) -> Iterator[tuple[int, str]]:
+    done = 0
+
+    def lines() -> Iterator[str]:
+        nonlocal done
+        for n, line in enumerate(text):
+            yield line.removeprefix("\ufeff") if n == 0 else line
+            done += len(line)
+            if done >= 1 << 20:
+                read(done)
+                done = 0
+
     if not is_csv:
-        lines: list[tuple[int, str]] = []
-        for n, line in enumerate(text.splitlines(), start=1):
+        for n, line in enumerate(lines(), start=1):
             stripped = line.strip()
             if stripped and stripped[0] != "#":
-                lines.append((n, stripped))
-        return lines
-    first = text.split("\n", 1)[0]
+                yield n, stripped
+        read(done)
+        return
+    rows = lines()
+    first = next(rows, "")
     delimiter = ";" if first.count(";") > first.count(",") else ","
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    reader = csv.reader(itertools.chain([first], rows), delimiter=delimiter)
     column = 0
-    start = 0
-    if rows:
-        header = [cell.strip().lower() for cell in rows[0]]
+    header = next(reader, None)
+    skipped_header = False
+    if header is not None:
+        names = [cell.strip().lower() for cell in header]
         for name in ("serial", "code", "payload", "url"):
-            if name in header:
-                column, start = header.index(name), 1
+            if name in names:
+                column, skipped_header = names.index(name), True
                 break
-    out: list[tuple[int, str]] = []
-    for n, row in enumerate(rows[start:], start=start + 1):
-        if not row or not any(cell.strip() for cell in row):
-            continue
-        out.append((n, row[column].strip() if column < len(row) else ""))
-    return out
+    body = reader if skipped_header or header is None else itertools.chain([header], reader)
+    for row in body:
+        if row and any(cell.strip() for cell in row):
+            yield reader.line_num, row[column].strip() if column < len(row) else ""
+    read(done)
+
+
+class ImportProgress(Protocol):
+    """What a long import reports as it goes: bytes of the file read, then codes added."""
+
+    def reading(self, done: int, total: int) -> None: ...
+
+    def adding(self, done: int, total: int) -> None: ...
+
+
+class _Silent:
+    def reading(self, done: int, total: int) -> None:
+        pass
+
+    def adding(self, done: int, total: int) -> None:
+        pass
 
 
 def import_file(
@@ -206,7 +248,7 @@ def import_file(
     *,
     operator: str,
     max_rejects: int = 0,
-    progress: Progress = _no_progress,
+    progress: ImportProgress | None = None,
     external_id: str | None = None,
 ) -> ImportReport:
     """Import a code-segment file: one serial or payload per line, or a CSV. A code's
@@ -214,87 +256,140 @@ def import_file(
     segment's id at the brand's cloud (码段号), which manifests carry.
 
     The file is taken whole or not at all: if more than ``max_rejects`` lines are refused
-    (malformed, foreign, duplicate in the file or already known), nothing is imported.
+    (malformed, foreign, duplicate in the file or already known), nothing is imported. It is
+    read as a stream and its serials staged on disk beside the database, so memory does
+    not grow with the file.
     """
+    progress = progress or _Silent()
     try:
-        data = path.read_bytes()
+        f = path.open("rb")
     except OSError as exc:
         raise ImportRejected("cannot read {path}: {problem}", path=path,
                              problem=exc.strerror or exc) from None
-    binary = _binary_kind(data)
-    if binary is not None:
-        raise ImportRejected(
-            "{path_name} is a binary file ({binary}), not a list of codes: export the segment "
-            "as text or CSV; nothing was imported", path_name=path.name, binary=binary)
-    is_csv = path.suffix.lower() == ".csv"
-    entries = _entries(data, is_csv)
-    codec = PayloadCodec(line, products)
+    with f, Staging(store.path.parent) as staging:
+        size = os.fstat(f.fileno()).st_size
+        binary = _binary_kind(f.read(8192))
+        if binary is not None:
+            raise ImportRejected(
+                "{path_name} is a binary file ({binary}), not a list of codes: export the "
+                "segment as text or CSV; nothing was imported", path_name=path.name,
+                binary=binary)
+        f.seek(max(0, size - 1))
+        ends_in_newline = size == 0 or f.read(1) in (b"\n", b"\r")
+        f.seek(0)
+        rejects = _Rejects(max_rejects)
+        read = 0
+
+        def reading(n: int) -> None:
+            nonlocal read
+            read += n
+            progress.reading(min(read, size), size)
+
+        last_line, last_refused = _stage(
+            _entries(f, path.suffix.lower() == ".csv", reading),
+            PayloadCodec(line, products), level, staging, rejects)
+        if not ends_in_newline and last_refused:
+            raise ImportRejected(
+                "{path_name} ends in the middle of line {entries}: the file looks truncated; "
+                "nothing was imported", path_name=path.name, entries=last_line)
+        if not staging.count:
+            raise _refused(path, rejects, "no valid codes in the file")
+        level_no = LEVEL_NUMBER[level]
+        with store.transaction() as conn:
+            segment = _new_segment(conn, line.id, level, "imported", path.name, external_id)
+            imported = 0
+            for chunk in staging.chunks(CHUNK):  # ascending keys: the index fills in order
+                added = _insert_new(conn, chunk, level_no, segment)
+                if added != len(chunk):
+                    first = dict(chunk)
+                    for serial in _already_known(conn, [s for s, _ in chunk], segment):
+                        rejects.add(Reject(first[serial], serial, "already known to this site"))
+                imported += added
+                progress.adding(imported, staging.count)
+            if rejects.count > max_rejects:
+                why = f"{rejects.count} line(s) refused (allowed: {max_rejects})"
+                raise _refused(path, rejects, why)
+            conn.execute("UPDATE segments SET count = ? WHERE id = ?", (imported, segment))
+            events.append(conn, "pool.import", line_id=line.id, count=imported, level=level,
+                          segment=segment, file=path.name, rejects=rejects.count)
+            audit.record(conn, operator, "pool.import", f"{line.id}/{level}", file=path.name,
+                         imported=imported, rejects=rejects.count, segment=segment)
+    return ImportReport(segment, imported, rejects.sorted())
+
+
+def _stage(entries: Iterator[tuple[int, str]], codec: PayloadCodec, level: Level,
+           staging: Staging, rejects: _Rejects) -> tuple[int, bool]:
+    """Check each entry of a file and stage its serial; the last entry's line number and
+    whether it was refused (a truncated file shows as a refused last line)."""
     scheme = codec.schemes[level]
-    rejects: list[Reject] = []
-    first_seen: dict[str, int] = {}
     fast_length = scheme.total_length if isinstance(scheme, SerialScheme) else -1
     fast_check = scheme.check.is_valid if isinstance(scheme, SerialScheme) and scheme.check \
         else None
+    batch: list[tuple[str, int]] = []
+    line_no, refused = 0, False
     for line_no, text in entries:
-        # The common case, a well-formed bare serial, costs one length test and one fold.
-        if fast_check is not None and len(text) == fast_length and text not in first_seen \
-                and fast_check(text):
-            first_seen[text] = line_no
-            continue
-        reason = None
-        serial = text
-        if len(text) > MAX_PAYLOAD:
-            reason = f"{len(text)} characters is too long for a code"
-        elif not text.isascii() and any("\udc80" <= ch <= "\udcff" for ch in text):
-            reason = "not valid UTF-8"
-        elif "://" in text or "\x1d" in text or text.startswith(("]", "(")):
-            try:
-                parsed = codec.parse(text)
-            except InvalidPayload as exc:
-                reason = str(exc)
+        refused = False
+        # The common case, a well-formed bare serial, costs one length test and one check.
+        if fast_check is not None and len(text) == fast_length and fast_check(text):
+            batch.append((text, line_no))
+        else:
+            reason, serial = _problem(text, codec, scheme, level)
+            if reason is None:
+                batch.append((serial, line_no))
             else:
-                serial = parsed.serial
-                if parsed.level not in (None, level):
-                    reason = f"a {parsed.level} code, not a {level} code"
-        else:
-            reason = scheme.problem(text)
-        if reason is None and serial in first_seen:
-            reason = f"repeats line {first_seen[serial]}"
-        if reason is not None:
-            rejects.append(Reject(line_no, _shown(text), reason))
-        else:
-            first_seen[serial] = line_no
-    if data and not data.endswith(b"\n") and entries and rejects and \
-            rejects[-1].line_no == entries[-1][0]:
-        raise ImportRejected(
-            "{path_name} ends in the middle of line {entries}: the file looks truncated; "
-            "nothing was imported", path_name=path.name, entries=entries[-1][0]
-        )
-    if not first_seen:
-        raise _refused(path, rejects, "no valid codes in the file")
-    level_no = LEVEL_NUMBER[level]
-    serials = sorted(first_seen.items())  # ascending keys: the serial index fills in order
-    with store.transaction() as conn:
-        segment = _new_segment(conn, line.id, level, "imported", path.name, external_id)
-        imported = 0
-        for start in range(0, len(serials), CHUNK):
-            chunk = serials[start : start + CHUNK]
-            added = _insert_new(conn, chunk, level_no, segment)
-            if added != len(chunk):
-                for serial in _already_known(conn, [s for s, _ in chunk], segment):
-                    rejects.append(Reject(first_seen[serial], serial, "already known to this site"))
-            imported += added
-            progress(len(chunk))
-        if len(rejects) > max_rejects:
-            why = f"{len(rejects)} line(s) refused (allowed: {max_rejects})"
-            raise _refused(path, rejects, why)
-        conn.execute("UPDATE segments SET count = ? WHERE id = ?", (imported, segment))
-        events.append(conn, "pool.import", line_id=line.id, count=imported, level=level,
-                      segment=segment, file=path.name, rejects=len(rejects))
-        audit.record(conn, operator, "pool.import", f"{line.id}/{level}", file=path.name,
-                     imported=imported, rejects=len(rejects), segment=segment)
-    rejects.sort(key=lambda r: r.line_no)
-    return ImportReport(segment, imported, rejects)
+                rejects.add(Reject(line_no, _shown(text), reason))
+                refused = True
+        if len(batch) >= CHUNK:
+            refused = _stage_batch(staging, batch, rejects, line_no) or refused
+            batch = []
+    if batch:
+        refused = _stage_batch(staging, batch, rejects, line_no) or refused
+    return line_no, refused
+
+
+def _stage_batch(staging: Staging, batch: list[tuple[str, int]], rejects: _Rejects,
+                 last_line: int) -> bool:
+    """Stage a batch; whether the file's last line so far repeated an earlier one."""
+    repeats = staging.add(batch)
+    for serial, line_no, first in repeats:
+        rejects.add(Reject(line_no, serial, f"repeats line {first}"))
+    return any(line_no == last_line for _, line_no, _ in repeats)
+
+
+def _problem(text: str, codec: PayloadCodec, scheme: SerialScheme | SsccScheme, level: Level
+             ) -> tuple[str | None, str]:
+    """Why an entry is refused (None: taken) and the serial it stands for."""
+    if len(text) > MAX_PAYLOAD:
+        return f"{len(text)} characters is too long for a code", text
+    if not text.isascii() and any("\udc80" <= ch <= "\udcff" for ch in text):
+        return "not valid UTF-8", text
+    if "://" in text or "\x1d" in text or text.startswith(("]", "(")):
+        try:
+            parsed = codec.parse(text)
+        except InvalidPayload as exc:
+            return str(exc), text
+        if parsed.level not in (None, level):
+            return f"a {parsed.level} code, not a {level} code", parsed.serial
+        return None, parsed.serial
+    return scheme.problem(text), text
+
+
+class _Rejects:
+    """The lines an import refused: all of them counted, the first few hundred kept (a file
+    of garbage must not fill memory with its refusals)."""
+
+    def __init__(self, max_rejects: int) -> None:
+        self.keep = max_rejects + 200
+        self.count = 0
+        self.kept: list[Reject] = []
+
+    def add(self, reject: Reject) -> None:
+        self.count += 1
+        if len(self.kept) < self.keep:
+            self.kept.append(reject)
+
+    def sorted(self) -> list[Reject]:
+        return sorted(self.kept, key=lambda r: r.line_no)
 
 
 def _already_known(conn: sqlite3.Connection, serials: list[str], segment: int) -> list[str]:
@@ -312,11 +407,11 @@ def _already_known(conn: sqlite3.Connection, serials: list[str], segment: int) -
     return known
 
 
-def _refused(path: Path, rejects: list[Reject], why: str) -> ImportRejected:
-    rejects.sort(key=lambda r: r.line_no)
-    shown = "\n".join(f"  line {r.line_no}: {r.text}: {r.reason}" for r in rejects[:20])
-    more = f"\n  ... and {len(rejects) - 20} more" if len(rejects) > 20 else ""
-    return ImportRejected("{file}: {why}; nothing was imported\n{lines}", rejects,
+def _refused(path: Path, rejects: _Rejects, why: str) -> ImportRejected:
+    kept = rejects.sorted()
+    shown = "\n".join(f"  line {r.line_no}: {r.text}: {r.reason}" for r in kept[:20])
+    more = f"\n  ... and {rejects.count - 20} more" if rejects.count > 20 else ""
+    return ImportRejected("{file}: {why}; nothing was imported\n{lines}", kept,
                           file=path.name, why=why, lines=f"{shown}{more}".rstrip())
 
 

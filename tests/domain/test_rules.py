@@ -387,3 +387,23 @@ def test_a_batch_runs_from_each_start_to_the_stop_after_it_and_a_running_one_to_
     assert running_ms(marks, now=99_000) == 3000 + 2000
     assert running_ms([*marks, (20_000, "batch.start")], now=21_500) == 5000 + 1500
     assert running_ms([], now=5) == 0
+
+
+def test_import_streams_any_line_ending_and_leaves_no_scratch_file(
+    store: Store, site: SiteConfig, tmp_path: Path
+) -> None:
+    line = site.lines[0]
+    serials = SerialScheme.from_config(line.codes.item.serial).draw(30)
+    old_mac = tmp_path / "old-mac.txt"
+    old_mac.write_bytes("\r".join(serials[:10]).encode() + b"\r")
+    windows = tmp_path / "windows.txt"
+    windows.write_bytes("\r\n".join(serials[10:20]).encode() + b"\r\n")
+    for path in (old_mac, windows):
+        report = pool.import_file(store, line, site.products, "item", path, operator="t")
+        assert report.imported == 10 and report.rejects == []
+    repeated = tmp_path / "repeated.txt"
+    repeated.write_text("\n".join([*serials[20:], serials[20]]) + "\n")
+    message = refused(store, ImportRejected, pool.import_file, store, line, site.products,
+                      "item", repeated, operator="t")
+    assert "line 11: " in message and "repeats line 1" in message
+    assert list(store.path.parent.glob("codeline-import-*")) == []
