@@ -52,11 +52,14 @@ def load_config(path: str | Path) -> SiteConfig:
     return parse_config(text, source=str(path))
 
 
+# libyaml's loader where PyYAML was built with it: the same documents, ~15x faster.
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_config(text: str, source: str = "<config>") -> SiteConfig:
     """Validate YAML text as a site config."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_FAST_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -67,6 +70,7 @@ def parse_config(text: str, source: str = "<config>") -> SiteConfig:
     try:
         return SiteConfig.model_validate(data)
     except ValidationError as exc:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)  # the lines, for the problems only
         problems = [
             ConfigProblem(
                 path=".".join(str(p) for p in err["loc"]),
