@@ -9,18 +9,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-Grade = Literal["A", "B", "C", "D", "F"]
-GRADES: tuple[Grade, ...] = ("F", "D", "C", "B", "A")
-
-
-def grade_value(grade: Grade) -> int:
-    """A = 4 ... F = 0, as ISO/IEC 15415 scores them."""
-    return GRADES.index(grade)
+from line_config.grades import GRADES as GRADES
+from line_config.grades import Grade as Grade
+from line_config.grades import grade_value as grade_value
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,12 @@ from line_config.devices import (
     Port,
     is_loopback,
 )
+from line_config.grades import Grade
 from line_config.levels import LEVELS as LEVELS
 from line_config.levels import Level as Level
 from line_config.plc import PlcServer
 from line_config.ports import no_shared_ports
 
-Grade = Literal["A", "B", "C", "D", "F"]
 EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,63}$")]
 
 MIN_SERIAL_BITS = 60

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 
 from drivers.errors import DriverError
@@ -25,7 +25,6 @@ from drivers.interfaces import (
     Printed,
     Printer,
     ReadResult,
-    grade_value,
 )
 from edge.daemon.committer import Committer, InTransit, Judged
 from edge.daemon.dbworker import DbCalls
@@ -36,6 +35,7 @@ from edge.domain import flow
 from edge.domain.errors import DomainError, InvalidPayload
 from edge.domain.lifecycle import Reason
 from edge.domain.payloads import BatchLabel, PayloadCodec
+from edge.domain.verdicts import Expected, Reading, RejectRule, Verdict
 from edge.store.database import Store
 from line_config.models import ItemPrintStation, ItemVerifyStation, Line, Product
 
@@ -65,7 +65,7 @@ class ItemFlow:
         self.target = target
         self.commissioned = commissioned
         self.on_alarm = on_alarm
-        self.min_grade = grade_value(line.reject.min_grade)
+        self.rule = RejectRule(line.reject.min_grade, line.reject.consecutive_limit)
         self.committer = Committer(db, batch_id, verify_station.verdict_commit_every,
                                    verify_station.verdict_commit_ms, self._committed)
         self.stock: deque[flow.ReservedCode] = deque()
@@ -76,8 +76,6 @@ class ItemFlow:
         self.seq = 0
         self.judged_through = 0
         self.unresolved = 0  # sent and neither judged-and-committed nor voided
-        self.recent: OrderedDict[str, None] = OrderedDict()
-        self.consecutive = 0
         self.feeding = False
         self.rate = RateMeter()
         self.reject_latency: deque[float] = deque(maxlen=100_000)
@@ -223,51 +221,33 @@ class ItemFlow:
                 self.on_alarm("reader", f"reader failed: {exc}", False)
                 result = ReadResult(None)
             received = time.perf_counter()
-            reject = await self.judge(item, result)
+            verdict = await self.judge(item, result)
             self.in_fifo -= 1
             self._changed.set()
-            if reject is None:
-                self.consecutive = 0
-            else:
-                self.consecutive += 1
+            if verdict.reject is not None:
                 self.reject_latency.append(received)
-            self.committer.add_verdict(Judged(item, reject))
-            if self.consecutive >= self.line.reject.consecutive_limit:
-                self.on_alarm("verify", f"{self.consecutive} rejects in a row (last: "
-                              f"{reject.label if reject else '?'}): check printer and camera",
-                              True)
-                self.consecutive = 0
+            self.committer.add_verdict(Judged(item, verdict.reject))
+            hold = self.rule.count(verdict)
+            if hold is not None:
+                self.on_alarm("verify", hold, True)
 
-    async def judge(self, item: InTransit, result: ReadResult) -> Reason | None:
-        """The verdict of one read against the item at the head of the FIFO."""
-        if result.data is None:
-            return Reason.NO_READ
-        try:
-            read = self.codec.parse(result.data).serial
-        except InvalidPayload:
-            self.on_alarm("verify", f"item {item.seq}: read a code that is not of this line",
-                          False)
-            return Reason.UNKNOWN
-        if read == item.serial:
-            if item.code_id is None or read in self.recent:
-                return Reason.DUPLICATE
-            self._remember(read)
-            if result.grade is not None and grade_value(result.grade) < self.min_grade:
-                return Reason.GRADE
-            return None
-        if read in self.recent:
-            return Reason.DUPLICATE
-        known = await self.db.call(_known_serial, read)
-        if not known:
-            self.on_alarm("verify", f"item {item.seq}: serial {read} is not in the pool "
-                          "(counterfeit or mix-up)", False)
-            return Reason.UNKNOWN
-        return Reason.MISREAD
-
-    def _remember(self, serial: str) -> None:
-        self.recent[serial] = None
-        while len(self.recent) > 200_000:
-            self.recent.popitem(last=False)
+    async def judge(self, item: InTransit, result: ReadResult) -> Verdict:
+        """The verdict of one read against the item at the head of the FIFO (the rule is
+        the domain's; the pool lookup it may ask for is done here)."""
+        expected = Expected(item.seq, item.serial, first_print=item.code_id is not None)
+        serial = None
+        if result.data is not None:
+            try:
+                serial = self.codec.parse(result.data).serial
+            except InvalidPayload:
+                serial = None
+        verdict = self.rule.judge(expected, Reading(result.data, serial, result.grade))
+        if verdict.pool_check is not None and not await self.db.call(
+                _known_serial, verdict.pool_check):
+            verdict = self.rule.not_in_pool(expected, verdict.pool_check)
+        if verdict.alarm is not None:
+            self.on_alarm("verify", verdict.alarm, False)
+        return verdict
 
     async def _committed(self, judged: list[Judged]) -> None:
         rejects = [j.item.seq for j in judged if j.reject is not None]
