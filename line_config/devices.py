@@ -204,7 +204,9 @@ class DmccReader(DeviceBase):
     extended_data: Literal["text", "base64"] = Field(
         default="text", description="read data in extended mode: plain text (current "
                                     "firmware) or base64 (RFC 2045, older firmware)")
-    grade_block: bool = True
+    grade_block: bool = Field(default=True, description="the reader appends its print-quality "
+                              "grade block to each read (a verifying reader); false: the "
+                              "whole payload is data")
 
 
 class KeyenceReader(DeviceBase):
@@ -260,7 +262,8 @@ class ZplLabelPrinter(DeviceBase):
     family: Literal["label_printer"] = "label_printer"
     driver: Literal["zpl"]
     transport: TcpTransport
-    dpi: Literal[203, 300, 600] = 203
+    dpi: Literal[203, 300, 600] = Field(default=203, description="print resolution: labels "
+                                        "are laid out at 203 dpi and scaled to keep their size")
     confirm_timeout_ms: Millis = 5000
 
 

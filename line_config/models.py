@@ -184,12 +184,13 @@ class ItemPrintStation(Strict):
 
 
 class ItemVerifyStation(Strict):
-    """Reads every printed item back; ``gate_distance`` items lie between camera and gate."""
+    """Reads every printed item back; its verdicts are committed in groups (every
+    ``verdict_commit_every`` verdicts or ``verdict_commit_ms``). The PLC tracks the items
+    between camera and gate by their number, so the controller needs no distance."""
 
     id: Identifier
     kind: Literal["item_verify"]
     reader: Identifier
-    gate_distance: int = Field(default=4, ge=1, le=1000)
     verdict_commit_every: int = Field(default=50, ge=1, le=10_000)
     verdict_commit_ms: Millis = 20
 

@@ -7,6 +7,7 @@ Status parsing covers ``~HS`` (three STX..ETX strings), ``~HQES`` and the SGD od
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -37,32 +38,47 @@ class LabelText:
     lines: tuple[str, ...]
 
 
-def datamatrix_label(element_string: str, text: LabelText, module: int = 8) -> str:
+# Layouts are drawn for 203 dpi (8 dots/mm); a 300 or 600 dpi printer gets every size in
+# dots scaled, so that the label and its symbols keep their size in millimetres.
+BASE_DPI = 203
+
+
+def _dots(n: int, dpi: int) -> int:
+    return max(1, round(n * dpi / BASE_DPI))
+
+
+def datamatrix_label(element_string: str, text: LabelText, module: int = 8,
+                     dpi: int = BASE_DPI) -> str:
     """A case label carrying a GS1 DataMatrix."""
-    body = [f"^FO40,40^BXN,{module},200,0,0,6,_^FD{gs1_field(element_string)}^FS"]
-    body += _text_lines(text, x=260)
+    d = functools.partial(_dots, dpi=dpi)
+    body = [f"^FO{d(40)},{d(40)}^BXN,{d(module)},200,0,0,6,_^FD{gs1_field(element_string)}^FS"]
+    body += _text_lines(text, x=260, dpi=dpi)
     return "^XA" + "".join(body) + "^PQ1^XZ"
 
 
-def qr_label(data: str, text: LabelText, magnification: int = 6) -> str:
-    """A label carrying a QR code (URL payloads)."""
-    body = [f"^FO40,40^BQN,2,{magnification}^FDQA,{_field_text(data)}^FS"]
-    body += _text_lines(text, x=300)
+def qr_label(data: str, text: LabelText, magnification: int = 6, dpi: int = BASE_DPI) -> str:
+    """A label carrying a QR code (URL payloads); ^BQ's magnification is at most 10."""
+    d = functools.partial(_dots, dpi=dpi)
+    body = [f"^FO{d(40)},{d(40)}^BQN,2,{min(10, d(magnification))}^FDQA,"
+            f"{_field_text(data)}^FS"]
+    body += _text_lines(text, x=300, dpi=dpi)
     return "^XA" + "".join(body) + "^PQ1^XZ"
 
 
-def sscc_label(sscc: str, text: LabelText) -> str:
+def sscc_label(sscc: str, text: LabelText, dpi: int = BASE_DPI) -> str:
     """A pallet label: GS1-128 of AI 00 + SSCC, and the SSCC in clear text."""
     if len(sscc) != 18 or not (sscc.isascii() and sscc.isdigit()):
         raise ValueError("an SSCC has 18 digits")
-    body = [f"^FO60,300^BY3^BCN,200,N,N,N,D^FD(00){sscc}^FS",
-            f"^FO60,520^A0N,40,40^FD(00) {sscc}^FS"]
-    body += _text_lines(text, x=60, y=40)
+    d = functools.partial(_dots, dpi=dpi)
+    body = [f"^FO{d(60)},{d(300)}^BY{min(10, d(3))}^BCN,{d(200)},N,N,N,D^FD(00){sscc}^FS",
+            f"^FO{d(60)},{d(520)}^A0N,{d(40)},{d(40)}^FD(00) {sscc}^FS"]
+    body += _text_lines(text, x=60, y=40, dpi=dpi)
     return "^XA" + "".join(body) + "^PQ1^XZ"
 
 
-def _text_lines(text: LabelText, x: int, y: int = 40) -> list[str]:
-    return [f"^FO{x},{y + 40 * i}^A0N,30,30^FD{_field_text(line)}^FS"
+def _text_lines(text: LabelText, x: int, y: int = 40, dpi: int = BASE_DPI) -> list[str]:
+    d = functools.partial(_dots, dpi=dpi)
+    return [f"^FO{d(x)},{d(y + 40 * i)}^A0N,{d(30)},{d(30)}^FD{_field_text(line)}^FS"
             for i, line in enumerate(text.lines[:8])]
 
 

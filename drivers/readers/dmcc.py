@@ -124,6 +124,8 @@ class DmccReader(LinkedDevice):
                 return ReadResult(None)
         if payload == self.config.noread_string:
             return ReadResult(None)
+        if not self.config.grade_block:  # the reader sends no grade: the payload is all data
+            return ReadResult(payload)
         data, grade, params = split_grade(payload)
         letter: Grade | None = grade if grade in ("A", "B", "C", "D", "F") else None  # type: ignore[assignment]
         return ReadResult(data, letter, params)

@@ -23,7 +23,6 @@ from edge.daemon.stations import (
     log,
 )
 from edge.domain import aggregation
-from edge.store.database import Store
 from line_config.models import Level
 
 
@@ -100,7 +99,8 @@ class CaseStation(ContainerStation):
 
     async def _pack(self, serials: list[str], partial: str | None) -> None:
         """Seal the case in view and release it towards the pallet."""
-        resealed = await self.ctx.db.call(_sealed_together, serials, self.capacity)
+        resealed = await self.ctx.db.call(
+            lambda store: aggregation.sealed_together(store.read(), serials))
         if resealed is not None:
             # Sealed before a restart, never released: release it now.
             self.leaving = set(serials)
@@ -145,20 +145,3 @@ class CaseStation(ContainerStation):
             "line": self.ctx.line.id, "station": self.station_id, "batch": self.ctx.batch_id,
             "codes": len(serials)})
         return True
-
-
-def _sealed_together(store: Store, serials: list[str], capacity: int) -> str | None:
-    """The closed case holding exactly these items, if there is one."""
-    if not serials:
-        return None
-    marks = ",".join("?" * len(serials))
-    rows = store.read().execute(
-        f"SELECT DISTINCT parent_id FROM codes WHERE serial IN ({marks})", serials).fetchall()
-    if len(rows) != 1 or rows[0][0] is None:
-        return None
-    parent = store.read().execute(
-        "SELECT c.serial, k.child_count, k.status FROM codes c JOIN containers k "
-        "ON k.code_id = c.id WHERE c.id = ?", (rows[0][0],)).fetchone()
-    if parent is None or parent[2] != "closed" or parent[1] != len(serials):
-        return None
-    return str(parent[0])

@@ -15,6 +15,7 @@ from drivers.registry import (
     reader_for,
 )
 from edge.daemon.stations import LabelBench
+from line_config.devices import ZplLabelPrinter
 from line_config.models import (
     CasePackStation,
     ItemPrintStation,
@@ -58,8 +59,11 @@ class Devices:
             elif isinstance(station, CasePackStation | PalletBuildStation):
                 key = _bench_key(station)
                 if key not in benches:
+                    labels = by_id[station.label_printer]
                     benches[key] = LabelBench(get("label", station.label_printer),
-                                              get("reader", station.label_reader))
+                                              get("reader", station.label_reader),
+                                              dpi=labels.dpi if isinstance(
+                                                  labels, ZplLabelPrinter) else 203)
                 if isinstance(station, CasePackStation):
                     case_camera = get("multi", station.camera)
                 else:

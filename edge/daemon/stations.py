@@ -48,9 +48,10 @@ class Halted(Exception):
 class LabelBench:
     """A label printer and the reader that checks its labels, used by one station at a time."""
 
-    def __init__(self, printer: LabelPrinter, reader: CodeReader) -> None:
+    def __init__(self, printer: LabelPrinter, reader: CodeReader, dpi: int = 203) -> None:
         self.printer = printer
         self.reader = reader
+        self.dpi = dpi
         self.lock = asyncio.Lock()
 
 
@@ -134,11 +135,12 @@ class ContainerStation:
         fmt = self.ctx.line.codes.for_level(self.level)
         text = LabelText((self.ctx.product.name[:40], f"LOT {self.ctx.label.lot or '-'}",
                           f"{self.level.upper()} {serial}"))
+        dpi = self.bench.dpi
         if isinstance(fmt, SsccFormat):
-            return payload, sscc_label(payload[2:], text)
+            return payload, sscc_label(payload[2:], text, dpi=dpi)
         if fmt.symbology == "datamatrix":
-            return payload, datamatrix_label(payload, text)
-        return payload, qr_label(payload, text)
+            return payload, datamatrix_label(payload, text, dpi=dpi)
+        return payload, qr_label(payload, text, dpi=dpi)
 
     async def label_and_seal(self, children: list[str], partial_reason: str | None) -> str:
         """Print the label, read it back, seal: the container's serial, or StationHeld."""

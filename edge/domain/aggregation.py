@@ -455,3 +455,21 @@ def unpacked_count(conn: sqlite3.Connection, batch_id: int, level: int) -> int:
     return int(conn.execute(
         "SELECT count(*) FROM codes WHERE batch_id = ? AND level = ? AND state = ? "
         "AND parent_id IS NULL", (batch_id, level, int(State.COMMISSIONED))).fetchone()[0])
+
+
+def sealed_together(conn: sqlite3.Connection, serials: list[str]) -> str | None:
+    """The closed container holding exactly these codes and no other, if there is one (a
+    case sealed before a restart and never released)."""
+    if not serials:
+        return None
+    marks = ",".join("?" * len(serials))
+    rows = conn.execute(
+        f"SELECT DISTINCT parent_id FROM codes WHERE serial IN ({marks})", serials).fetchall()
+    if len(rows) != 1 or rows[0][0] is None:
+        return None
+    parent = conn.execute(
+        "SELECT c.serial, k.child_count, k.status FROM codes c JOIN containers k "
+        "ON k.code_id = c.id WHERE c.id = ?", (rows[0][0],)).fetchone()
+    if parent is None or parent[2] != "closed" or parent[1] != len(serials):
+        return None
+    return str(parent[0])

@@ -200,3 +200,30 @@ def test_plain_http_is_allowed_on_loopback_or_by_an_explicit_opt_out() -> None:
     parse_config(SMALL_SITE + "sync: {push_url: \"http://127.0.0.1:9000/m\", "
                  "push_token_env: CODELINE_PUSH_TOKEN}\n")
     parse_config(SMALL_SITE + "sync: {api: {host: 0.0.0.0, allow_plain_http: true}}\n")
+
+
+def test_every_config_option_is_read_by_something() -> None:
+    """An option nothing reads is refused at load rather than accepted and ignored: each
+    field of every config model is read somewhere in the runtime (the discriminators that
+    pick a model, ``kind``/``driver``/``family``, are read by choosing it)."""
+    import inspect
+    import re
+
+    from pydantic import BaseModel
+
+    import line_config.devices
+    import line_config.models
+    import line_config.plc
+
+    root = Path(__file__).resolve().parents[2]
+    runtime = "\n".join(f.read_text() for package in ("edge", "drivers", "sync", "line_config")
+                        for f in (root / package).rglob("*.py"))
+    unread = []
+    for module in (line_config.models, line_config.devices, line_config.plc):
+        for cls in vars(module).values():
+            if inspect.isclass(cls) and issubclass(cls, BaseModel) and \
+                    cls.__module__ == module.__name__:
+                unread += [f"{cls.__name__}.{name}" for name in cls.model_fields
+                           if name not in ("kind", "driver", "family")
+                           and not re.search(rf"\.{name}\b", runtime)]
+    assert unread == []

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from drivers.errors import DeviceFault
 from drivers.labels.zpl import ZplPrinter
-from drivers.labels.zpl_codec import LabelText, datamatrix_label, sscc_label
+from drivers.labels.zpl_codec import LabelText, datamatrix_label, parse_format, sscc_label
 from drivers.readers.dmcc import DmccReader
 from line_config.devices import DmccReader as DmccConfig
 from line_config.devices import ZplLabelPrinter as ZplConfig
@@ -103,3 +105,16 @@ async def test_garbage_on_the_wire_is_skipped() -> None:
         assert sim.garbage >= 7 and sim.odometer == 1
     finally:
         await stop(printer, reader, sim, verifier)
+
+
+@pytest.mark.parametrize("dpi", [203, 300, 600])
+def test_a_label_keeps_its_size_at_every_print_resolution(dpi: int) -> None:
+    text = LabelText(("Bench", "LOT L7"))
+    sscc = "369012340000000017"
+    label = sscc_label(sscc, text, dpi=dpi)
+    height = int(re.search(r"\^BCN,(\d+),", label).group(1))  # type: ignore[union-attr]
+    assert abs(height / dpi - 200 / 203) < 0.01  # the bar height in inches is kept
+    matrix = datamatrix_label("0116901234567899211234567890", text, dpi=dpi)
+    module = int(re.search(r"\^BXN,(\d+),", matrix).group(1))  # type: ignore[union-attr]
+    assert abs(module / dpi - 8 / 203) < 0.003
+    assert [s.data for s in parse_format(label)[0]] == [f"00{sscc}"]
