@@ -356,6 +356,11 @@ class SyncSettings(Strict):
     allow_mixed_batches: bool = False
     retry_min_ms: Millis = 500
     retry_max_ms: Millis = 60_000
+    in_run: tuple[Literal["api", "push"], ...] = Field(
+        default=("api", "push"),
+        description="what `codeline run` serves beside the lines: the pull API, the push "
+                    "worker (when push_url is set); a part left out runs as its own process "
+                    "(`codeline api serve`, `codeline sync push --follow`)")
 
     _push = field_validator("push_url")(_check_https_base)
 

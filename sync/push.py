@@ -88,18 +88,42 @@ async def _body(db_path: Path, m: manifest.ManifestInfo, site_id: str) -> AsyncI
             yield chunk
 
 
+def _next_sealed(db_path: Path, site_id: str, key: Ed25519PrivateKey
+                 ) -> manifest.ManifestInfo | None:
+    """The oldest manifest not yet acknowledged, sealed (None: nothing to deliver)."""
+    with Store(db_path) as store:
+        row = store.conn.execute(
+            "SELECT seq FROM outbox WHERE acked_at IS NULL AND frozen = 1 ORDER BY seq "
+            "LIMIT 1").fetchone()
+        if row is None:
+            return None
+        return manifest.seal(store.conn, manifest.info(store.conn, int(row[0])), site_id, key)
+
+
+def _record_attempt(db_path: Path, seq: int, error: str | None) -> None:
+    with Store(db_path) as store, store.transaction() as conn:
+        at = now_ms()
+        if error is None:
+            conn.execute("UPDATE outbox SET acked_at = coalesce(acked_at, ?), "
+                         "attempts = attempts + 1, last_attempt_at = ?, last_error = NULL "
+                         "WHERE seq = ?", (at, at, seq))
+        else:
+            conn.execute("UPDATE outbox SET attempts = attempts + 1, last_attempt_at = ?, "
+                         "last_error = ? WHERE seq = ?", (at, error, seq))
+            if error.startswith("refused: "):
+                record_refusal(conn, seq, error.removeprefix("refused: "), at)
+
+
 async def push_round(db_path: Path, site_id: str, key: Ed25519PrivateKey, url: str,
                      token: str, client: httpx.AsyncClient) -> RoundReport:
-    """Deliver pending manifests in order until one fails or none is left."""
+    """Deliver pending manifests in order until one fails or none is left. The database
+    work runs in worker threads: in ``codeline run`` this shares the lines' event loop, and
+    a commit waiting for the write lock must not stall them."""
     delivered = 0
     while True:
-        with Store(db_path) as store:
-            row = store.conn.execute(
-                "SELECT seq FROM outbox WHERE acked_at IS NULL AND frozen = 1 ORDER BY seq "
-                "LIMIT 1").fetchone()
-            if row is None:
-                return RoundReport(delivered, None)
-            m = manifest.seal(store.conn, manifest.info(store.conn, int(row[0])), site_id, key)
+        m = await asyncio.to_thread(_next_sealed, db_path, site_id, key)
+        if m is None:
+            return RoundReport(delivered, None)
         assert m.digest is not None and m.signature is not None
         headers = {"Idempotency-Key": m.manifest_id, "X-Manifest-Format": manifest.FORMAT,
                    "X-Manifest-Digest": m.digest,
@@ -117,17 +141,7 @@ async def push_round(db_path: Path, site_id: str, key: Ed25519PrivateKey, url: s
                 error = "the cloud answered without acknowledging this manifest"
         except (httpx.HTTPError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"
-        with Store(db_path) as store, store.transaction() as conn:
-            at = now_ms()
-            if error is None:
-                conn.execute("UPDATE outbox SET acked_at = coalesce(acked_at, ?), "
-                             "attempts = attempts + 1, last_attempt_at = ?, last_error = NULL "
-                             "WHERE seq = ?", (at, at, m.seq))
-            else:
-                conn.execute("UPDATE outbox SET attempts = attempts + 1, last_attempt_at = ?, "
-                             "last_error = ? WHERE seq = ?", (at, error, m.seq))
-                if error.startswith("refused: "):
-                    record_refusal(conn, m.seq, error.removeprefix("refused: "), at)
+        await asyncio.to_thread(_record_attempt, db_path, m.seq, error)
         if error is not None:
             log.warning("push of manifest %s failed: %s", m.seq, error)
             return RoundReport(delivered, error)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edge.daemon import sync_parts
 from edge.daemon.control import ControlServer
 from edge.daemon.controller_lock import ControllerLock
 from edge.daemon.dbworker import DbWorker
@@ -112,6 +113,10 @@ class Site:
                 workers += [tasks.create_task(plc.run()) for plc in self.plcs]
                 workers.append(tasks.create_task(self._status_forever()))
                 workers.append(tasks.create_task(self.service.watchdog()))
+                for name, part in sync_parts.parts(self.config, self.db_path,
+                                                   self.base_dir).items():
+                    workers.append(tasks.create_task(
+                        sync_parts.supervised(name, part, self.config.site.id), name=name))
                 self.ready.set()
                 self.service.ready(f"{len(self.lines)} line(s) up: "
                                    + ", ".join(line.line.id for line in self.lines))
