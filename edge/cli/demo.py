@@ -56,7 +56,8 @@ def demo(
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
     workdir = db.parent if db else Path(tempfile.mkdtemp(prefix="codeline-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    config = loopback_config(load_config(example_path("simulated")), workdir)
+    # The demo plays the cloud itself: it serves the pull API beside its own controller.
+    config = loopback_config(load_config(example_path("simulated")), workdir, sync_in_run=())
     path = db or Path(config.store.path)
     line = config.lines[0]
     product = config.products[0]

@@ -25,8 +25,10 @@ from simulators.plc import PlcSim
 from sync import serving
 
 
-def loopback_config(config: SiteConfig, workdir: Path) -> SiteConfig:
-    """``config`` with free loopback ports and its database in ``workdir``."""
+def loopback_config(config: SiteConfig, workdir: Path,
+                    sync_in_run: tuple[str, ...] | None = None) -> SiteConfig:
+    """``config`` with free loopback ports and its database in ``workdir`` (and, when given,
+    the sync parts ``codeline run`` serves)."""
     data: dict[str, Any] = config.model_dump(mode="python", exclude_none=False)
     data["store"]["path"] = str(workdir / "codeline.db")
     taken: set[int] = set()
@@ -57,6 +59,8 @@ def loopback_config(config: SiteConfig, workdir: Path) -> SiteConfig:
             line["plc"]["cert_dir"] = str(workdir / "pki")
     data["sync"]["api"]["port"] = free_port()
     data["sync"]["signing_key_file"] = str(workdir / "keys" / "manifest-signing.key")
+    if sync_in_run is not None:
+        data["sync"]["in_run"] = sync_in_run
     return SiteConfig.model_validate(data)
 
 

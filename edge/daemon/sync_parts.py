@@ -49,9 +49,8 @@ def _signing_key(config: SiteConfig, base_dir: Path) -> object:
         path = base_dir / path
     try:
         return keys.load_private(path)
-    except (KeyProblem, OSError) as exc:
-        raise SyncPartUnavailable(f"no manifest-signing key at {path} ({exc}): run "
-                                  "`codeline keys generate`") from None
+    except KeyProblem as exc:
+        raise SyncPartUnavailable(str(exc)) from None
 
 
 async def serve_api(config: SiteConfig, db_path: Path, base_dir: Path) -> None:
