@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from edge.domain import aggregation, batches, flow, pool, shipments
+from edge.domain import aggregation, batches, flow, pool, pool_import, shipments
 from edge.domain.serials import SerialScheme
 from edge.store.database import Store
 from line_config.loading import parse_config
@@ -106,7 +106,7 @@ def main() -> None:
     fresh = SerialScheme.from_config(line.codes.item.serial).draw(items)
     segment.write_text("\n".join(fresh) + "\n")
     t = time.perf_counter()
-    pool.import_file(store, line, site.products, "item", segment, operator="bench")
+    pool_import.import_file(store, line, site.products, "item", segment, operator="bench")
     print("import             ", rate(items, time.perf_counter() - t))
 
     batch = batches.create(store, site, "L1", "p1", "BENCH", operator="bench")

@@ -154,11 +154,7 @@ def command() -> Command:
         rich_utils.REQUIRED_LONG_STRING = _("[required]")
         rich_utils.DEFAULT_STRING = _("[default: {}]")
         rich_utils.ENVVAR_STRING = _("[env var: {}]")
-        root.help = _(HELP)
-        for param in root.params:
-            text = getattr(param, "help", None)
-            if text:
-                param.help = _(text)  # type: ignore[attr-defined]
+        _translate(root)  # the subcommands load (and translate) as they are resolved
     return root
 
 

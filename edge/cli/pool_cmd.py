@@ -10,7 +10,7 @@ from rich.table import Table
 
 from edge.cli.commands import summary
 from edge.cli.context import JSON_HELP, LINE_HELP, LevelChoice, console, ctx_of, emit, ms_text
-from edge.domain import pool
+from edge.domain import pool, pool_import
 from edge.domain import segments as pool_segments
 
 app = typer.Typer(help=summary("pool"),
@@ -68,7 +68,7 @@ def import_(
     # The import adds codes in serial order, walking the index once: a larger page cache
     # would only hold memory (64 MB keeps the command flat at ~135 MB for any file size).
     with c.store(cache_mb=64) as store, _progress() as bar:
-        report = pool.import_file(store, target, c.config.products, level.value, file,
+        report = pool_import.import_file(store, target, c.config.products, level.value, file,
                                   operator=c.operator, max_rejects=max_rejects,
                                   progress=_ImportBar(bar, file.name), external_id=segment_id)
     console.print(f"imported {report.imported:,} {level.value} codes from {file.name} "

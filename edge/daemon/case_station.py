@@ -22,7 +22,7 @@ from edge.daemon.stations import (
     StationHeld,
     log,
 )
-from edge.domain import aggregation
+from edge.domain import station_packing
 from line_config.models import Level
 
 
@@ -74,7 +74,7 @@ class CaseStation(ContainerStation):
                 now = asyncio.get_running_loop().time()
                 if view != self._view:
                     self._view, self._since = view, now
-                left = await self.ctx.db.call(lambda store: aggregation.unpacked_count(
+                left = await self.ctx.db.call(lambda store: station_packing.unpacked_count(
                     store.read(), self.ctx.batch_id, 0))
                 steady = now - self._since
                 if not serials and (left == 0 or steady >= GIVE_UP_S):
@@ -100,7 +100,7 @@ class CaseStation(ContainerStation):
     async def _pack(self, serials: list[str], partial: str | None) -> None:
         """Seal the case in view and release it towards the pallet."""
         resealed = await self.ctx.db.call(
-            lambda store: aggregation.sealed_together(store.read(), serials))
+            lambda store: station_packing.sealed_together(store.read(), serials))
         if resealed is not None:
             # Sealed before a restart, never released: release it now.
             self.leaving = set(serials)

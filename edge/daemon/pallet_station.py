@@ -19,7 +19,7 @@ from edge.daemon.stations import (
     StationContext,
     StationHeld,
 )
-from edge.domain import aggregation
+from edge.domain import station_packing
 from edge.domain.errors import DomainError
 from line_config.models import Level
 
@@ -55,7 +55,7 @@ class PalletStation(ContainerStation):
         """After a restart: the sealed cases seen arriving are on the open pallet; the other
         sealed cases are awaited, in the order they were sealed."""
         found = await self.ctx.db.call(
-            lambda store: aggregation.open_pallet(store.read(), self.ctx.batch_id))
+            lambda store: station_packing.open_pallet(store.read(), self.ctx.batch_id))
         self.collected = found.arrived
         self.expected = found.awaited
 
@@ -126,7 +126,7 @@ class PalletStation(ContainerStation):
             self.hold(f"pallet reader read case {seen}, expected {waiting}")
             return
         try:
-            await self.ctx.db.call(aggregation.record_arrival, seen, station=self.station_id)
+            await self.ctx.db.call(station_packing.record_arrival, seen, station=self.station_id)
         except DomainError as exc:
             self.hold(f"case {seen} arrived but cannot go on the pallet: {exc}")
             return

@@ -23,7 +23,7 @@ from drivers.labels.zpl_codec import LabelText, datamatrix_label, qr_label, sscc
 from drivers.registry import MultiReader
 from edge.daemon.dbworker import DbCalls
 from edge.daemon.signals import Counts, LineOutputs
-from edge.domain import aggregation, flow
+from edge.domain import flow, station_packing
 from edge.domain.errors import DomainError, InvalidPayload
 from edge.domain.lifecycle import LEVEL_NUMBER, Reason
 from edge.domain.payloads import BatchLabel, PayloadCodec
@@ -146,7 +146,7 @@ class ContainerStation:
         """Print the label, read it back, seal: the container's serial, or StationHeld."""
         db = self.ctx.db
         level_no = LEVEL_NUMBER[self.level]
-        problems = await db.call(lambda store: aggregation.check_children(
+        problems = await db.call(lambda store: station_packing.check_children(
             store.read(), self.ctx.batch_id, level_no, children))
         if problems:
             raise StationHeld(f"{len(children)} {self.child_level} codes read, refused: "
@@ -176,7 +176,7 @@ class ContainerStation:
                 "(roll change reprint?): remove the label, then Unhold to relabel"
             )
         try:
-            await db.call(aggregation.seal, code.id, children, operator="line",
+            await db.call(station_packing.seal, code.id, children, operator="line",
                           partial_reason=partial_reason)
         except DomainError as exc:
             await db.call(flow.record_verdicts, self.ctx.batch_id, self.level,

@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from edge.domain import aggregation, audit, batches, flow, inspection, pool, shipments
+from edge.domain import (
+    aggregation,
+    audit,
+    batches,
+    flow,
+    inspection,
+    pool,
+    pool_import,
+    shipments,
+    station_packing,
+)
 from edge.domain.errors import (
     AlreadyPacked,
     AuditChainBroken,
@@ -289,7 +299,7 @@ def test_import_refuses_a_truncated_file_and_changes_nothing(
     serials = SerialScheme.from_config(line.codes.item.serial).draw(50)
     path = tmp_path / "segment.txt"
     path.write_text("\n".join(serials)[:-3])
-    message = refused(store, ImportRejected, pool.import_file, store, line, site.products,
+    message = refused(store, ImportRejected, pool_import.import_file, store, line, site.products,
                       "item", path, operator="t")
     assert "truncated" in message
 
@@ -305,10 +315,10 @@ def test_import_refuses_hostile_lines_and_changes_nothing(
     good = SerialScheme.from_config(line.codes.item.serial).draw(5)
     path = tmp_path / "segment.csv"
     path.write_text("serial,prize\n" + "\n".join(f"{s},0" for s in good) + f"\n\"{hostile}\",1\n")
-    error = refused(store, ImportRejected, pool.import_file, store, line, site.products, "item",
-                    path, operator="t")
+    error = refused(store, ImportRejected, pool_import.import_file, store, line, site.products,
+                    "item", path, operator="t")
     assert "line 7" in error
-    report = pool.import_file(store, line, site.products, "item", path, operator="t",
+    report = pool_import.import_file(store, line, site.products, "item", path, operator="t",
                               max_rejects=1)
     assert report.imported == 5 and [r.line_no for r in report.rejects] == [7]
 
@@ -321,12 +331,12 @@ def test_import_dedups_against_everything_ever_seen(store: Store, site: SiteConf
     fresh = SerialScheme.from_config(line.codes.item.serial).draw(4)
     path = tmp_path / "seg.txt"
     path.write_text("\n".join([*fresh, *known, fresh[0]]) + "\n")
-    message = refused(store, ImportRejected, pool.import_file, store, line, site.products,
+    message = refused(store, ImportRejected, pool_import.import_file, store, line, site.products,
                       "item", path, operator="t")
     assert "already known" in message and "repeats line 1" in message
     payload_path = tmp_path / "urls.txt"
     payload_path.write_text("".join(f"https://c.example.com/q/{s}\n" for s in fresh))
-    assert pool.import_file(store, line, site.products, "item", payload_path,
+    assert pool_import.import_file(store, line, site.products, "item", payload_path,
                             operator="t").imported == 4
 
 
@@ -359,24 +369,24 @@ def test_a_pallet_station_packs_only_cases_seen_arriving(store: Store,
     aggregation.pack(store, cases[1], items[4:8], operator="t", close=True)
     aggregation.pack(store, cases[2], items[8:10], operator="t")  # still open at the station
     pallet_level = 2
-    assert aggregation.check_children(store.read(), batch, pallet_level, cases[:2]) == [
+    assert station_packing.check_children(store.read(), batch, pallet_level, cases[:2]) == [
         f"{cases[0]}: not seen arriving on the pallet",
         f"{cases[1]}: not seen arriving on the pallet"]
-    assert aggregation.open_pallet(store.read(), batch) == aggregation.OpenPallet(
+    assert station_packing.open_pallet(store.read(), batch) == station_packing.OpenPallet(
         [], cases[:2])
 
-    aggregation.record_arrival(store, cases[0], station="PAL1")
-    aggregation.record_arrival(store, cases[0], station="PAL1")  # read twice: one arrival
-    assert aggregation.check_children(store.read(), batch, pallet_level, cases[:1]) == []
-    assert aggregation.open_pallet(store.read(), batch) == aggregation.OpenPallet(
+    station_packing.record_arrival(store, cases[0], station="PAL1")
+    station_packing.record_arrival(store, cases[0], station="PAL1")  # read twice: one arrival
+    assert station_packing.check_children(store.read(), batch, pallet_level, cases[:1]) == []
+    assert station_packing.open_pallet(store.read(), batch) == station_packing.OpenPallet(
         cases[:1], cases[1:2])
-    assert "not a sealed case" in refused(store, DomainError, aggregation.record_arrival,
+    assert "not a sealed case" in refused(store, DomainError, station_packing.record_arrival,
                                           store, cases[2], station="PAL1")
-    refused(store, DomainError, aggregation.record_arrival, store, items[0], station="PAL1")
+    refused(store, DomainError, station_packing.record_arrival, store, items[0], station="PAL1")
 
     pallet = commissioned(store, batch, "pallet", 1)[0]
     aggregation.pack(store, pallet, cases[:1], operator="t")
-    refused(store, AlreadyPacked, aggregation.record_arrival, store, cases[0], station="PAL1")
+    refused(store, AlreadyPacked, station_packing.record_arrival, store, cases[0], station="PAL1")
 
 
 def test_a_batch_runs_from_each_start_to_the_stop_after_it_and_a_running_one_to_now() -> None:
@@ -399,11 +409,11 @@ def test_import_streams_any_line_ending_and_leaves_no_scratch_file(
     windows = tmp_path / "windows.txt"
     windows.write_bytes("\r\n".join(serials[10:20]).encode() + b"\r\n")
     for path in (old_mac, windows):
-        report = pool.import_file(store, line, site.products, "item", path, operator="t")
+        report = pool_import.import_file(store, line, site.products, "item", path, operator="t")
         assert report.imported == 10 and report.rejects == []
     repeated = tmp_path / "repeated.txt"
     repeated.write_text("\n".join([*serials[20:], serials[20]]) + "\n")
-    message = refused(store, ImportRejected, pool.import_file, store, line, site.products,
+    message = refused(store, ImportRejected, pool_import.import_file, store, line, site.products,
                       "item", repeated, operator="t")
     assert "line 11: " in message and "repeats line 1" in message
     assert list(store.path.parent.glob("codeline-import-*")) == []

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.domain import aggregation, batches, pool, shipments
+from edge.domain import aggregation, batches, pool, pool_import, shipments
 from edge.domain.errors import ShipmentError
 from edge.domain.serials import SerialScheme
 from edge.store.database import Store
@@ -61,7 +61,7 @@ def test_manifest_lines_carry_segment_and_sequence_number(store: Store, site: Si
     serials = SerialScheme.from_config(line.codes.item.serial).draw(8)
     segment_file = tmp_path / "segment-778.txt"
     segment_file.write_text("\n".join(serials) + "\n")
-    report = pool.import_file(store, line, site.products, "item", segment_file, operator="t",
+    report = pool_import.import_file(store, line, site.products, "item", segment_file, operator="t",
                               external_id="CLOUD-778")
     pool.generate(store, line, "case", 2, operator="t")
     pool.generate(store, line, "pallet", 1, operator="t")
