@@ -4,7 +4,8 @@ The physical line (CLARiTY printer and DMCC reader simulators, conveyor, case an
 devices) and the PLC simulator run in their own process, ``codeline sim line``, as the
 hardware would; the controller runs in this one so its figures can be read. Prints items/s
 (commissioned per second of Execute), the reject decision latency p50/p99 (camera result
-received → reject request published on the OPC-UA server, after its commit) and the longest
+received → reject request published on the OPC-UA server; a reject is told ahead of its
+commit, in the fail-safe direction), the group commit's duration and the longest
 event-loop stall in each PackML state (Resetting: devices connecting; Execute: the batch).
 
 After each batch the physical line is compared with the database (``--runs N`` repeats the

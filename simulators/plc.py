@@ -115,12 +115,12 @@ class PlcSim:
             self.rejected_no_verdict += 1
             return "no-verdict"
         number = item.seq - session.base
+        if number in session.rejects:  # told ahead of its judged-through number, or after
+            self.rejected_requested += 1
+            return "requested"
         if number > session.judged_through:
             self.rejected_no_verdict += 1
             return "no-verdict"
-        if number in session.rejects:
-            self.rejected_requested += 1
-            return "requested"
         return None
 
     # --- the controller session ---

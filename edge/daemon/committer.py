@@ -1,5 +1,5 @@
-"""Group commit of a line's print confirmations and verdicts: a verdict is published to the
-PLC only once it is on disk (invariant 5), and a reject is committed at once."""
+"""Group commit of a line's print confirmations and verdicts: the judged-through number is
+published to the PLC only once its verdicts are on disk (invariant 5)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from edge.daemon.dbworker import DbCalls
-from edge.daemon.failpoints import failpoint
+from edge.daemon.failpoints import failpoint, stall_point
 from edge.domain import flow
 from edge.domain.lifecycle import Reason
-from edge.store.database import StorageFailure
+from edge.store.database import StorageFailure, Store
 
 
 @dataclass
@@ -36,14 +36,16 @@ class Judged:
 
     item: InTransit
     reject: Reason | None
+    told: bool = False  # a reject already published to the PLC, ahead of its commit
 
 
 class Committer:
     """Group commit of print confirmations and verdicts.
 
-    A reject is committed at once (the gate is waiting for it); good verdicts wait at most
-    ``commit_ms`` or until ``commit_every`` are pending. Commits run on the database thread,
-    one at a time and in order, and each is published only after it is on disk."""
+    A reject not yet told to the PLC is committed at once (the gate is waiting for it); other
+    verdicts wait at most ``commit_ms`` or until ``commit_every`` are pending. Commits run on
+    the database thread, one at a time and in order, and each is published only after it is
+    on disk."""
 
     def __init__(self, db: DbCalls, batch_id: int, every: int, ms: int,
                  committed: Callable[[list[Judged]], Awaitable[None]]) -> None:
@@ -71,7 +73,7 @@ class Committer:
     def add_verdict(self, judged: Judged) -> None:
         self.judged.append(judged)
         self._mark()
-        if judged.reject is not None or len(self.judged) >= self.every:
+        if (judged.reject is not None and not judged.told) or len(self.judged) >= self.every:
             self._urgent.set()
 
     def _mark(self) -> None:
@@ -123,7 +125,7 @@ class Committer:
                     if j.item.code_id is not None]
         started = time.perf_counter()
         try:
-            await self.db.call(flow.record_line, self.batch_id, "item", printed, verdicts)
+            await self.db.call(_record_line, self.batch_id, printed, verdicts)
         except StorageFailure:
             # Rolled back whole: still pending, for the next attempt (a restart recovers
             # them otherwise: printed without a verdict is rejected, as the gate did).
@@ -134,3 +136,11 @@ class Committer:
         await self.committed(judged)
         if not self.printed and not self.judged:
             self._idle.set()
+
+
+def _record_line(store: Store, batch_id: int, printed: list[int],
+                 verdicts: list[flow.Verdict]) -> None:
+    """One group commit, on the database thread (where ``flow.commit_stall`` hangs it while
+    the event loop, and the rejects told ahead of their commit, go on)."""
+    stall_point("flow.commit_stall")
+    flow.record_line(store, batch_id, "item", printed, verdicts)

@@ -4,7 +4,8 @@ happen in a real controller process, to prove that no failure leaves a line in E
 Off unless ``CODELINE_FAILPOINTS`` is set, e.g. ``flow.verify@20`` (fail at the 21st pass
 through ``flow.verify``) or ``flow.feed,station.case`` (fail at the first pass of each). Each
 fires once. The names are listed in :data:`NAMES`; ``loop.stall`` blocks the event loop
-(:data:`STALL_S`) instead of raising, as a hung call would.
+(:data:`STALL_S`) instead of raising, as a hung call would; ``flow.commit_stall`` blocks a
+group commit on the database thread the same way, as a disk that stops answering would.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import time
 
 NAMES = ("flow.feed", "flow.printer_events", "flow.verify", "flow.commit", "station.case",
-         "station.pallet", "plc.publish", "loop.stall")
+         "station.pallet", "plc.publish", "loop.stall", "flow.commit_stall")
 STALL_S = 20.0
 
 

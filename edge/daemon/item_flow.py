@@ -3,7 +3,9 @@ confirmation, the in-transit FIFO, one verdict per read, group commits, reject r
 
 Items are numbered in the order the printer confirms them (from 1 at every start of the
 runtime; the PLC counts the same products). The k-th read belongs to the k-th item in
-transit. A verdict is published to the PLC only once it is committed (invariant 5).
+transit. An accept (the judged-through number) is published to the PLC only once it is
+committed; a reject is published at once, before its commit, in the fail-safe direction that
+invariant 5 allows: should the controller die first, recovery rejects the item too.
 """
 
 from __future__ import annotations
@@ -78,7 +80,6 @@ class ItemFlow:
         self.unresolved = 0  # sent and neither judged-and-committed nor voided
         self.feeding = False
         self.rate = RateMeter()
-        self.reject_latency: deque[float] = deque(maxlen=100_000)
         self.latencies: deque[float] = deque(maxlen=100_000)
         self._feed_wake = asyncio.Event()
         self.done = asyncio.Event()
@@ -224,9 +225,11 @@ class ItemFlow:
             verdict = await self.judge(item, result)
             self.in_fifo -= 1
             self._changed.set()
-            if verdict.reject is not None:
-                self.reject_latency.append(received)
-            self.committer.add_verdict(Judged(item, verdict.reject))
+            told = verdict.reject is not None
+            if told:
+                await self.outputs.verdicts(self.judged_through, [item.seq])
+                self.latencies.append(time.perf_counter() - received)
+            self.committer.add_verdict(Judged(item, verdict.reject, told=told))
             hold = self.rule.count(verdict)
             if hold is not None:
                 self.on_alarm("verify", hold, True)
@@ -250,15 +253,10 @@ class ItemFlow:
         return verdict
 
     async def _committed(self, judged: list[Judged]) -> None:
-        rejects = [j.item.seq for j in judged if j.reject is not None]
+        untold = [j.item.seq for j in judged if j.reject is not None and not j.told]
         if judged:
             self.judged_through = max(self.judged_through, judged[-1].item.seq)
-        await self.outputs.verdicts(self.judged_through, rejects)
-        now = time.perf_counter()
-        while self.reject_latency and rejects:
-            started = self.reject_latency.popleft()
-            self.latencies.append(now - started)
-            rejects = rejects[1:]
+        await self.outputs.verdicts(self.judged_through, untold)
         for j in judged:
             counted = j.item.code_id is not None
             if j.reject is None:

@@ -55,8 +55,9 @@ MethodResult = list[ua.Variant] | ua.StatusCode
 DESCRIPTIONS = {
     "Reject.Verdicts": "[epoch, judged-through item number, item numbers to reject...]. Items "
                        "are numbered from 1 within an epoch, in the order the printer confirms "
-                       "them (the PLC counts the same products). An item numbered beyond the "
-                       "judged-through number when it reaches the gate is rejected.",
+                       "them (the PLC counts the same products). An item in the list, or "
+                       "numbered beyond the judged-through number when it reaches the gate, is "
+                       "rejected; a reject may be listed before judged-through reaches it.",
     "Reject.Epoch": "Changes whenever item numbering restarts at 1 (every Start of production, "
                     "every controller start); Reject.Verdicts starts empty with it. Products "
                     "counted after the change belong to the new epoch.",
@@ -160,8 +161,8 @@ class LineNode:
     # --- LineOutputs ---
     async def verdicts(self, through_seq: int, rejects: Sequence[int]) -> None:
         self.recent.extend(rejects)
-        self.judged_through = through_seq
-        await self.write("Reject.Verdicts", [self.epoch, through_seq, *self.recent])
+        self.judged_through = max(self.judged_through, through_seq)
+        await self.write("Reject.Verdicts", [self.epoch, self.judged_through, *self.recent])
 
     async def numbering_restarted(self) -> None:
         """A new epoch: its number, judged-through 0 and no rejects, in one write."""

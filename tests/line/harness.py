@@ -146,8 +146,9 @@ def site_config(tmp_path: Path, plc_overrides: dict[str, object] | None = None,
                 example: str = "simulated", db_dir: Path | None = None
                 ) -> tuple[SiteConfig, Path]:
     """The example on free loopback ports with its database in ``tmp_path`` (or
-    ``db_dir``), written to ``tmp_path/line.yaml``."""
-    config = loopback_config(load_config(example_path(example)), tmp_path)
+    ``db_dir``), written to ``tmp_path/line.yaml``; the controller serves no sync parts
+    (tests/line/test_one_process.py runs those)."""
+    config = loopback_config(load_config(example_path(example)), tmp_path, sync_in_run=())
     if plc_overrides or db_dir:
         data = config.model_dump(mode="python")
         if plc_overrides:

@@ -1,0 +1,117 @@
+"""Invariant 5's one exception, against a real ``codeline run`` killed with SIGKILL: a reject is
+told to the PLC before its verdict is durable, an accept only after. Whatever the instant of
+the kill, no item the gate rejected on request is COMMISSIONED, and every item the gate let
+through has its verdict on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import pytest
+
+from edge.domain.lifecycle import State
+from edge.domain.payloads import PayloadCodec
+from edge.store.database import Store
+from simulators.line import LineSimSettings
+from tests.line.harness import Rig, complete_and_close, printed, rig
+
+pytestmark = pytest.mark.timeout(240)
+
+PLANNED = 2 * 10 * 24
+REJECTING = LineSimSettings(seed=7, rate=200, transit_ms=800, noread_rate=0.06,
+                            misread_rate=0.02)
+
+
+def states(r: Rig) -> dict[str, State]:
+    """Every printed-or-later item code's state in the database, by serial."""
+    with Store(r.db_path) as store:
+        return {serial: State(state) for serial, state in store.read().execute(
+            "SELECT serial, state FROM codes WHERE level = 0")}
+
+
+def gate_against_database(r: Rig) -> tuple[list[State], list[State]]:
+    """The database state of each item the gate rejected on request, and of each it let
+    through; asserts the invariant on both."""
+    codec = PayloadCodec(r.config.lines[0], r.config.products)
+    db = states(r)
+    requested = [db[codec.parse(item.code).serial] for item, why in r.sim.rejected
+                 if why == "requested" and item.code is not None]
+    accepted = [db[codec.parse(item.code).serial] for item in r.sim.accepted
+                if item.code is not None]
+    assert State.COMMISSIONED not in requested
+    assert set(accepted) <= {State.COMMISSIONED}
+    return requested, accepted
+
+
+async def gate_settles(r: Rig) -> None:
+    """Let every item on the conveyor reach the gate (the controller is dead: nothing new is
+    printed)."""
+    await asyncio.sleep(REJECTING.transit_ms / 1000 + 1.0)
+
+
+async def restart(r: Rig) -> None:
+    """A new controller process: recovery at start, then the PLC resets and starts again."""
+    r.plc.connected.clear()
+    r.start_daemon()
+    await r.plc.connected.wait()
+    await r.plc.wait_state(2, within=30)
+    await r.plc.call("Reset")
+    await r.plc.wait_state(4, within=30)
+    await r.plc.call("Start")
+
+
+def told_ahead(r: Rig) -> int:
+    """Rejects the PLC holds for items beyond its judged-through number."""
+    session = r.plc.sessions[-1]
+    return sum(1 for number in session.rejects if number > session.judged_through)
+
+
+async def test_rejects_told_while_commits_hang_stay_rejected_after_a_kill(
+        tmp_path: Path) -> None:
+    # The 30th group commit hangs on the database thread, as a disk that stops answering.
+    env = {"CODELINE_FAILPOINTS": "flow.commit_stall@30"}
+    async with rig(tmp_path, REJECTING, PLANNED, env=env) as r:
+        await r.plc.run_batch("LOT1")
+        for _ in range(400):
+            if told_ahead(r) >= 3:
+                break
+            await asyncio.sleep(0.05)
+        ahead = told_ahead(r)
+        assert ahead >= 3, "no reject was told ahead of its commit"
+        r.kill_daemon()
+        await gate_settles(r)
+        requested, accepted = gate_against_database(r)
+        # Told and physically rejected, with nothing on disk yet: the print confirmation and
+        # the verdict were in the hung commit.
+        undecided = [s for s in requested if s in (State.RESERVED, State.PRINTED)]
+        assert len(undecided) >= ahead
+        assert accepted
+
+        r.env = None  # the next controller's disk answers
+        await restart(r)  # recovery has run: VOID (never confirmed) or REJECTED
+        requested, _ = gate_against_database(r)
+        assert set(requested) <= {State.VOID, State.REJECTED}
+        found, closed = await complete_and_close(r)
+        assert found.problems == []
+        assert closed.levels["item"].commissioned == PLANNED
+
+
+async def test_controllers_killed_at_random_instants_never_accept_without_a_durable_verdict(
+        tmp_path: Path) -> None:
+    chance = random.Random(20261124)
+    # Each kill voids the printer's buffer: a deeper item pool.
+    async with rig(tmp_path, REJECTING, PLANNED, item_pool=PLANNED * 5) as r:
+        await r.plc.run_batch("LOT1")
+        for _ in range(3):
+            await printed(r, len(r.sim.items.items) + chance.randint(60, 160))
+            await asyncio.sleep(chance.random() * 0.05)
+            r.kill_daemon()
+            await gate_settles(r)
+            gate_against_database(r)
+            await restart(r)
+            gate_against_database(r)
+        found, _ = await complete_and_close(r)
+        assert found.problems == []
+        assert r.plc.rejected_requested > 0
