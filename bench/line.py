@@ -46,14 +46,15 @@ def prepare(workdir: Path, items: int, pools: dict[Level, int] | None = None,
             lot: str = "BENCH") -> tuple[SiteConfig, Path]:
     """The simulated example on free ports with a deep printer buffer; pools and a batch of
     ``items`` (lot ``lot``)."""
-    config = loopback_config(load_config(example_path("simulated")), workdir)
+    config = loopback_config(load_config(example_path("simulated")), workdir, sync_in_run=())
     data = config.model_dump(mode="python")
     data["lines"][0]["stations"][0]["buffer_ahead"] = 400
     data["lines"][0]["devices"][0]["high_water"] = 400
     data["lines"][0]["devices"][0]["low_water"] = 200
     config = SiteConfig.model_validate(data)
     stock_line(config, Path(config.store.path),
-               pools or {"item": items * 2, "case": items, "pallet": 100}, lot, items, "bench")
+               pools or {"item": items * 2, "case": items, "pallet": 100 + items // 100},
+               lot, items, "bench")
     config_path = workdir / "line.yaml"
     config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
     return config, config_path

@@ -70,18 +70,53 @@ class PrinterStatus:
     identity: str = ""
 
 
-class Printer(Protocol):
-    """A coding printer: keeps a buffer of codes, reports each print in order."""
+class LinkState(Protocol):
+    """A device link's health, as the line shows it to people and to the PLC."""
+
+    @property
+    def up(self) -> bool: ...
+
+    @property
+    def since(self) -> float:
+        """When it last went up or down (epoch seconds)."""
+        ...
+
+    @property
+    def cause(self) -> str:
+        """Why it is down (empty while up)."""
+        ...
+
+
+class Device(Protocol):
+    """What every driver offers: a link opened and closed, and its health."""
 
     async def connect(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    @property
+    def availability(self) -> LinkState: ...
+
+
+class Printer(Device, Protocol):
+    """A coding printer: keeps a buffer of codes, reports each print in order."""
+
+    @property
+    def configured_job(self) -> str | None:
+        """The job (message) the config names for this printer, selected at every start;
+        None: the device has no jobs."""
+        ...
 
     async def select_job(self, name: str) -> None: ...
 
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+    async def clear_faults(self) -> None:
+        """Reset the faults the device lets the host clear, and read them again (a fault
+        fixed at the device is then seen as cleared)."""
+        ...
 
     async def clear(self) -> None:
         """Empty the device's buffer; the codes in it come back as :class:`BufferLost`."""
@@ -110,12 +145,8 @@ class ReadResult:
     parameters: tuple[tuple[str, int], ...] = ()
 
 
-class CodeReader(Protocol):
+class CodeReader(Device, Protocol):
     """A fixed code reader: triggered per item, one result per trigger."""
-
-    async def connect(self) -> None: ...
-
-    async def close(self) -> None: ...
 
     async def read(self) -> ReadResult:
         """Trigger and wait for the result."""
@@ -137,12 +168,8 @@ class DecodedSymbol:
     margin: float | None = None
 
 
-class Camera(Protocol):
+class Camera(Device, Protocol):
     """A source of frames (grayscale images)."""
-
-    async def connect(self) -> None: ...
-
-    async def close(self) -> None: ...
 
     async def grab(self) -> Image: ...
 
@@ -163,12 +190,8 @@ class LabelStatus:
     labels_printed: int
 
 
-class LabelPrinter(Protocol):
+class LabelPrinter(Device, Protocol):
     """A label printer: prints one label and confirms it was printed."""
-
-    async def connect(self) -> None: ...
-
-    async def close(self) -> None: ...
 
     async def print_label(self, zpl: str) -> None:
         """Send a label format; return once the printer counted it printed."""

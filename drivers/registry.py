@@ -13,7 +13,15 @@ from dataclasses import asdict, is_dataclass
 from typing import Any, Protocol
 
 from drivers.errors import DriverError
-from drivers.interfaces import Camera, CodeReader, LabelPrinter, Printer, ReadResult
+from drivers.interfaces import (
+    Camera,
+    CodeReader,
+    Device,
+    LabelPrinter,
+    LinkState,
+    Printer,
+    ReadResult,
+)
 from drivers.labels.zpl import ZplPrinter
 from drivers.opcua.autoid import AutoIdReader
 from drivers.opcua.printer import OpcUaPrinter
@@ -31,12 +39,8 @@ class UnsupportedDevice(Exception):
     """The config names a driver this build cannot drive in that role."""
 
 
-class MultiReader(Protocol):
+class MultiReader(Device, Protocol):
     """A reader that may see several codes at once (a camera above an open case)."""
-
-    async def connect(self) -> None: ...
-
-    async def close(self) -> None: ...
 
     async def read_all(self) -> list[ReadResult]:
         """Every code in view now (empty: nothing readable)."""
@@ -52,6 +56,10 @@ class CameraReader:
     def __init__(self, camera: Camera, decoder: ProcessDecoder) -> None:
         self.camera = camera
         self.decoder = decoder
+
+    @property
+    def availability(self) -> LinkState:
+        return self.camera.availability
 
     async def connect(self) -> None:
         await self.camera.connect()
@@ -75,6 +83,10 @@ class SingleReader:
 
     def __init__(self, reader: CodeReader) -> None:
         self.reader = reader
+
+    @property
+    def availability(self) -> LinkState:
+        return self.reader.availability
 
     async def connect(self) -> None:
         await self.reader.connect()

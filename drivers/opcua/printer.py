@@ -53,6 +53,7 @@ class OpcUaPrinter(CountedPrinter):
                          config.reconnect_max_ms)
         self.config = config
         self.job = config.job
+        self.configured_job = config.job
         self.publish_ms = publish_ms
         self.client: Client | None = None
         self.subscription: Subscription | None = None

@@ -252,6 +252,10 @@ class ClarityPrinter(LinkedDevice):
         self.in_device.clear()
         self.event_stream.lost(lost, "buffer cleared")
 
+    @property
+    def configured_job(self) -> str | None:
+        return self.config.job
+
     async def clear_faults(self) -> None:
         await self._ok(Message("CAF"))
         await self._refresh_faults()

@@ -58,6 +58,7 @@ class CountedPrinter:
         self.faults: dict[str, str] = {}
         self.state = "offline"
         self.job: str | None = None
+        self.configured_job: str | None = None  # set by a driver whose device has jobs
         self.want_running = False
         self.online = False
         self.reconnects = 0

@@ -214,6 +214,15 @@ class WsiPrinter(LinkedDevice):
         self.faults = faults
 
     # --- Printer interface ---
+    @property
+    def configured_job(self) -> str | None:
+        return self.config.message
+
+    async def clear_faults(self) -> None:
+        """The protocol has no fault reset: faults clear at the printer once fixed; read
+        them again so a fixed one is seen as cleared."""
+        await self._check_faults()
+
     async def select_job(self, name: str) -> None:
         await self._command(Command("M", name.encode("ascii")))
 

@@ -109,17 +109,21 @@ class DirectoryCamera:
         self.folder = Path(config.transport.path)
         self.pattern = config.transport.pattern
         self.files: list[Path] = []
+        self.availability = Availability(log, config.id)
 
     async def connect(self) -> None:
         if not self.folder.is_dir():
+            self.availability.went_down(f"no image folder {self.folder}")
             raise ConnectionLost(f"no image folder {self.folder}")
         self.files = sorted(self.folder.glob(self.pattern))
+        self.availability.went_up()
 
     async def close(self) -> None:
         self.files = []
 
     async def grab(self) -> Image:
         if not self.files:
+            self.availability.went_down("no more images")
             raise ConnectionLost(f"no more images in {self.folder}")
         path = self.files.pop(0)
         image = await asyncio.to_thread(cv2.imread, str(path), cv2.IMREAD_GRAYSCALE)
@@ -135,12 +139,15 @@ class VideoCaptureCamera:
         assert isinstance(config.transport, VideoCaptureTransport)
         self.source = config.transport.source
         self.capture: cv2.VideoCapture | None = None
+        self.availability = Availability(log, config.id)
 
     async def connect(self) -> None:
         source = self.source
         self.capture = await asyncio.to_thread(lambda: cv2.VideoCapture(source))
         if self.capture is None or not self.capture.isOpened():
+            self.availability.went_down(f"cannot open video source {self.source!r}")
             raise ConnectionLost(f"cannot open video source {self.source!r}")
+        self.availability.went_up()
 
     async def close(self) -> None:
         if self.capture is not None:
@@ -152,6 +159,7 @@ class VideoCaptureCamera:
             raise ConnectionLost("video source not open")
         ok, frame = await asyncio.to_thread(self.capture.read)
         if not ok:
+            self.availability.went_down("no frame")
             raise ConnectionLost(f"video source {self.source!r} gave no frame")
         if frame.ndim == 3:
             frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)

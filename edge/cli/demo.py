@@ -161,6 +161,6 @@ async def _run_line(config: SiteConfig, path: Path, workdir: Path,
                 run.check_alive()
                 if loop.time() - last >= 1.0:
                     last = loop.time()
-                    console.print("  " + plain_line(site.snapshot()["lines"][0]))
-        console.print("  " + plain_line(site.snapshot()["lines"][0]))
+                    console.print("  " + plain_line(site.lines[0].snapshot()))
+        console.print("  " + plain_line(site.lines[0].snapshot()))
         return run.sim, plc

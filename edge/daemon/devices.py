@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from drivers.interfaces import CodeReader, Printer
+from drivers.interfaces import CodeReader, Device, Printer
 from drivers.registry import (
     MultiReader,
     label_printer_for,
@@ -14,6 +14,7 @@ from drivers.registry import (
     printer_for,
     reader_for,
 )
+from edge.daemon.snapshot import DeviceHealth
 from edge.daemon.stations import LabelBench
 from line_config.devices import ZplLabelPrinter
 from line_config.models import (
@@ -34,7 +35,7 @@ class Devices:
     case_camera: MultiReader | None
     pallet_reader: CodeReader | None
     benches: dict[str, LabelBench]
-    all: dict[str, Any]
+    all: dict[str, Device]
 
     @classmethod
     def build(cls, line: Line) -> Devices:
@@ -82,17 +83,13 @@ def _bench_key(station: CasePackStation | PalletBuildStation) -> str:
     return f"{station.label_printer}+{station.label_reader}"
 
 
-def device_up(device: Any) -> bool:
-    """Whether a driver's link is up (drivers without a supervised link count as up)."""
-    return bool(device_health(device)["up"])
+def device_up(device: Device) -> bool:
+    """Whether a driver's link is up."""
+    return bool(device.availability.up)
 
 
-def device_health(device: Any) -> dict[str, Any]:
+def device_health(device: Device) -> DeviceHealth:
     """A device's link in words for people: up, or down since when and why."""
-    availability = getattr(device, "availability", None)
-    if availability is None:
-        camera = getattr(device, "camera", None)
-        return device_health(camera) if camera is not None else {
-            "up": True, "since": None, "cause": ""}
-    return {"up": bool(availability.up), "since": round(availability.since * 1000),
-            "cause": "" if availability.up else availability.cause}
+    link = device.availability
+    return DeviceHealth(up=bool(link.up), since=round(link.since * 1000),
+                        cause="" if link.up else link.cause)

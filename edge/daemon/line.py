@@ -26,6 +26,7 @@ from edge.daemon.packml import Command, CommandRefused, PackML, State
 from edge.daemon.pallet_station import PalletStation
 from edge.daemon.pool_watch import PoolWatch
 from edge.daemon.signals import Alarm, Counts, LineOutputs, NoOutputs
+from edge.daemon.snapshot import AlarmRecord, BatchInfo, Buffers, Counters, LineSnapshot
 from edge.daemon.stations import StationContext
 from edge.domain import aggregation, batches
 from edge.domain.errors import DomainError
@@ -84,31 +85,26 @@ class LineRuntime:
     def state(self) -> State:
         return self.packml.state
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> LineSnapshot:
         f = self.flow
-        return {
-            "line": self.line.id,
-            "state": self.packml.state.value,
-            "state_name": self.packml.state.label,
-            "batch": None if self.batch is None else {
-                "id": self.batch.id, "lot": self.batch.lot, "product": self.batch.product_id,
-                "planned": self.batch.planned_qty, "started_at": self.batch.started_at},
-            "rate": round(f.rate.rate(), 1) if f else 0.0,
-            "speed": self.line.speed,
-            "counts": {"batch": self.batch_counts.as_dict(), "total": self.total_counts.as_dict()},
-            "buffers": {"printer": self.devices.printer.pending,
-                        "buffer_ahead": next(s.buffer_ahead for s in self.line.stations
-                                             if isinstance(s, ItemPrintStation)),
-                        "in_transit": f.in_fifo if f else 0,
-                        "item_seq": f.seq if f else 0,
-                        "judged_through": f.judged_through if f else 0},
-            "devices": {name: device_health(dev) for name, dev in self.devices.all.items()},
-            "alarms": [{"source": a.source, "text": a.text, "at": round(a.at * 1000),
-                        "active": a.active}
-                       for a in list(self.alarms)[-10:]],
-            "active_alarms": dict(self.active_alarms),
-            "stop_reason": self.stop_reason,
-        }
+        batch = self.batch
+        return LineSnapshot(
+            line=self.line.id, state=self.packml.state.value,
+            state_name=self.packml.state.label,
+            batch=None if batch is None else BatchInfo(
+                batch.id, batch.lot, batch.product_id, batch.planned_qty, batch.started_at),
+            rate=round(f.rate.rate(), 1) if f else 0.0, speed=self.line.speed,
+            counts=Counters(self.batch_counts.figures(), self.total_counts.figures()),
+            buffers=Buffers(
+                printer=self.devices.printer.pending,
+                buffer_ahead=next(s.buffer_ahead for s in self.line.stations
+                                  if isinstance(s, ItemPrintStation)),
+                in_transit=f.in_fifo if f else 0, item_seq=f.seq if f else 0,
+                judged_through=f.judged_through if f else 0),
+            devices={name: device_health(dev) for name, dev in self.devices.all.items()},
+            alarms=tuple(AlarmRecord(a.source, a.text, round(a.at * 1000), a.active)
+                         for a in list(self.alarms)[-10:]),
+            active_alarms=dict(self.active_alarms), stop_reason=self.stop_reason)
 
     # --- commands ---
     async def command(self, command: Command | str, argument: str | None = None) -> str:
@@ -336,11 +332,9 @@ class LineRuntime:
         self._completing = False
         self._production = asyncio.create_task(self._produce(), name=f"{self.line.id}-flow")
         printer = self.devices.printer
-        job = getattr(getattr(printer, "config", None), "job", None) or \
-            getattr(getattr(printer, "config", None), "message", None)
         try:
-            if job:
-                await printer.select_job(job)
+            if printer.configured_job:
+                await printer.select_job(printer.configured_job)
             await printer.clear()
             await printer.start()
         except DriverError as exc:
@@ -460,9 +454,7 @@ class LineRuntime:
             self.storage.resume()
         printer = self.devices.printer
         try:
-            clear = getattr(printer, "clear_faults", None)
-            if clear is not None:
-                await clear()
+            await printer.clear_faults()
             await printer.start()
         except DriverError as exc:
             self.alarm("printer", f"printer did not restart: {exc}", False)

@@ -210,21 +210,21 @@ class LineNode:
 
     async def _refresh(self) -> None:
         snap = self.line.snapshot()
-        await self.write("PackML.State", snap["state"])
-        await self.write("PackML.StateName", snap["state_name"])
-        await self.write("PackML.StopReason", snap["stop_reason"])
-        batch = snap["batch"] or {"id": 0, "lot": ""}
-        await self.write("Batch.Id", batch["id"])
-        await self.write("Batch.Lot", batch["lot"])
-        await self.write("Rate", float(snap["rate"]))
-        active = snap["active_alarms"]
+        await self.write("PackML.State", snap.state)
+        await self.write("PackML.StateName", snap.state_name)
+        await self.write("PackML.StopReason", snap.stop_reason)
+        await self.write("Batch.Id", snap.batch.id if snap.batch else 0)
+        await self.write("Batch.Lot", snap.batch.lot if snap.batch else "")
+        await self.write("Rate", float(snap.rate))
+        active = snap.active_alarms
         await self.write("Alarm.Active", bool(active))
         await self.write("Alarm.Text", "; ".join(f"{k}: {v}" for k, v in active.items()))
-        await self.write("Reject.ItemSeq", snap["buffers"]["item_seq"])
-        for scope, key in (("Batch", "batch"), ("Total", "total")):
-            counts = snap["counts"][key]
-            for figure in ("Printed", "Commissioned", "Rejected", "Cases", "Pallets"):
-                await self.write(f"Counters.{scope}.{figure}", counts[figure.lower()])
+        await self.write("Reject.ItemSeq", snap.buffers.item_seq)
+        for scope, c in (("Batch", snap.counts.batch), ("Total", snap.counts.total)):
+            for figure, value in (("Printed", c.printed), ("Commissioned", c.commissioned),
+                                  ("Rejected", c.rejected), ("Cases", c.cases),
+                                  ("Pallets", c.pallets)):
+                await self.write(f"Counters.{scope}.{figure}", value)
 
 
 class PlcServerRunner:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from edge.daemon.snapshot import Figures
 from edge.domain import batches
 
 
@@ -77,10 +78,10 @@ class Counts:
         self.cases += report.levels.get("case", empty).commissioned
         self.pallets += report.levels.get("pallet", empty).commissioned
 
-    def as_dict(self) -> dict[str, object]:
-        return {"printed": self.printed, "commissioned": self.commissioned,
-                "rejected": self.rejected, "cases": self.cases, "pallets": self.pallets,
-                "rejected_by_reason": dict(self.rejected_by_reason)}
+    def figures(self) -> Figures:
+        """The counters now, frozen."""
+        return Figures(self.printed, self.commissioned, self.rejected, self.cases,
+                       self.pallets, dict(self.rejected_by_reason))
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ class Site:
                 "started_at": round(self.started * 1000), "at": now_ms(),
                 "database": str(self.db_path),
                 "plc": [p.endpoint for p in self.plcs],
-                "lines": [line.snapshot() for line in self.lines]}
+                "lines": [line.snapshot().as_dict() for line in self.lines]}
 
     async def _status_forever(self) -> None:
         """Every half second, the snapshot taken here on the event loop (where the lines'

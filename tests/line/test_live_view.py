@@ -16,6 +16,7 @@ import yaml
 from rich.console import Console
 
 from edge.cli.status_view import line_panel
+from edge.daemon.snapshot import LineSnapshot
 from simulators.line import LineSimSettings
 from tests.line.harness import rig
 
@@ -76,7 +77,7 @@ def test_a_device_down_reads_down_since_when_and_why_without_colour() -> None:
                                    "cause": "connection refused"}},
             "alarms": [], "active_alarms": {"verify": "camera verify is down"}}
     console = Console(no_color=True, width=160, record=True)
-    console.print(line_panel(line, now=at / 1000))
+    console.print(line_panel(LineSnapshot.from_dict(line), now=at / 1000))
     text = console.export_text()
     assert "verify: DOWN since " in text and "(connection refused)" in text
     assert "printer: up" in text
