@@ -50,10 +50,11 @@ class SyncSettings(Strict):
     allow_mixed_batches: bool = False
     retry_min_ms: Millis = 500
     retry_max_ms: Millis = 60_000
-    in_run: tuple[Literal["api", "push"], ...] = Field(
-        default=("api", "push"),
+    in_run: tuple[Literal["api", "push", "metrics"], ...] = Field(
+        default=("api", "push", "metrics"),
         description="what `codeline run` serves beside the lines: the pull API, the push "
-                    "worker (when push_url is set); a part left out runs as its own process "
+                    "worker (when push_url is set), Prometheus `GET /metrics` (on the pull "
+                    "API's address); a part left out runs as its own process "
                     "(`codeline api serve`, `codeline sync push --follow`)")
 
     _push = field_validator("push_url")(check_http_base)

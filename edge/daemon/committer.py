@@ -48,12 +48,14 @@ class Committer:
     on disk."""
 
     def __init__(self, db: DbCalls, batch_id: int, every: int, ms: int,
-                 committed: Callable[[list[Judged]], Awaitable[None]]) -> None:
+                 committed: Callable[[list[Judged]], Awaitable[None]],
+                 commit_times: Callable[[float], None] = lambda seconds: None) -> None:
         self.db = db
         self.batch_id = batch_id
         self.every = every
         self.window = ms / 1000
         self.committed = committed
+        self.commit_times = commit_times
         self.printed: list[int] = []
         self.judged: list[Judged] = []
         self.first_at: float | None = None
@@ -131,7 +133,9 @@ class Committer:
             # them otherwise: printed without a verdict is rejected, as the gate did).
             self.printed, self.judged = printed + self.printed, judged + self.judged
             raise
-        self.durations.append(time.perf_counter() - started)
+        took = time.perf_counter() - started
+        self.durations.append(took)
+        self.commit_times(took)
         self.commits += 1
         await self.committed(judged)
         if not self.printed and not self.judged:

@@ -50,7 +50,8 @@ class ItemFlow:
     def __init__(self, line: Line, product: Product, label: BatchLabel, batch_id: int,
                  printer: Printer, reader: CodeReader, db: DbCalls, outputs: LineOutputs,
                  counts: tuple[Counts, Counts], *, target: int | None,
-                 commissioned: int, on_alarm: Callable[[str, str, bool], None]) -> None:
+                 commissioned: int, on_alarm: Callable[[str, str, bool], None],
+                 commit_times: Callable[[float], None] = lambda seconds: None) -> None:
         print_station = next(s for s in line.stations if isinstance(s, ItemPrintStation))
         verify_station = next(s for s in line.stations if isinstance(s, ItemVerifyStation))
         self.line = line
@@ -69,7 +70,8 @@ class ItemFlow:
         self.on_alarm = on_alarm
         self.rule = RejectRule(line.reject.min_grade, line.reject.consecutive_limit)
         self.committer = Committer(db, batch_id, verify_station.verdict_commit_every,
-                                   verify_station.verdict_commit_ms, self._committed)
+                                   verify_station.verdict_commit_ms, self._committed,
+                                   commit_times)
         self.stock: deque[flow.ReservedCode] = deque()
         self._reserving: asyncio.Future[None] | None = None
         self.sent: dict[str, flow.ReservedCode] = {}

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from drivers.errors import DriverError
@@ -54,8 +54,10 @@ UNPACKED_REASON = "accepted but never packed: off the line before the case stati
 class LineRuntime:
     """The runtime of one configured line."""
 
-    def __init__(self, config: SiteConfig, line: Line, db: DbWorker) -> None:
+    def __init__(self, config: SiteConfig, line: Line, db: DbWorker,
+                 commit_times: Callable[[float], None] = lambda seconds: None) -> None:
         self.config = config
+        self.commit_times = commit_times
         self.line = line
         self.db = db
         self.packml = PackML()
@@ -303,7 +305,7 @@ class LineRuntime:
         flow = ItemFlow(self.line, product, label, batch.id, self.devices.printer,
                         self.devices.reader, self.storage, self.outputs, counts,
                         target=batch.planned_qty, commissioned=commissioned,
-                        on_alarm=self.alarm)
+                        on_alarm=self.alarm, commit_times=self.commit_times)
         self.flow = flow
         ctx = StationContext(self.line, product, label, batch.id, self.storage, self.outputs,
                              counts,

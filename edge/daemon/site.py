@@ -24,6 +24,7 @@ from edge.daemon.controller_lock import ControllerLock
 from edge.daemon.dbworker import DbWorker
 from edge.daemon.failpoints import stall_point
 from edge.daemon.line import LineRuntime
+from edge.daemon.metrics import SiteMetrics, read_store
 from edge.daemon.plc_server import PlcServerRunner
 from edge.daemon.service import ServiceManager
 from edge.domain import flow
@@ -52,7 +53,10 @@ class Site:
         self.base_dir = base_dir
         self.store = Store(db_path, create=True)
         self.db = DbWorker(self.store)
-        self.lines = [LineRuntime(config, line, self.db) for line in config.lines]
+        self.metrics = SiteMetrics(config.site.id)
+        self.lines = [LineRuntime(config, line, self.db,
+                                  commit_times=self.metrics.commit_observer(line.id))
+                      for line in config.lines]
         self.plcs = [PlcServerRunner(line.line.plc, line, base_dir)
                      for line in self.lines if line.line.plc is not None]
         self.control = ControlServer(db_path, {line.line.id: line for line in self.lines},
@@ -69,6 +73,14 @@ class Site:
                 "database": str(self.db_path),
                 "plc": [p.endpoint for p in self.plcs],
                 "lines": [line.snapshot().as_dict() for line in self.lines]}
+
+    async def scrape(self) -> bytes:
+        """``GET /metrics``: the lines' snapshots taken here on the event loop, the
+        database's figures read in a worker thread."""
+        lines = [line.snapshot() for line in self.lines]
+        store = await asyncio.to_thread(read_store, self.db_path,
+                                        [line.line.id for line in self.lines])
+        return self.metrics.render(lines, store)
 
     async def _status_forever(self) -> None:
         """Every half second, the snapshot taken here on the event loop (where the lines'
@@ -114,7 +126,7 @@ class Site:
                 workers.append(tasks.create_task(self._status_forever()))
                 workers.append(tasks.create_task(self.service.watchdog()))
                 for name, part in sync_parts.parts(self.config, self.db_path,
-                                                   self.base_dir).items():
+                                                   self.base_dir, self.scrape).items():
                     workers.append(tasks.create_task(
                         sync_parts.supervised(name, part, self.config.site.id), name=name))
                 self.ready.set()

@@ -53,10 +53,17 @@ def _signing_key(config: SiteConfig, base_dir: Path) -> object:
         raise SyncPartUnavailable(str(exc)) from None
 
 
-async def serve_api(config: SiteConfig, db_path: Path, base_dir: Path) -> None:
-    """The pull API on the config's sync.api address, until cancelled."""
-    import uvicorn
+Scrape = Callable[[], Awaitable[bytes]]
 
+
+async def serve_api(config: SiteConfig, db_path: Path, base_dir: Path,
+                    metrics: Scrape | None = None, *, pull_api: bool = True) -> None:
+    """The pull API and/or ``GET /metrics`` on the config's sync.api address, until
+    cancelled."""
+    import uvicorn
+    from fastapi import FastAPI, Response
+
+    from edge.daemon.metrics import CONTENT_TYPE
     from sync.api import create_app
 
     class Embedded(uvicorn.Server):
@@ -65,7 +72,16 @@ async def serve_api(config: SiteConfig, db_path: Path, base_dir: Path) -> None:
             yield  # SIGTERM and SIGINT belong to the controller, which stops the lines first
 
     settings = config.sync.api
-    key = _signing_key(config, base_dir)
+    if pull_api:
+        app = create_app(db_path, config, _signing_key(config, base_dir))  # type: ignore[arg-type]
+    else:
+        app = FastAPI(title="codeline metrics", openapi_url=None, docs_url=None,
+                      redoc_url=None)
+    if metrics is not None:
+        async def scrape() -> Response:
+            return Response(await metrics(), media_type=CONTENT_TYPE)
+
+        app.add_api_route("/metrics", scrape, methods=["GET"], include_in_schema=False)
     if not is_loopback(settings.host) and settings.tls_cert_file is None:
         log.warning("pull API on %s WITHOUT TLS (allow_plain_http is set): only safe behind "
                     "a TLS-terminating proxy", settings.host)
@@ -74,12 +90,13 @@ async def serve_api(config: SiteConfig, db_path: Path, base_dir: Path) -> None:
         return None if value is None else str(base_dir / Path(value).expanduser())
 
     server = Embedded(uvicorn.Config(
-        create_app(db_path, config, key), host=settings.host,  # type: ignore[arg-type]
-        port=settings.port, log_config=None, access_log=False, lifespan="off",
+        app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+        lifespan="off",
         ssl_certfile=resolved(settings.tls_cert_file),
         ssl_keyfile=resolved(settings.tls_key_file)))
-    log.info("pull API on %s:%s", settings.host, settings.port,
-             extra={"site": config.site.id})
+    log.info("%s on %s:%s", " and ".join(
+        what for what, on in (("pull API", pull_api), ("metrics", metrics is not None)) if on),
+        settings.host, settings.port, extra={"site": config.site.id})
     try:
         await server.serve()
     finally:
@@ -101,12 +118,17 @@ async def push_worker(config: SiteConfig, db_path: Path, base_dir: Path) -> None
                             token, settings.retry_min_ms / 1000, settings.retry_max_ms / 1000)
 
 
-def parts(config: SiteConfig, db_path: Path, base_dir: Path
+def parts(config: SiteConfig, db_path: Path, base_dir: Path, metrics: Scrape
           ) -> dict[str, Callable[[], Awaitable[None]]]:
-    """The sync parts this site's ``codeline run`` serves, by name."""
+    """The sync parts this site's ``codeline run`` serves, by name (``/metrics`` rides on
+    the pull API's server, or has that address to itself when the API runs elsewhere)."""
     chosen: dict[str, Callable[[], Awaitable[None]]] = {}
+    scrape = metrics if "metrics" in config.sync.in_run else None
     if "api" in config.sync.in_run:
-        chosen["pull API"] = lambda: serve_api(config, db_path, base_dir)
+        chosen["pull API"] = lambda: serve_api(config, db_path, base_dir, scrape)
+    elif scrape is not None:
+        chosen["metrics"] = lambda: serve_api(config, db_path, base_dir, scrape,
+                                              pull_api=False)
     if "push" in config.sync.in_run and config.sync.push_url is not None:
         chosen["push worker"] = lambda: push_worker(config, db_path, base_dir)
     return chosen

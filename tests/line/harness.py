@@ -75,12 +75,13 @@ async def rig(tmp_path: Path, settings: LineSimSettings, planned: int,
               plc_overrides: dict[str, object] | None = None,
               example: str = "simulated", env: dict[str, str] | None = None,
               item_pool: int | None = None, db_dir: Path | None = None,
-              case_pool: int | None = None) -> AsyncIterator[Rig]:
+              case_pool: int | None = None, sync_in_run: tuple[str, ...] = ()
+              ) -> AsyncIterator[Rig]:
     """Pool and batch in a fresh database (in ``db_dir``, or ``tmp_path``), the simulated
     line with its PLC, the daemon."""
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    config, config_path = site_config(tmp_path, plc_overrides, example, db_dir)
+    config, config_path = site_config(tmp_path, plc_overrides, example, db_dir, sync_in_run)
     line = config.lines[0]
     db_path = Path(config.store.path)
     stock_line(config, db_path, {"item": item_pool or planned * 2,
@@ -143,12 +144,13 @@ class Controller:
 
 
 def site_config(tmp_path: Path, plc_overrides: dict[str, object] | None = None,
-                example: str = "simulated", db_dir: Path | None = None
-                ) -> tuple[SiteConfig, Path]:
+                example: str = "simulated", db_dir: Path | None = None,
+                sync_in_run: tuple[str, ...] = ()) -> tuple[SiteConfig, Path]:
     """The example on free loopback ports with its database in ``tmp_path`` (or
-    ``db_dir``), written to ``tmp_path/line.yaml``; the controller serves no sync parts
-    (tests/line/test_one_process.py runs those)."""
-    config = loopback_config(load_config(example_path(example)), tmp_path, sync_in_run=())
+    ``db_dir``), written to ``tmp_path/line.yaml``; the controller serves the sync parts
+    ``sync_in_run`` names (none unless a test is about them)."""
+    config = loopback_config(load_config(example_path(example)), tmp_path,
+                             sync_in_run=sync_in_run)
     if plc_overrides or db_dir:
         data = config.model_dump(mode="python")
         if plc_overrides:

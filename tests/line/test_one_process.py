@@ -27,7 +27,8 @@ async def test_codeline_run_alone_serves_the_lines_the_pull_api_and_the_push_wor
         tmp_path: Path) -> None:
     unreachable = free_port()  # nothing listens there: every push fails
     async with rig(tmp_path, LineSimSettings(seed=11, rate=60, transit_ms=300), 48,
-                   env={"CODELINE_PUSH_TOKEN": "t0ken"}) as r:
+                   env={"CODELINE_PUSH_TOKEN": "t0ken"},
+                   sync_in_run=("api", "push", "metrics")) as r:
         def codeline(*args: str) -> str:
             done = subprocess.run([sys.executable, "-m", "edge.cli.main", "--config",
                                    str(r.config_path), *args], capture_output=True, text=True,
@@ -65,6 +66,9 @@ async def test_codeline_run_alone_serves_the_lines_the_pull_api_and_the_push_wor
             listed = (await client.get(f"{api}/api/v2/manifests",
                                        headers={"Authorization": f"Bearer {token}"})).json()
             assert [m["shipment"] for m in listed["manifests"]] == [1]
+            scraped = (await client.get(f"{api}/metrics")).text  # on the API's server
+            assert f'codeline_outbox_pending_manifests{{site="{r.config.site.id}"}} 1.0' \
+                in scraped.splitlines()
         deadline = time.monotonic() + 30
         while True:  # the push worker in the controller tries, and fails
             row = sqlite3.connect(r.db_path).execute(
