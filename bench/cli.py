@@ -39,7 +39,7 @@ def timed(argvs: list[list[str]]) -> list[float]:
     for argv in argvs:
         start = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "edge.cli.main", *argv],
-                              capture_output=True)
+                              capture_output=True, timeout=600)
         out.append(time.perf_counter() - start)
         if done.returncode != 0:
             raise SystemExit(f"codeline {' '.join(argv)} failed: {done.stderr.decode()[-500:]}")

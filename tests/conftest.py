@@ -1,9 +1,12 @@
-"""Shared fixtures: a small site config, a fresh database file, a running batch."""
+"""Shared fixtures: a small site config, a fresh database file, a running batch; and the
+rule that no test leaves a task running behind it."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import inspect
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -30,6 +33,32 @@ lines:
       pallet: {symbology: sscc, extension_digit: 3, company_prefix: "6901234"}
     packaging: {items_per_case: 4, cases_per_pallet: 2}
 """
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every coroutine test is checked for leaked tasks (a sync test has no loop to leak
+    into)."""
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+            item.fixturenames.insert(0, "no_leaked_tasks")
+
+
+@pytest.fixture
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    """Fails a test that leaves a task running (a driver's reader, a server's session):
+    in production that is a connection or a loop nobody stops."""
+    before = set(asyncio.all_tasks())
+    yield
+    leaked: list[asyncio.Task[object]] = []
+    for _ in range(50):  # tasks being cancelled (a server's sessions) get a moment to end
+        await asyncio.sleep(0.01)
+        leaked = [t for t in asyncio.all_tasks() - before
+                  if t is not asyncio.current_task() and not t.done()]
+        if not leaked:
+            break
+    for task in leaked:
+        task.cancel()
+    assert not leaked, f"tasks left running: {[t.get_name() for t in leaked]}"
 
 
 @pytest.fixture(scope="session")

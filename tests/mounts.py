@@ -15,15 +15,16 @@ import pytest
 def tmpfs(where: Path, size_mb: int) -> Iterator[Path]:
     where.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs",
-                              str(where)], capture_output=True, text=True)
+                              str(where)], capture_output=True, text=True, timeout=30)
     if mounted.returncode != 0:
         pytest.skip(f"a tmpfs cannot be mounted here (needs root): {mounted.stderr.strip()}")
     try:
         yield where
     finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
+        subprocess.run(["umount", "-l", str(where)], check=False, timeout=30)
 
 
 def remount_read_only(where: Path) -> None:
     """Make the mounted ``where`` read-only, as media that cannot be written."""
-    subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True, capture_output=True)
+    subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True, capture_output=True,
+                   timeout=30)

@@ -31,15 +31,7 @@ def loopback_config(config: SiteConfig, workdir: Path,
     the sync parts ``codeline run`` serves)."""
     data: dict[str, Any] = config.model_dump(mode="python", exclude_none=False)
     data["store"]["path"] = str(workdir / "codeline.db")
-    taken: set[int] = set()
-
-    def free_port() -> int:
-        """A free port not handed out already (the kernel may offer the same one twice)."""
-        while (port := serving.free_port()) in taken:
-            pass
-        taken.add(port)
-        return port
-
+    free_port = serving.free_port
     for line in data["lines"]:
         for device in line["devices"]:
             transport = device.get("transport", {})

@@ -40,7 +40,7 @@ def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_help_lists_every_operator_command() -> None:
     out = subprocess.run([sys.executable, "-m", "edge.cli.main", "--help"], capture_output=True,
-                         text=True, cwd=ROOT).stdout
+                         text=True, cwd=ROOT, timeout=120).stdout
     for command in ("init", "config", "pool", "batch", "inspect", "agg", "ship", "report",
                     "audit", "demo"):
         assert command in out
@@ -122,14 +122,15 @@ def test_output_into_a_pipe_is_never_wrapped_or_cut(cli, tmp_path: Path) -> None
     cli("ship", "create", "--to", name, "--region", "east")
     listed = subprocess.run(
         [sys.executable, "-m", "edge.cli.main", "--db", str(tmp_path / "c.db"), "ship", "list"],
-        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "COLUMNS": "40"}).stdout
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "COLUMNS": "40"},
+        timeout=120).stdout
     assert name in listed, listed
 
 
 def test_missing_database_says_how_to_create_it(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "edge.cli.main", "--db",
                              str(tmp_path / "none.db"), "batch", "list"],
-                            capture_output=True, text=True, cwd=ROOT)
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 1 and "codeline init" in result.stderr
 
 
@@ -147,7 +148,8 @@ def test_demo_runs_end_to_end_and_reconciles(tmp_path: Path) -> None:
     assert after.count("→ activated") == 3 and "DIVERSION" in after
     assert "early scans: line L1, batch 1" in after
     shown = subprocess.run([sys.executable, "-m", "edge.cli.main", "--db", str(db), "report",
-                            "batch", "1", "--json"], capture_output=True, text=True, cwd=ROOT)
+                            "batch", "1", "--json"], capture_output=True, text=True, cwd=ROOT,
+                           timeout=120)
     report = json.loads(shown.stdout)
     assert report["reconciled"] and report["levels"]["item"]["packed"] == 480
     assert report["levels"]["pallet"]["active"] == 1

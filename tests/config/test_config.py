@@ -120,13 +120,14 @@ def test_config_check_prints_every_problem_and_exits_2(tmp_path: Path) -> None:
     path.write_text(SMALL_SITE.replace("items_per_case: 4", "items_per_case: -1")
                     .replace('"6901234"', '"69"'))
     result = subprocess.run([sys.executable, "-m", "edge.cli.main", "config", "check", str(path)],
-                            capture_output=True, text=True, cwd=ROOT)
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 2
     assert "lines.0.packaging.items_per_case" in result.stderr
     assert "company_prefix" in result.stderr
     assert "Traceback" not in result.stderr
     ok = subprocess.run([sys.executable, "-m", "edge.cli.main", "config", "check",
-                         str(next(iter_examples()))], capture_output=True, text=True, cwd=ROOT)
+                         str(next(iter_examples()))], capture_output=True, text=True, cwd=ROOT,
+                        timeout=120)
     assert ok.returncode == 0, ok.stderr
 
 

@@ -11,6 +11,7 @@ from drivers.printers.clarity import ClarityPrinter
 from line_config.devices import ClarityPrinter as ClarityConfig
 from simulators.clarity import ClarityPrinterSim, ClaritySettings
 from tests.drivers.helpers import Ledger, collect, tcp
+from tests.waiting import until
 
 CODES = [f"CL{i:06d}" for i in range(600)]
 
@@ -26,9 +27,17 @@ async def start(settings: ClaritySettings, **config: object
     return sim, driver
 
 
-async def run(driver: ClarityPrinter, codes: list[str], ledger: Ledger, **kw: object) -> None:
+async def holding(sim: ClarityPrinterSim, records: int) -> None:
+    """Until the printer holds ``records`` codes: started with less, it could meet a
+    product with an empty buffer (a NODATA fault) before the host refills it."""
+    await until(lambda: len(sim.buffer) >= records, f"the printer holds {records} codes", 5,
+                poll=0.002)
+
+
+async def run(sim: ClarityPrinterSim, driver: ClarityPrinter, codes: list[str],
+              ledger: Ledger, **kw: object) -> None:
     await driver.send(codes)
-    await asyncio.sleep(0.05)
+    await holding(sim, min(len(codes), 20))
     await driver.start()
     await collect(driver.event_stream, ledger, len(codes), **kw)  # type: ignore[arg-type]
 
@@ -47,7 +56,7 @@ async def test_buffer_stays_within_watermarks_and_prints_arrive_in_order() -> No
 
         sim._execute = spy  # type: ignore[method-assign]
         ledger = Ledger()
-        await run(driver, CODES, ledger)
+        await run(sim, driver, CODES, ledger)
         assert ledger.printed == CODES == sim.items.printed()
         assert max(depths) <= 100
         ledger.check(CODES)
@@ -61,12 +70,9 @@ async def test_lost_prc_messages_are_recovered_from_slr() -> None:
     try:
         ledger = Ledger()
         await driver.send(CODES[:100])
-        await asyncio.sleep(0.05)
+        await holding(sim, 20)
         await driver.start()
-        for _ in range(500):  # the simulator prints at 2,000/s: 100 items in ~50 ms
-            if len(sim.items.items) >= 100:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: len(sim.items.items) >= 100, "100 items printed", 5)  # ~50 ms
         await driver.reconcile()
         await collect(driver.event_stream, ledger, 100)
         assert ledger.printed == CODES[:100]
@@ -83,7 +89,7 @@ async def test_a_device_fault_is_raised_as_a_typed_event(fault: str, code: str) 
     try:
         ledger = Ledger()
         await driver.send(CODES[:30])
-        await asyncio.sleep(0.05)
+        await holding(sim, 20)
         await driver.start()
         await collect(driver.event_stream, ledger, 10, faults=1)
         assert code in ledger.faults
@@ -120,7 +126,7 @@ async def test_buffer_full_refusals_slow_acks_and_garbage_lose_nothing() -> None
                               low_water=30, high_water=150)
     try:
         ledger = Ledger()
-        await run(driver, CODES[:300], ledger, seconds=20)
+        await run(sim, driver, CODES[:300], ledger, seconds=20)
         assert ledger.printed == CODES[:300] == sim.items.printed()
         assert driver.framer.garbage > 0
         ledger.check(CODES)

@@ -28,6 +28,7 @@ from line_config.loading import example_path, load_config
 from line_config.models import SiteConfig
 from simulators.line import LineSimSettings, SimLine
 from simulators.plc import HELD, PlcSecurity, PlcSim
+from tests.waiting import until
 
 COMPLETING, COMPLETE = 16, 17
 
@@ -224,11 +225,27 @@ def compare(r: Rig) -> Findings:
 
 async def printed(r: Rig, items: int, within: float = 60) -> None:
     """Let the line run until ``items`` products in all are printed."""
-    for _ in range(int(within / 0.05)):
-        if len(r.sim.items.items) >= items:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the line did not print {items} items in {within:.0f} s")
+    await until(lambda: len(r.sim.items.items) >= items, f"the line prints {items} items",
+                within)
+
+
+async def conveyor_empty(r: Rig) -> None:
+    """After the controller died: the PLC has lost its session (infeed off) and every item
+    on the conveyor has reached the gate."""
+    await until(lambda: not r.plc.connected.is_set() and not r.sim.infeed
+                and r.sim.in_transit() == 0, "the PLC noticed and the conveyor ran empty")
+
+
+async def restart(r: Rig) -> None:
+    """A new controller process (it recovers codes of unknown fate at start); the PLC
+    reconnects, resets and starts production again."""
+    assert not r.plc.connected.is_set(), "the PLC still holds the old session"
+    r.start_daemon()
+    await r.plc.connected.wait()
+    await r.plc.wait_state(2, within=30)  # Stopped: a new controller process
+    await r.plc.call("Reset")
+    await r.plc.wait_state(4, within=30)
+    await r.plc.call("Start")
 
 
 async def until_alarm(plc: PlcSim, words: str, within: float = 60) -> str:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 from simulators.line import LineSimSettings
-from tests.line.harness import complete_and_close, rig, run_batch_to_close
+from tests.line.harness import (
+    complete_and_close,
+    conveyor_empty,
+    printed,
+    restart,
+    rig,
+    run_batch_to_close,
+)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -41,20 +47,10 @@ async def test_a_killed_controller_restarts_and_finishes_the_batch(tmp_path: Pat
                                misread_rate=0.005)
     async with rig(tmp_path, settings, planned) as r:
         await r.plc.run_batch("LOT1")
-        for _ in range(600):  # until about half the batch is printed
-            if len(r.sim.items.items) >= 250:
-                break
-            await asyncio.sleep(0.05)
+        await printed(r, 250)  # about half the batch
         r.kill_daemon()
-        await asyncio.sleep(1.0)
-        r.start_daemon()
-        await r.plc.connected.wait()
-        await asyncio.sleep(0.5)
-        await r.plc.connected.wait()
-        await r.plc.wait_state(2, within=30)  # Stopped: a new controller process
-        await r.plc.call("Reset")
-        await r.plc.wait_state(4, within=30)
-        await r.plc.call("Start")
+        await conveyor_empty(r)
+        await restart(r)
         found, closed = await complete_and_close(r)
         items = closed.levels["item"]
         # Items judged good but not yet told to the PLC when it died were rejected at the

@@ -15,7 +15,15 @@ from edge.domain.lifecycle import State
 from edge.domain.payloads import PayloadCodec
 from edge.store.database import Store
 from simulators.line import LineSimSettings
-from tests.line.harness import Rig, complete_and_close, printed, rig
+from tests.line.harness import (
+    Rig,
+    complete_and_close,
+    conveyor_empty,
+    printed,
+    restart,
+    rig,
+)
+from tests.waiting import until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -45,23 +53,6 @@ def gate_against_database(r: Rig) -> tuple[list[State], list[State]]:
     return requested, accepted
 
 
-async def gate_settles(r: Rig) -> None:
-    """Let every item on the conveyor reach the gate (the controller is dead: nothing new is
-    printed)."""
-    await asyncio.sleep(REJECTING.transit_ms / 1000 + 1.0)
-
-
-async def restart(r: Rig) -> None:
-    """A new controller process: recovery at start, then the PLC resets and starts again."""
-    r.plc.connected.clear()
-    r.start_daemon()
-    await r.plc.connected.wait()
-    await r.plc.wait_state(2, within=30)
-    await r.plc.call("Reset")
-    await r.plc.wait_state(4, within=30)
-    await r.plc.call("Start")
-
-
 def told_ahead(r: Rig) -> int:
     """Rejects the PLC holds for items beyond its judged-through number."""
     session = r.plc.sessions[-1]
@@ -74,14 +65,10 @@ async def test_rejects_told_while_commits_hang_stay_rejected_after_a_kill(
     env = {"CODELINE_FAILPOINTS": "flow.commit_stall@30"}
     async with rig(tmp_path, REJECTING, PLANNED, env=env) as r:
         await r.plc.run_batch("LOT1")
-        for _ in range(400):
-            if told_ahead(r) >= 3:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: told_ahead(r) >= 3, "rejects told ahead of their commit", 20)
         ahead = told_ahead(r)
-        assert ahead >= 3, "no reject was told ahead of its commit"
         r.kill_daemon()
-        await gate_settles(r)
+        await conveyor_empty(r)
         requested, accepted = gate_against_database(r)
         # Told and physically rejected, with nothing on disk yet: the print confirmation and
         # the verdict were in the hung commit.
@@ -106,9 +93,9 @@ async def test_controllers_killed_at_random_instants_never_accept_without_a_dura
         await r.plc.run_batch("LOT1")
         for _ in range(3):
             await printed(r, len(r.sim.items.items) + chance.randint(60, 160))
-            await asyncio.sleep(chance.random() * 0.05)
+            await asyncio.sleep(chance.random() * 0.05)  # the kill's instant, not an order
             r.kill_daemon()
-            await gate_settles(r)
+            await conveyor_empty(r)
             gate_against_database(r)
             await restart(r)
             gate_against_database(r)
