@@ -31,7 +31,7 @@ from drivers.printers.wsi import WsiPrinter
 from drivers.readers.dmcc import DmccReader
 from drivers.readers.keyence import KeyenceReader
 from drivers.vision.cameras import camera_for
-from drivers.vision.decode_process import ProcessDecoder
+from drivers.vision.decode_process import DecodePool, ProcessDecoder
 from line_config import devices as cfg
 
 
@@ -116,8 +116,9 @@ def printer_for(device: cfg.DeviceBase) -> Printer:
                             f"{getattr(device, 'driver', '?')!r}")
 
 
-def reader_for(device: cfg.DeviceBase) -> CodeReader:
-    """A one-result-per-trigger reader for ``device`` (a reader, or a camera + decoder)."""
+def reader_for(device: cfg.DeviceBase, decoding: DecodePool) -> CodeReader:
+    """A one-result-per-trigger reader for ``device`` (a reader, or a camera whose frames
+    ``decoding`` decodes)."""
     if isinstance(device, cfg.DmccReader):
         return DmccReader(device)
     if isinstance(device, cfg.KeyenceReader):
@@ -125,16 +126,16 @@ def reader_for(device: cfg.DeviceBase) -> CodeReader:
     if isinstance(device, cfg.AutoIdReader):
         return AutoIdReader(device)
     if isinstance(device, cfg.Camera):
-        return CameraReader(camera_for(device), ProcessDecoder(device))
+        return CameraReader(camera_for(device), decoding.decoder(device))
     raise UnsupportedDevice(f"device {device.id!r}: no reader driver for "
                             f"{getattr(device, 'driver', '?')!r}")
 
 
-def multi_reader_for(device: cfg.DeviceBase) -> MultiReader:
+def multi_reader_for(device: cfg.DeviceBase, decoding: DecodePool) -> MultiReader:
     """A reader of everything in view for ``device``."""
     if isinstance(device, cfg.Camera):
-        return CameraReader(camera_for(device), ProcessDecoder(device))
-    return SingleReader(reader_for(device))
+        return CameraReader(camera_for(device), decoding.decoder(device))
+    return SingleReader(reader_for(device, decoding))
 
 
 def label_printer_for(device: cfg.DeviceBase) -> LabelPrinter:
@@ -164,14 +165,15 @@ async def probe(device: cfg.DeviceBase, read: bool = True,
     report: dict[str, Any] = {"device": device.id, "driver": getattr(device, "driver", "?"),
                               "family": getattr(device, "family", "?")}
     handle: Any
+    decoding = DecodePool()
     if isinstance(device, cfg.Camera):
-        handle = multi_reader_for(device)
+        handle = multi_reader_for(device, decoding)
     elif report["family"] == "printer":
         handle = printer_for(device)
     elif report["family"] == "label_printer":
         handle = label_printer_for(device)
     else:
-        handle = reader_for(device)
+        handle = reader_for(device, decoding)
     try:
         async with asyncio.timeout(timeout_s):
             await handle.connect(**({"attempts": 1} if _takes_attempts(handle) else {}))
@@ -189,6 +191,7 @@ async def probe(device: cfg.DeviceBase, read: bool = True,
     finally:
         with contextlib.suppress(Exception):
             await handle.close()
+        await asyncio.to_thread(decoding.close)
     return report
 
 

@@ -22,15 +22,17 @@ from drivers.labels.zpl_codec import (
     parse_hs,
     parse_odometer,
 )
-from drivers.printers.base import LinkedDevice
+from drivers.link import StreamDevice
 from drivers.transport import Opener, opener_for
 from line_config.devices import ZplLabelPrinter as ZplConfig
 
 T = TypeVar("T")
 
 
-class ZplPrinter(LinkedDevice):
+class ZplPrinter(StreamDevice):
     """Driver of one ZPL label printer."""
+
+    family = "label_printer"
 
     def __init__(self, config: ZplConfig, opener: Opener | None = None,
                  reply_timeout: float = 2.0, poll_s: float = 0.02) -> None:

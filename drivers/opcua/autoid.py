@@ -18,10 +18,10 @@ from typing import Any
 from asyncua.client.client import Client
 from asyncua.common.node import Node
 
-from drivers.errors import ConnectionLost, DeviceFault, DriverError, ProtocolError
+from drivers.errors import ConnectionLost, DeviceFault, ProtocolError
 from drivers.interfaces import GRADES, Grade, ReadResult
+from drivers.link import DeviceLink
 from drivers.opcua.link import client_for, loaded_type, numeric_node, ua_errors
-from drivers.transport import Availability, Backoff, stop_task
 from line_config.devices import AutoIdReader as AutoIdConfig
 
 log = logging.getLogger("codeline.drivers.autoid")
@@ -68,15 +68,15 @@ class _Handler:
             self.reader.took_event(result)
 
 
-class AutoIdReader:
+class AutoIdReader(DeviceLink):
     """Driver of one AutoID optical reader; see the module docstring."""
 
+    family = "reader"
+
     def __init__(self, config: AutoIdConfig, result_timeout: float = 2.0) -> None:
+        super().__init__(config.id, config.reconnect_min_ms, config.reconnect_max_ms)
         self.config = config
-        self.name = config.id
         self.result_timeout = result_timeout
-        self.backoff = Backoff(config.reconnect_min_ms / 1000, config.reconnect_max_ms / 1000)
-        self.availability = Availability(log, config.id)
         self.client: Client | None = None
         self.device: Node | None = None
         self.scan: Node | None = None
@@ -85,26 +85,24 @@ class AutoIdReader:
         self.scan_events = 0
         self.stray_events = 0
         self.last_event: str | None = None
-        self.reconnects = 0
         self._lost = asyncio.Event()
+        self._lost_why = ""
         self._up = asyncio.Event()
-        self._supervisor: asyncio.Task[None] | None = None
 
     # --- link ---
-    async def connect(self, attempts: int | None = None) -> None:
-        tried = 0
-        while True:
-            try:
-                await self._open()
-                break
-            except DriverError as exc:
-                await self._close_client()
-                self.availability.went_down(str(exc))
-                tried += 1
-                if attempts is not None and tried >= attempts:
-                    raise
-                await asyncio.sleep(self.backoff.next_delay())
-        self._supervisor = asyncio.create_task(self._supervise(), name=f"{self.name}-link")
+    async def open_link(self) -> None:
+        await self._open()
+
+    async def close_link(self) -> None:
+        await self._close_client()
+
+    async def on_disconnected(self, why: str) -> None:
+        self._up.clear()
+
+    async def session(self) -> None:
+        """Until a scan finds the link gone (the client has no session events of its own)."""
+        await self._lost.wait()
+        raise ConnectionLost(self._lost_why)
 
     async def _open(self) -> None:
         self.client = await client_for(self.config.transport)
@@ -129,8 +127,6 @@ class AutoIdReader:
             await subscription.subscribe_data_change(status)
             await subscription.subscribe_events(
                 self.device, numeric_node(autoid, OPTICAL_SCAN_EVENT_TYPE))
-        self.backoff.reset()
-        self.availability.went_up()
         self._lost.clear()
         self._up.set()
 
@@ -145,23 +141,9 @@ class AutoIdReader:
                     parts.append(str(text))
         return " ".join(parts)
 
-    async def _supervise(self) -> None:
-        while True:
-            await self._lost.wait()
-            await self._close_client()
-            while True:
-                await asyncio.sleep(self.backoff.next_delay())
-                try:
-                    await self._open()
-                    self.reconnects += 1
-                    break
-                except DriverError as exc:
-                    await self._close_client()
-                    self.availability.went_down(str(exc))
-
     def _link_lost(self, why: str) -> None:
         self._up.clear()
-        self.availability.went_down(why)
+        self._lost_why = why
         self._lost.set()
 
     async def _close_client(self) -> None:
@@ -169,12 +151,6 @@ class AutoIdReader:
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.disconnect()
-
-    async def close(self) -> None:
-        await stop_task(self._supervisor)
-        self._supervisor = None
-        self._up.clear()
-        await self._close_client()
 
     # --- events ---
     def took_event(self, result: Any) -> None:

@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator, Sequence
 
 from drivers.errors import CommandRefused, ConnectionLost, DeviceFault, DeviceTimeout, ProtocolError
 from drivers.interfaces import FaultCleared, FaultRaised, Printed, PrinterEvent, PrinterStatus
-from drivers.printers.base import HostQueue, LinkedDevice, PrinterEvents
+from drivers.link import StreamDevice
+from drivers.printers.base import HostQueue, PrinterEvents
 from drivers.printers.clarity_codec import Framer, Message, encode
 from drivers.transport import Opener, opener_for, until_one_ends
 from line_config.devices import ClarityPrinter as ClarityConfig
@@ -26,8 +27,10 @@ STATES = {0: "shutdown", 1: "starting", 2: "shutting down", 3: "running", 4: "of
 SDO_ROWS = 100
 
 
-class ClarityPrinter(LinkedDevice):
+class ClarityPrinter(StreamDevice):
     """Driver of one CLARiTY printer; see the module docstring."""
+
+    family = "printer"
 
     def __init__(self, config: ClarityConfig, opener: Opener | None = None,
                  reply_timeout: float = 2.0) -> None:
@@ -51,18 +54,16 @@ class ClarityPrinter(LinkedDevice):
         self._faults_changed = asyncio.Event()
         self._chunk = SDO_ROWS
         self._accounting = False
-        self._pump: asyncio.Task[None] | None = None
 
     # --- link ---
     async def on_connected(self) -> None:
         self._replies = asyncio.Queue()
         self.framer = Framer()
-        self._pump = asyncio.create_task(self._read_loop(), name=f"{self.name}-reader")
+        self.start_pump(self._read_loop())
         try:
             await self._set_up()
         except BaseException:
-            self._pump.cancel()
-            await asyncio.gather(self._pump, return_exceptions=True)
+            await self.stop_pump()
             raise
 
     async def _set_up(self) -> None:
@@ -95,16 +96,14 @@ class ClarityPrinter(LinkedDevice):
         self._refill.set()
 
     async def on_disconnected(self, why: str) -> None:
-        if self._pump is not None:
-            self._pump.cancel()
-            await asyncio.gather(self._pump, return_exceptions=True)
+        await self.stop_pump()
         self.state = "offline"
 
     async def session(self) -> None:
-        assert self._pump is not None
+        assert self._pump_task is not None
         feeder = asyncio.create_task(self._feed_loop(), name=f"{self.name}-feeder")
         watcher = asyncio.create_task(self._fault_loop(), name=f"{self.name}-faults")
-        await until_one_ends(self._pump, feeder, watcher)
+        await until_one_ends(self._pump_task, feeder, watcher)
 
     async def _fault_loop(self) -> None:
         while True:

@@ -19,10 +19,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from drivers.errors import CommandRefused, ConnectionLost, DeviceFault, DeviceTimeout, DriverError
+from drivers.errors import CommandRefused, ConnectionLost, DeviceFault, DeviceTimeout
 from drivers.interfaces import FaultCleared, FaultRaised, Printed, PrinterEvent, PrinterStatus
+from drivers.link import DeviceLink
 from drivers.printers.base import HostQueue, PrinterEvents
-from drivers.transport import Availability, Backoff, stop_task, until_one_ends
+from drivers.transport import until_one_ends
 
 log = logging.getLogger("codeline.drivers.printer")
 
@@ -37,8 +38,10 @@ class Snapshot:
     faults: dict[str, str] = field(default_factory=dict)
 
 
-class CountedPrinter:
-    """The bookkeeping and the link supervision; see the module docstring."""
+class CountedPrinter(DeviceLink):
+    """The bookkeeping over a supervised link; see the module docstring."""
+
+    family = "printer"
 
     #: the device empties its queue when it stops (its codes are then lost)
     STOP_DISCARDS = False
@@ -47,10 +50,8 @@ class CountedPrinter:
 
     def __init__(self, name: str, target: int, reconnect_min_ms: int,
                  reconnect_max_ms: int) -> None:
-        self.name = name
+        super().__init__(name, reconnect_min_ms, reconnect_max_ms)
         self.target = target
-        self.backoff = Backoff(reconnect_min_ms / 1000, reconnect_max_ms / 1000)
-        self.availability = Availability(log, name)
         self.event_stream = PrinterEvents()
         self.queue = HostQueue()
         self.in_device: deque[str] = deque()
@@ -61,13 +62,11 @@ class CountedPrinter:
         self.configured_job: str | None = None  # set by a driver whose device has jobs
         self.want_running = False
         self.online = False
-        self.reconnects = 0
         self.total_printed = 0
         self.identity = ""
         self._in_flight = 0  # codes in a load request not yet answered
         self._lock = asyncio.Lock()
         self._refill = asyncio.Event()
-        self._supervisor: asyncio.Task[None] | None = None
 
     # --- what a device supplies ---
     async def _open(self) -> None:
@@ -106,41 +105,22 @@ class CountedPrinter:
         raise NotImplementedError
 
     # --- link ---
-    async def connect(self, attempts: int | None = None) -> None:
-        """Open the link (retrying), settle the device's queue, then keep the link up."""
-        await self._connect(attempts)
-        self._supervisor = asyncio.create_task(self._supervise(), name=f"{self.name}-link")
+    async def open_link(self) -> None:
+        await self._open()
 
-    async def _connect(self, attempts: int | None) -> None:
-        tried = 0
-        while True:
-            try:
-                await self._open()
-                await self._set_up()
-                break
-            except (DriverError, OSError) as exc:
-                await self._close_link()
-                self.availability.went_down(str(exc) or type(exc).__name__)
-                tried += 1
-                if attempts is not None and tried >= attempts:
-                    raise ConnectionLost(f"{self.name}: {exc}") from exc
-                await asyncio.sleep(self.backoff.next_delay())
-        self.backoff.reset()
-        self.availability.went_up()
+    async def close_link(self) -> None:
+        await self._close_link()
+
+    async def on_connected(self) -> None:
+        await self._set_up()
         self.online = True
 
-    async def _supervise(self) -> None:
-        while True:
-            try:
-                await self._session()
-            except (DriverError, OSError) as exc:
-                self.online = False
-                self.state = "offline"
-                self.availability.went_down(str(exc) or type(exc).__name__)
-                await self._close_link()
-            await asyncio.sleep(self.backoff.next_delay())
-            await self._connect(None)
-            self.reconnects += 1
+    async def on_disconnected(self, why: str) -> None:
+        self.online = False
+        self.state = "offline"
+
+    async def session(self) -> None:
+        await self._session()
 
     async def _session(self) -> None:
         feeder = asyncio.create_task(self._feed_loop(), name=f"{self.name}-feeder")
@@ -179,12 +159,6 @@ class CountedPrinter:
             except CommandRefused:
                 log.warning("printer will not run after reconnect", extra={"device": self.name})
         self._refill.set()
-
-    async def close(self) -> None:
-        await stop_task(self._supervisor)
-        self._supervisor = None
-        self.online = False
-        await self._close_link()
 
     # --- bookkeeping ---
     def _apply(self, snap: Snapshot, settle_consumed: bool = True) -> None:

@@ -22,7 +22,8 @@ from drivers.interfaces import (
     PrinterEvent,
     PrinterStatus,
 )
-from drivers.printers.base import HostQueue, LinkedDevice, PrinterEvents
+from drivers.link import StreamDevice
+from drivers.printers.base import HostQueue, PrinterEvents
 from drivers.printers.wsi_codec import LF, Ack, Command, Framer, Reply, checksum, encode_command
 from drivers.transport import Opener, opener_for, until_one_ends
 from line_config.devices import WsiPrinter as WsiConfig
@@ -60,8 +61,10 @@ def counter(reply: bytes) -> int:
     return int(text)
 
 
-class WsiPrinter(LinkedDevice):
+class WsiPrinter(StreamDevice):
     """Driver of one CIJ head; see the module docstring for how prints are counted."""
+
+    family = "printer"
 
     def __init__(self, config: WsiConfig, opener: Opener | None = None,
                  reply_timeout: float = 1.0) -> None:

@@ -19,7 +19,7 @@ import logging
 
 from drivers.errors import CommandRefused, ConnectionLost, DeviceTimeout
 from drivers.interfaces import Grade, ReadResult
-from drivers.printers.base import LinkedDevice
+from drivers.link import StreamDevice
 from drivers.readers.dmcc_codec import READ, Command, Framer, Response, encode_command, split_grade
 from drivers.transport import Opener, opener_for
 from line_config.devices import DmccReader as DmccConfig
@@ -27,8 +27,10 @@ from line_config.devices import DmccReader as DmccConfig
 log = logging.getLogger("codeline.drivers.dmcc")
 
 
-class DmccReader(LinkedDevice):
+class DmccReader(StreamDevice):
     """Driver of one DataMan reader."""
+
+    family = "reader"
 
     def __init__(self, config: DmccConfig, opener: Opener | None = None,
                  result_timeout: float = 1.0) -> None:

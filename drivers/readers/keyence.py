@@ -14,7 +14,7 @@ import logging
 
 from drivers.errors import CommandRefused, ConnectionLost, DeviceTimeout
 from drivers.interfaces import ReadResult
-from drivers.printers.base import LinkedDevice
+from drivers.link import StreamDevice
 from drivers.readers.keyence_codec import Framer, ReadLine, Reply, encode_command
 from drivers.transport import Opener, opener_for
 from line_config.devices import KeyenceReader as KeyenceConfig
@@ -22,8 +22,10 @@ from line_config.devices import KeyenceReader as KeyenceConfig
 log = logging.getLogger("codeline.drivers.keyence")
 
 
-class KeyenceReader(LinkedDevice):
+class KeyenceReader(StreamDevice):
     """Driver of one Keyence SR reader."""
+
+    family = "reader"
 
     def __init__(self, config: KeyenceConfig, opener: Opener | None = None,
                  result_timeout: float = 1.0) -> None:

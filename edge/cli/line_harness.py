@@ -108,10 +108,12 @@ async def running_line(config: SiteConfig, db_path: Path, workdir: Path,
         await site.ready.wait()
         yield RunningLine(site, sim, plc, daemon)
     finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            await daemon
+        # The PLC hangs up first: an OPC-UA server stopped under a connected client leaves
+        # that session's tasks behind in this process.
         plc_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await plc_task
+        stop.set()
+        with contextlib.suppress(Exception):
+            await daemon
         await sim.stop()

@@ -14,6 +14,7 @@ from drivers.registry import (
     printer_for,
     reader_for,
 )
+from drivers.vision.decode_process import DecodePool
 from edge.daemon.snapshot import DeviceHealth
 from edge.daemon.stations import LabelBench
 from line_config.devices import ZplLabelPrinter
@@ -38,16 +39,19 @@ class Devices:
     all: dict[str, Device]
 
     @classmethod
-    def build(cls, line: Line) -> Devices:
+    def build(cls, line: Line, decoding: DecodePool) -> Devices:
+        """The drivers of ``line``; its cameras' frames are decoded in ``decoding``."""
         by_id = {d.id: d for d in line.devices}
         made: dict[tuple[str, str], Any] = {}
 
         def get(kind: str, device_id: str) -> Any:
             key = (kind, device_id)
             if key not in made:
-                factory = {"printer": printer_for, "reader": reader_for,
-                           "multi": multi_reader_for, "label": label_printer_for}[kind]
-                made[key] = factory(by_id[device_id])
+                device = by_id[device_id]
+                made[key] = (printer_for(device) if kind == "printer"
+                             else label_printer_for(device) if kind == "label"
+                             else multi_reader_for(device, decoding) if kind == "multi"
+                             else reader_for(device, decoding))
             return made[key]
 
         printer = reader = case_camera = pallet_reader = None

@@ -17,6 +17,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from drivers.errors import DriverError
+from drivers.vision.decode_process import DecodePool
 from edge.daemon.case_station import CaseStation
 from edge.daemon.dbworker import DbWorker, StorageGuard
 from edge.daemon.devices import Devices, device_health
@@ -54,7 +55,7 @@ UNPACKED_REASON = "accepted but never packed: off the line before the case stati
 class LineRuntime:
     """The runtime of one configured line."""
 
-    def __init__(self, config: SiteConfig, line: Line, db: DbWorker,
+    def __init__(self, config: SiteConfig, line: Line, db: DbWorker, decoding: DecodePool,
                  commit_times: Callable[[float], None] = lambda seconds: None) -> None:
         self.config = config
         self.commit_times = commit_times
@@ -62,7 +63,7 @@ class LineRuntime:
         self.db = db
         self.packml = PackML()
         self.outputs: LineOutputs = NoOutputs()
-        self.devices = Devices.build(line)
+        self.devices = Devices.build(line, decoding)
         self.connected = False
         self.batch: batches.Batch | None = None
         self.batch_counts = Counts()

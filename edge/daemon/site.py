@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from drivers.vision.decode_process import DecodePool
 from edge.daemon import sync_parts
 from edge.daemon.control import ControlServer
 from edge.daemon.controller_lock import ControllerLock
@@ -54,7 +55,8 @@ class Site:
         self.store = Store(db_path, create=True)
         self.db = DbWorker(self.store)
         self.metrics = SiteMetrics(config.site.id)
-        self.lines = [LineRuntime(config, line, self.db,
+        self.decoding = DecodePool()
+        self.lines = [LineRuntime(config, line, self.db, self.decoding,
                                   commit_times=self.metrics.commit_observer(line.id))
                       for line in config.lines]
         self.plcs = [PlcServerRunner(line.line.plc, line, base_dir)
@@ -150,6 +152,7 @@ class Site:
             await self.control.stop()
             for plc in self.plcs:
                 await plc.stop()
+            await asyncio.to_thread(self.decoding.close)
             self.db.close()
             self.store.close()
             with contextlib.suppress(OSError):

@@ -178,7 +178,8 @@ async def test_a_malformed_slr_on_reconnect_is_a_protocol_error_and_the_link_com
         await sim.on_started()
         await collect(driver.event_stream, ledger, 40, seconds=20)
         assert driver.protocol_errors >= 2  # both malformed SLR answers, counted
-        assert driver.reconnects >= 1 and driver.availability.up
+        await until(lambda: driver.availability.up, "the link comes back", 10)
+        assert driver.reconnects >= 1
         ledger.check(CODES[:40])
     finally:
         await driver.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -14,9 +15,8 @@ import cv2
 import pytest
 
 from drivers.errors import ConnectionLost, DriverError
-from drivers.vision import decode_process
 from drivers.vision.cameras import DirectoryCamera, TcpCamera
-from drivers.vision.decode_process import ProcessDecoder
+from drivers.vision.decode_process import DecodePool
 from drivers.vision.decoders import OpenCvQrDecoder, PyzbarDecoder, ZxingDecoder
 from drivers.vision.grading import grade_region
 from edge.daemon.devices import device_up
@@ -137,29 +137,36 @@ async def test_directory_camera_replays_images(tmp_path: Path) -> None:
 async def test_frames_are_decoded_in_a_worker_process_that_comes_back_after_a_crash() -> None:
     config = CameraConfig(id="case-camera", driver="camera",
                           transport={"kind": "directory", "path": "/nowhere"})
-    decoder = ProcessDecoder(config)
+    pool = DecodePool()
+    decoder = pool.decoder(config)
     settings = CameraSettings(width=1280, height=960, per_frame=24, module_px=4)
     frame = compose(DM[:24], settings, random.Random(3))  # type: ignore[arg-type]
     assert sorted(s.data for s in await decoder.decode(frame)) == sorted(DM[:24])
-    worker = decode_process.worker_pid()
+    worker = pool.worker_pid()
     assert worker is not None and worker != os.getpid()
     os.kill(worker, signal.SIGKILL)
     with pytest.raises(DriverError, match="decoding process died"):
         await decoder.decode(frame)
     assert len(await decoder.decode(frame)) == 24  # a fresh process
-    assert decode_process.worker_pid() not in (None, worker)
+    fresh = pool.worker_pid()
+    assert fresh is not None and fresh != worker
+    await asyncio.to_thread(pool.close)  # the runtime closes its pool when it stops
+    assert not alive(fresh)
+    with pytest.raises(DriverError, match="closed"):
+        await decoder.decode(frame)
 
 
 def test_the_decoding_worker_ends_when_its_controller_is_killed() -> None:
     script = (
         "import asyncio\n"
-        "from drivers.vision import decode_process\n"
+        "from drivers.vision.decode_process import DecodePool\n"
         "from line_config.devices import Camera\n"
         "async def main():\n"
         "    config = Camera(id='c', driver='camera', transport={'kind': 'directory', "
         "'path': '/nowhere'})\n"
-        "    await decode_process.ProcessDecoder(config).warm_up()\n"
-        "    print(decode_process.worker_pid(), flush=True)\n"
+        "    pool = DecodePool()\n"
+        "    await pool.decoder(config).warm_up()\n"
+        "    print(pool.worker_pid(), flush=True)\n"
         "    await asyncio.sleep(60)\n"
         "asyncio.run(main())\n")
     with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,

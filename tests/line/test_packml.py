@@ -47,7 +47,7 @@ def test_packml_moves_only_along_its_table_and_a_refused_command_changes_nothing
 
 
 async def test_suspend_keeps_the_printer_buffer_and_hold_refuses_start(tmp_path: Path) -> None:
-    config = loopback_config(load_config(example_path("simulated")), tmp_path)
+    config = loopback_config(load_config(example_path("simulated")), tmp_path, sync_in_run=())
     db_path = Path(config.store.path)
     planned = 240
     stock_line(config, db_path, {"item": planned * 2, "case": 40, "pallet": 5}, "LOT1",

@@ -25,6 +25,7 @@ HELD, EXECUTE = 11, 6
 
 def fill(folder: Path, leave_kb: int) -> Path:
     """A file taking all the free space of ``folder``'s filesystem but ``leave_kb``."""
+    import errno
     import os
 
     space = os.statvfs(folder)
@@ -33,11 +34,14 @@ def fill(folder: Path, leave_kb: int) -> Path:
         out.truncate(0)
         left = space.f_bavail * space.f_frsize - leave_kb * 1024
         chunk = b"\0" * (1 << 20)
-        while left > 0:
-            written = out.write(chunk[:left])
-            left -= written
-        out.flush()
-        os.fsync(out.fileno())
+        try:
+            while left > 0:
+                left -= out.write(chunk[:left])
+            out.flush()
+            os.fsync(out.fileno())
+        except OSError as exc:  # the running controller took some of what was left: full
+            if exc.errno != errno.ENOSPC:
+                raise
     return filler
 
 
