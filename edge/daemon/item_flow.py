@@ -31,7 +31,7 @@ from drivers.interfaces import (
 from edge.daemon.committer import Committer, InTransit, Judged
 from edge.daemon.dbworker import DbCalls
 from edge.daemon.failpoints import failpoint
-from edge.daemon.signals import Counts, LineOutputs, RateMeter
+from edge.daemon.signals import LineCounters, LineOutputs, RateMeter
 from edge.domain import codes as code_queries
 from edge.domain import flow
 from edge.domain.errors import DomainError, InvalidPayload
@@ -49,7 +49,7 @@ class ItemFlow:
 
     def __init__(self, line: Line, product: Product, label: BatchLabel, batch_id: int,
                  printer: Printer, reader: CodeReader, db: DbCalls, outputs: LineOutputs,
-                 counts: tuple[Counts, Counts], *, target: int | None,
+                 counters: LineCounters, *, target: int | None,
                  commissioned: int, on_alarm: Callable[[str, str, bool], None],
                  commit_times: Callable[[float], None] = lambda seconds: None) -> None:
         print_station = next(s for s in line.stations if isinstance(s, ItemPrintStation))
@@ -63,7 +63,7 @@ class ItemFlow:
         self.reader = reader
         self.db = db
         self.outputs = outputs
-        self.batch_counts, self.total_counts = counts
+        self.counters = counters
         self.station = print_station
         self.target = target
         self.commissioned = commissioned
@@ -182,8 +182,7 @@ class ItemFlow:
         self.seq += 1
         self.in_fifo += 1
         self.fifo.put_nowait(InTransit(self.seq, code_id, serial, time.monotonic()))
-        self.batch_counts.printed += 1
-        self.total_counts.printed += 1
+        self.counters.printed()
 
     async def _void(self, codes: list[flow.ReservedCode], reason: Reason, *,
                     sent: bool = True) -> None:
@@ -262,15 +261,11 @@ class ItemFlow:
         for j in judged:
             counted = j.item.code_id is not None
             if j.reject is None:
-                self.batch_counts.commissioned += 1
-                self.total_counts.commissioned += 1
+                self.counters.commissioned()
                 self.commissioned += 1
                 self.rate.add()
             else:
-                self.batch_counts.rejected += 1
-                self.total_counts.rejected += 1
-                self.batch_counts.rejected_by_reason[j.reject.label] += 1
-                self.total_counts.rejected_by_reason[j.reject.label] += 1
+                self.counters.rejected(j.reject.label)
             if counted:
                 self.unresolved -= 1
         self._changed.set()

@@ -26,18 +26,15 @@ from edge.daemon.packing_watch import PackingWatch
 from edge.daemon.packml import Command, CommandRefused, PackML, State
 from edge.daemon.pallet_station import PalletStation
 from edge.daemon.pool_watch import PoolWatch
-from edge.daemon.signals import Alarm, Counts, LineOutputs, NoOutputs
-from edge.daemon.snapshot import AlarmRecord, BatchInfo, Buffers, Counters, LineSnapshot
-from edge.daemon.stations import StationContext
+from edge.daemon.production import Production
+from edge.daemon.signals import Alarm, Counts, LineCounters, LineOutputs, NoOutputs
+from edge.daemon.snapshot import AlarmRecord, BatchInfo, Buffers, LineSnapshot
 from edge.domain import aggregation, batches
 from edge.domain.errors import DomainError
-from edge.domain.payloads import BatchLabel
 from edge.store.database import StorageFailure, Store
 from line_config.models import (
-    CasePackStation,
     ItemPrintStation,
     Line,
-    PalletBuildStation,
     SiteConfig,
 )
 
@@ -66,8 +63,7 @@ class LineRuntime:
         self.devices = Devices.build(line, decoding)
         self.connected = False
         self.batch: batches.Batch | None = None
-        self.batch_counts = Counts()
-        self.total_counts = Counts()
+        self.counters = LineCounters()
         self.alarms: deque[Alarm] = deque(maxlen=50)
         self.active_alarms: dict[str, str] = {}
         self.stop_reason = ""
@@ -97,7 +93,7 @@ class LineRuntime:
             batch=None if batch is None else BatchInfo(
                 batch.id, batch.lot, batch.product_id, batch.planned_qty, batch.started_at),
             rate=round(f.rate.rate(), 1) if f else 0.0, speed=self.line.speed,
-            counts=Counters(self.batch_counts.figures(), self.total_counts.figures()),
+            counts=self.counters.counters(),
             buffers=Buffers(
                 printer=self.devices.printer.pending,
                 buffer_ahead=next(s.buffer_ahead for s in self.line.stations
@@ -296,42 +292,17 @@ class LineRuntime:
             raise CommandRefused(f"line {self.line.id} has no running batch")
         self.batch = batch
         await self._load_counts()
-        product = self.config.product(batch.product_id)
-        label = BatchLabel(batch.lot, batch.expiry)
         commissioned = await self.db.call(lambda store: _items_counting(
             batches.report(store.read(), batch.id)))
-        counts = (self.batch_counts, self.total_counts)
         await self.outputs.numbering_restarted()  # before the new flow numbers any item
         self.storage = StorageGuard(self.db, lambda text: self.alarm("database", text, True))
-        flow = ItemFlow(self.line, product, label, batch.id, self.devices.printer,
-                        self.devices.reader, self.storage, self.outputs, counts,
-                        target=batch.planned_qty, commissioned=commissioned,
-                        on_alarm=self.alarm, commit_times=self.commit_times)
-        self.flow = flow
-        ctx = StationContext(self.line, product, label, batch.id, self.storage, self.outputs,
-                             counts,
-                             self.alarm, lambda: self._completing)
-        before = self.pallet_station if self.pallet_station is not None and \
-            self.pallet_station.ctx.batch_id == batch.id else None
-        self.case_station = self.pallet_station = None
-        for station in self.line.stations:
-            if isinstance(station, PalletBuildStation) and self.devices.pallet_reader:
-                bench = self.devices.bench_for(station)
-                self.pallet_station = PalletStation(
-                    ctx, bench, station.id, self.devices.pallet_reader,
-                    lambda: self.case_station is None or self.case_station.finished.is_set())
-        for station in self.line.stations:
-            if isinstance(station, CasePackStation) and self.devices.case_camera:
-                bench = self.devices.bench_for(station)
-                pallet = self.pallet_station
-                self.case_station = CaseStation(
-                    ctx, bench, station.id, self.devices.case_camera,
-                    pallet.case_sealed if pallet else (lambda serial: None))
-        if self.pallet_station is not None:
-            if before is not None:
-                self.pallet_station.carry_over(before)
-            else:
-                await self.pallet_station.load_open_pallet()
+        production = await Production.wire(
+            self.line, self.config.product(batch.product_id), batch, commissioned,
+            self.devices, self.storage, self.outputs, self.counters, self.alarm,
+            lambda: self._completing, self.commit_times, self.pallet_station)
+        flow = self.flow = production.flow
+        self.case_station, self.pallet_station = (production.case_station,
+                                                  production.pallet_station)
         self._completing = False
         self._production = asyncio.create_task(self._produce(), name=f"{self.line.id}-flow")
         printer = self.devices.printer
@@ -402,7 +373,7 @@ class LineRuntime:
         """Good items the running batch still needs to meet its plan (None: no plan)."""
         if self.batch is None or self.batch.planned_qty is None:
             return None
-        return max(0, self.batch.planned_qty - self.batch_counts.commissioned)
+        return max(0, self.batch.planned_qty - self.counters.batch.commissioned)
 
     def _pool_alarm(self, source: str, text: str) -> None:
         self.alarm(source, text, False, standing=True)
@@ -426,10 +397,10 @@ class LineRuntime:
         per_case = self.line.packaging.items_per_case
         watches = []
         if self.case_station is not None:
-            watches.append(PackingWatch(self.case_station, lambda: self.batch_counts.commissioned,
+            watches.append(PackingWatch(self.case_station, lambda: self.counters.batch.commissioned,
                                         flow.rate.rate, per_case))
         if self.pallet_station is not None:
-            watches.append(PackingWatch(self.pallet_station, lambda: self.batch_counts.cases,
+            watches.append(PackingWatch(self.pallet_station, lambda: self.counters.batch.cases,
                                         flow.rate.rate,
                                         per_case * self.line.packaging.cases_per_pallet))
         while True:
@@ -618,8 +589,7 @@ class LineRuntime:
                 batch.add_report(batches.report(conn, self.batch.id))
             return batch, total
         fresh_batch, fresh_total = await self.db.call(load)
-        self.batch_counts.reset_to(fresh_batch)
-        self.total_counts.reset_to(fresh_total)
+        self.counters.reload(fresh_batch, fresh_total)
 
 
 def _root(exc: BaseException) -> BaseException:

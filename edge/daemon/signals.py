@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from edge.daemon.snapshot import Figures
+from edge.daemon.snapshot import Counters, Figures
 from edge.domain import batches
 
 
@@ -82,6 +82,44 @@ class Counts:
         """The counters now, frozen."""
         return Figures(self.printed, self.commissioned, self.rejected, self.cases,
                        self.pallets, dict(self.rejected_by_reason))
+
+
+class LineCounters:
+    """A line's admin counters, this batch's and all batches', moved only by the events that
+    count (an item printed, judged, a container sealed) or reloaded from the database."""
+
+    def __init__(self) -> None:
+        self.batch = Counts()
+        self.total = Counts()
+
+    def printed(self) -> None:
+        self.batch.printed += 1
+        self.total.printed += 1
+
+    def commissioned(self) -> None:
+        self.batch.commissioned += 1
+        self.total.commissioned += 1
+
+    def rejected(self, reason: str) -> None:
+        for scope in (self.batch, self.total):
+            scope.rejected += 1
+            scope.rejected_by_reason[reason] += 1
+
+    def sealed(self, level: str) -> None:
+        for scope in (self.batch, self.total):
+            if level == "case":
+                scope.cases += 1
+            else:
+                scope.pallets += 1
+
+    def reload(self, batch: Counts, total: Counts) -> None:
+        """Take the database's figures (at start, at a new batch, after decommissioning)."""
+        self.batch.reset_to(batch)
+        self.total.reset_to(total)
+
+    def counters(self) -> Counters:
+        """Both scopes now, frozen."""
+        return Counters(self.batch.figures(), self.total.figures())
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from drivers.interfaces import CodeReader, LabelPrinter, ReadResult
 from drivers.labels.zpl_codec import LabelText, datamatrix_label, qr_label, sscc_label
 from drivers.registry import MultiReader
 from edge.daemon.dbworker import DbCalls
-from edge.daemon.signals import Counts, LineOutputs
+from edge.daemon.signals import LineCounters, LineOutputs
 from edge.domain import flow, station_packing
 from edge.domain.errors import DomainError, InvalidPayload
 from edge.domain.lifecycle import LEVEL_NUMBER, Reason
@@ -65,7 +65,7 @@ class StationContext:
     batch_id: int
     db: DbCalls
     outputs: LineOutputs
-    counts: tuple[Counts, Counts]
+    counters: LineCounters
     alarm: Callable[[str, str, bool], None]
     ending: Callable[[], bool]
 
@@ -183,11 +183,7 @@ class ContainerStation:
                           [flow.Verdict(code.id, Reason.NO_VERDICT)])
             raise StationHeld(f"{self.level} {code.serial} not sealed: {exc}") from None
         self.sealed += 1
-        for scope in self.ctx.counts:
-            if self.level == "case":
-                scope.cases += 1
-            else:
-                scope.pallets += 1
+        self.ctx.counters.sealed(self.level)
         log.info("sealed", extra={"line": self.ctx.line.id, "station": self.station_id,
                                   "batch": self.ctx.batch_id, "serial": code.serial,
                                   "children": len(children)})

@@ -83,5 +83,5 @@ async def test_suspend_keeps_the_printer_buffer_and_hold_refuses_start(tmp_path:
         await plc.wait_state(EXECUTE, within=10)
         await plc.wait_state(COMPLETE, within=60)
         run.check_alive()
-        assert runtime.batch_counts.commissioned == planned
+        assert runtime.counters.batch.commissioned == planned
         assert plc.rejected_no_verdict == 0
