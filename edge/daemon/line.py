@@ -22,11 +22,9 @@ from edge.daemon.case_station import CaseStation
 from edge.daemon.dbworker import DbWorker, StorageGuard
 from edge.daemon.devices import Devices, device_health
 from edge.daemon.item_flow import ItemFlow
-from edge.daemon.packing_watch import PackingWatch
 from edge.daemon.packml import Command, CommandRefused, PackML, State
 from edge.daemon.pallet_station import PalletStation
-from edge.daemon.pool_watch import PoolWatch
-from edge.daemon.production import Production
+from edge.daemon.production import Production, root_error
 from edge.daemon.signals import Alarm, Counts, LineCounters, LineOutputs, NoOutputs
 from edge.daemon.snapshot import AlarmRecord, BatchInfo, Buffers, LineSnapshot
 from edge.domain import aggregation, batches
@@ -43,7 +41,6 @@ log = logging.getLogger("codeline.line")
 CONNECT_TIMEOUT_S = 10.0
 PRE_EMPTING = (Command.STOP, Command.ABORT)
 DRAIN_TIMEOUT_S = 10.0
-WATCH_S = 1.0
 HALT_TIMEOUT_S = 8.0  # a label printed, read back and sealed
 FINISH_TIMEOUT_S = 120.0
 UNPACKED_REASON = "accepted but never packed: off the line before the case station"
@@ -264,7 +261,7 @@ class LineRuntime:
                 for name, device in self.devices.all.items():
                     tasks.create_task(connect(name, device))
         except BaseExceptionGroup as group:
-            raise _root(group) from None
+            raise root_error(group) from None
 
     async def _start_batch(self, ref: str) -> str:
         """Start a created or stopped batch (by id or lot) on this line."""
@@ -299,12 +296,14 @@ class LineRuntime:
         production = await Production.wire(
             self.line, self.config.product(batch.product_id), batch, commissioned,
             self.devices, self.storage, self.outputs, self.counters, self.alarm,
-            lambda: self._completing, self.commit_times, self.pallet_station)
+            lambda: self._completing, self.commit_times, self.pallet_station,
+            self.db.store.path)
         flow = self.flow = production.flow
         self.case_station, self.pallet_station = (production.case_station,
                                                   production.pallet_station)
         self._completing = False
-        self._production = asyncio.create_task(self._produce(), name=f"{self.line.id}-flow")
+        self._production = asyncio.create_task(production.run(self),
+                                                name=f"{self.line.id}-flow")
         printer = self.devices.printer
         try:
             if printer.configured_job:
@@ -323,92 +322,21 @@ class LineRuntime:
                 container.resume()
         self.packml.done()
 
-    async def _produce(self) -> None:
-        """The production tasks of the running batch. Should one of them fail unexpectedly,
-        the line does not stay in Execute judging nothing: the failure is logged with its
-        traceback, alarmed by name, and the line aborts (printer stopped and emptied, items
-        in transit rejected); Clear, Reset and Start bring it back with fresh tasks."""
-        try:
-            await self._production_tasks()
-        except Exception as exc:
-            if self.storage is not None and not self.storage.waiting and \
-                    isinstance(_root(exc), StorageFailure):
-                log.warning("production tasks ended: %s", _root(exc),
-                            extra={"line": self.line.id})
-                return  # the line is stopping or aborting already
-            text = f"production stopped: {_describe(exc)}"
-            log.error("%s", text, exc_info=exc, extra={
-                "line": self.line.id, "batch": self.batch.id if self.batch else None})
-            self.alarm("line", text, hold=False)  # not Hold: the line aborts instead
-            self.active_alarms["line"] = self.stop_reason = text
-            self._enqueue(Command.ABORT, "production task failed")
+    # --- what a running batch asks of its line (ProductionHost) ---
+    def in_execute(self) -> bool:
+        return self.packml.state is State.EXECUTE
 
-    async def _production_tasks(self) -> None:
-        flow = self.flow
-        assert flow is not None
-        # The pool watch only warns: it runs beside the production tasks, never among them,
-        # so nothing it meets can end or delay production.
-        watch = asyncio.create_task(PoolWatch(self.line, self.db.store.path, self._items_left,
-                                              self._pool_alarm).run(), name="pool-watch")
-        try:
-            await self._production_task_group(flow)
-        finally:
-            watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watch
+    async def complete(self) -> None:
+        self._enqueue("complete", None)
+        await self.settled()
 
-    async def _production_task_group(self, flow: ItemFlow) -> None:
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(flow.printer_events())
-            tasks.create_task(flow.feed())
-            tasks.create_task(flow.verify())
-            tasks.create_task(flow.committer.run())
-            tasks.create_task(self._watch_target())
-            tasks.create_task(self._watch_packing())
-            for station in (self.case_station, self.pallet_station):
-                if station is not None:
-                    tasks.create_task(station.run())
-
-    def _items_left(self) -> int | None:
-        """Good items the running batch still needs to meet its plan (None: no plan)."""
-        if self.batch is None or self.batch.planned_qty is None:
-            return None
-        return max(0, self.batch.planned_qty - self.counters.batch.commissioned)
-
-    def _pool_alarm(self, source: str, text: str) -> None:
+    def standing_alarm(self, source: str, text: str) -> None:
         self.alarm(source, text, False, standing=True)
 
-    async def _watch_target(self) -> None:
-        """Once the batch's target is met, complete it, as soon as the line is in Execute:
-        a target met while a Hold is queued or in force completes after the Unhold (a
-        completion asked in Held would otherwise be dropped and the line stay in Execute)."""
-        assert self.flow is not None
-        await self.flow.done.wait()
-        while True:
-            if self.packml.state is State.EXECUTE:
-                self._enqueue("complete", None)
-                await self.settled()
-            await asyncio.sleep(0.2)
-
-    async def _watch_packing(self) -> None:
-        """Alarm when a station stops working while its children pile up (PackingWatch)."""
-        flow = self.flow
-        assert flow is not None
-        per_case = self.line.packaging.items_per_case
-        watches = []
-        if self.case_station is not None:
-            watches.append(PackingWatch(self.case_station, lambda: self.counters.batch.commissioned,
-                                        flow.rate.rate, per_case))
-        if self.pallet_station is not None:
-            watches.append(PackingWatch(self.pallet_station, lambda: self.counters.batch.cases,
-                                        flow.rate.rate,
-                                        per_case * self.line.packaging.cases_per_pallet))
-        while True:
-            await asyncio.sleep(WATCH_S)
-            for watch in watches:
-                text = watch.tick(WATCH_S, self.packml.state is State.EXECUTE)
-                if text is not None:  # "" clears: the station packs again
-                    self.alarm(watch.station.station_id, text, False, standing=True)
+    def production_failed(self, text: str) -> None:
+        self.alarm("line", text, hold=False)  # not Hold: the line aborts instead
+        self.active_alarms["line"] = self.stop_reason = text
+        self._enqueue(Command.ABORT, "production task failed")
 
     async def _holding(self) -> None:
         if self.flow is not None:
@@ -590,19 +518,6 @@ class LineRuntime:
             return batch, total
         fresh_batch, fresh_total = await self.db.call(load)
         self.counters.reload(fresh_batch, fresh_total)
-
-
-def _root(exc: BaseException) -> BaseException:
-    """The first real error inside ``exc`` (task groups wrap what failed)."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
-
-
-def _describe(exc: BaseException) -> str:
-    """The first real error inside ``exc``, as type: text."""
-    first = _root(exc)
-    return f"{type(first).__name__}: {first}"
 
 
 def _items_counting(report: batches.BatchReport) -> int:

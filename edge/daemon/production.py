@@ -4,36 +4,70 @@ the line's devices, database calls and outputs. Built at every Start; the PackML
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 from edge.daemon.case_station import CaseStation
 from edge.daemon.dbworker import StorageGuard
 from edge.daemon.devices import Devices
 from edge.daemon.item_flow import ItemFlow
+from edge.daemon.packing_watch import PackingWatch
 from edge.daemon.pallet_station import PalletStation
+from edge.daemon.pool_watch import PoolWatch
 from edge.daemon.signals import LineCounters, LineOutputs
 from edge.daemon.stations import StationContext
 from edge.domain import batches
 from edge.domain.payloads import BatchLabel
+from edge.store.database import StorageFailure
 from line_config.models import CasePackStation, Line, PalletBuildStation, Product
+
+log = logging.getLogger("codeline.line")
+
+WATCH_S = 1.0
+
+
+class ProductionHost(Protocol):
+    """What a running batch asks of its line."""
+
+    def in_execute(self) -> bool: ...
+
+    async def complete(self) -> None:
+        """Ask the line to complete the batch and wait until the command is settled."""
+        ...
+
+    def standing_alarm(self, source: str, text: str) -> None:
+        """Show (``text``) or clear ("") an alarm that never holds the line."""
+        ...
+
+    def production_failed(self, text: str) -> None:
+        """A production task failed: alarm and abort the line."""
+        ...
 
 
 @dataclass
 class Production:
     """One batch's flow and stations."""
 
+    line: Line
     batch: batches.Batch
     flow: ItemFlow
     case_station: CaseStation | None
     pallet_station: PalletStation | None
+    storage: StorageGuard
+    counters: LineCounters
+    db_path: Path
 
     @classmethod
     async def wire(cls, line: Line, product: Product, batch: batches.Batch, commissioned: int,
                    devices: Devices, storage: StorageGuard, outputs: LineOutputs,
                    counters: LineCounters, alarm: Callable[[str, str, bool], None],
                    ending: Callable[[], bool], commit_times: Callable[[float], None],
-                   previous_pallet: PalletStation | None) -> Production:
+                   previous_pallet: PalletStation | None, db_path: Path) -> Production:
         """The flow and stations of ``batch``. A pallet station of the same batch (a Start
         after Stop) hands its open pallet over; otherwise the open pallet is loaded from
         the database."""
@@ -61,4 +95,91 @@ class Production:
                 pallet_station.carry_over(previous_pallet)
             else:
                 await pallet_station.load_open_pallet()
-        return cls(batch, flow, case_station, pallet_station)
+        return cls(line, batch, flow, case_station, pallet_station, storage, counters,
+                   db_path)
+
+    async def run(self, host: ProductionHost) -> None:
+        """The batch's production tasks, until cancelled. Should one of them fail
+        unexpectedly, the line does not stay in Execute judging nothing: the failure is
+        logged with its traceback and the host aborts the line (printer stopped and
+        emptied, items in transit rejected); Clear, Reset and Start bring it back with fresh
+        tasks."""
+        # The pool watch only warns: it runs beside the production tasks, never among them,
+        # so nothing it meets can end or delay production.
+        watch = asyncio.create_task(PoolWatch(self.line, self.db_path, self.items_left,
+                                              host.standing_alarm).run(), name="pool-watch")
+        try:
+            await self._tasks(host)
+        except Exception as exc:
+            if not self.storage.waiting and isinstance(root_error(exc), StorageFailure):
+                log.warning("production tasks ended: %s", root_error(exc),
+                            extra={"line": self.line.id})
+                return  # the line is stopping or aborting already
+            text = f"production stopped: {describe_error(exc)}"
+            log.error("%s", text, exc_info=exc, extra={"line": self.line.id,
+                                                       "batch": self.batch.id})
+            host.production_failed(text)
+        finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+
+    async def _tasks(self, host: ProductionHost) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.flow.printer_events())
+            tasks.create_task(self.flow.feed())
+            tasks.create_task(self.flow.verify())
+            tasks.create_task(self.flow.committer.run())
+            tasks.create_task(self._watch_target(host))
+            tasks.create_task(self._watch_packing(host))
+            for station in (self.case_station, self.pallet_station):
+                if station is not None:
+                    tasks.create_task(station.run())
+
+    def items_left(self) -> int | None:
+        """Good items the batch still needs to meet its plan (None: no plan)."""
+        if self.batch.planned_qty is None:
+            return None
+        return max(0, self.batch.planned_qty - self.counters.batch.commissioned)
+
+    async def _watch_target(self, host: ProductionHost) -> None:
+        """Once the batch's target is met, complete it, as soon as the line is in Execute:
+        a target met while a Hold is queued or in force completes after the Unhold (a
+        completion asked in Held would otherwise be dropped and the line stay in Execute)."""
+        await self.flow.done.wait()
+        while True:
+            if host.in_execute():
+                await host.complete()
+            await asyncio.sleep(0.2)
+
+    async def _watch_packing(self, host: ProductionHost) -> None:
+        """Alarm when a station stops working while its children pile up (PackingWatch)."""
+        per_case = self.line.packaging.items_per_case
+        watches = []
+        if self.case_station is not None:
+            watches.append(PackingWatch(self.case_station,
+                                        lambda: self.counters.batch.commissioned,
+                                        self.flow.rate.rate, per_case))
+        if self.pallet_station is not None:
+            watches.append(PackingWatch(self.pallet_station, lambda: self.counters.batch.cases,
+                                        self.flow.rate.rate,
+                                        per_case * self.line.packaging.cases_per_pallet))
+        while True:
+            await asyncio.sleep(WATCH_S)
+            for watch in watches:
+                text = watch.tick(WATCH_S, host.in_execute())
+                if text is not None:  # "" clears: the station packs again
+                    host.standing_alarm(watch.station.station_id, text)
+
+
+def root_error(exc: BaseException) -> BaseException:
+    """The first real error inside ``exc`` (task groups wrap what failed)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def describe_error(exc: BaseException) -> str:
+    """The first real error inside ``exc``, as type: text."""
+    first = root_error(exc)
+    return f"{type(first).__name__}: {first}"
