@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import socket
 from collections.abc import AsyncIterator
@@ -18,7 +19,12 @@ _handed_out: set[int] = set()
 
 def _outside_ephemeral() -> tuple[int, int]:
     """Ports the kernel never gives outgoing connections nor ``bind(0)``: below its
-    ephemeral range (or above it, should that start low)."""
+    ephemeral range (or above it, should that start low). ``CODELINE_PORT_RANGE=LOW-HIGH``
+    narrows it, so that test runners working in parallel never choose the same port."""
+    narrowed = os.environ.get("CODELINE_PORT_RANGE", "")
+    if narrowed:
+        low_text, _, high_text = narrowed.partition("-")
+        return int(low_text), int(high_text)
     try:
         text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
         low, high = int(text[0]), int(text[1])

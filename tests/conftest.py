@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import hashlib
 import inspect
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -33,6 +34,15 @@ lines:
       pallet: {symbology: sscc, extension_digit: 3, company_prefix: "6901234"}
     packaging: {items_per_case: 4, cases_per_pallet: 2}
 """
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker chooses loopback ports from its own slice, so two
+    tests running at once never pick the same one (sync.serving.free_port)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and worker[2:].isdigit():
+        n = int(worker[2:])
+        os.environ["CODELINE_PORT_RANGE"] = f"{10_000 + n * 5_000}-{14_999 + n * 5_000}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
