@@ -1,16 +1,20 @@
 """Device throughput against the simulators: ``python -m bench.devices``.
 
 Prints CLARiTY print confirmations/s over TCP, WSI prints/s over a pty paced at 115200 baud
-with the share of the link's frame budget it uses, decode frames/s per backend for 640×480
-single-code frames, and ms per 24-code case image.
+with the share of the link's frame budget it uses (the simulated printer runs in its own
+process, ``codeline sim wsi``, as a real one would: it does not share the driver's event
+loop), decode frames/s per backend for 640×480 single-code frames, and ms per 24-code case
+image. ``--only clarity|wsi|decoding`` runs one of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
+import sys
 import time
 
 from drivers.interfaces import Printed
@@ -21,8 +25,6 @@ from line_config.devices import ClarityPrinter as ClarityConfig
 from line_config.devices import WsiPrinter as WsiConfig
 from simulators.camera import CameraSettings, compose
 from simulators.clarity import ClarityPrinterSim, ClaritySettings
-from simulators.transports import PacedPty
-from simulators.wsi import WsiPrinterSim, WsiSettings
 
 GS = "\x1d"
 
@@ -73,16 +75,23 @@ async def clarity(n: int) -> None:
 
 
 async def wsi(n: int, baud: int) -> None:
-    sim = WsiPrinterSim(WsiSettings(print_on_update=True, baud=baud))
-    path = await sim.serve_pty()
+    sim = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from edge.cli.main import run; run()", "sim", "wsi",
+        "--set", "print_on_update=true", "--set", f"baud={baud}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "200"})
+    assert sim.stdout is not None
+    async with asyncio.timeout(30):
+        said = (await sim.stdout.readline()).decode()
+    if "listening on " not in said:
+        raise RuntimeError(f"the WSI simulator did not start: {said}")
+    path = said.rsplit("listening on ", 1)[1].strip()
     driver = WsiPrinter(WsiConfig(id="bench", driver="wsi", message="M", counter_poll_ms=1,
                                   transport={"kind": "serial", "port": path,
                                              "baudrate": baud}))
     await driver.connect(attempts=3)
     await driver.start()
-    pty = sim.listener
-    assert isinstance(pty, PacedPty)
-    bytes_before = pty.bytes_in + pty.bytes_out
+    bytes_before = driver.bytes_sent + driver.bytes_received
     codes = [f"C{i:07d}" for i in range(n)]
     start = time.perf_counter()
     await driver.send(codes)
@@ -91,14 +100,15 @@ async def wsi(n: int, baud: int) -> None:
         if isinstance(await driver.event_stream.next(10), Printed):
             done += 1
     took = time.perf_counter() - start
-    used = pty.bytes_in + pty.bytes_out - bytes_before
+    used = driver.bytes_sent + driver.bytes_received - bytes_before
     per_print = used / n
     budget = baud / 10 / per_print
     rate = n / took
     print(f"WSI over pty @ {baud}   {rate:>8,.0f} prints/s  ({per_print:.0f} bytes a print "
           f"both ways; the link allows {budget:,.0f}/s: {rate / budget:.0%} of the budget)")
     await driver.close()
-    await sim.stop()
+    sim.terminate()
+    await sim.wait()
 
 
 def decoding(frames: int) -> None:
@@ -143,10 +153,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--prints", type=int, default=20_000)
     parser.add_argument("--frames", type=int, default=200)
+    parser.add_argument("--only", choices=("clarity", "wsi", "decoding"))
     args = parser.parse_args()
-    asyncio.run(clarity(args.prints))
-    asyncio.run(wsi(max(200, args.prints // 40), 115200))
-    decoding(args.frames)
+    if args.only in (None, "clarity"):
+        asyncio.run(clarity(args.prints))
+    if args.only in (None, "wsi"):
+        asyncio.run(wsi(max(200, args.prints // 40), 115200))
+    if args.only in (None, "decoding"):
+        decoding(args.frames)
 
 
 if __name__ == "__main__":

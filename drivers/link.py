@@ -133,6 +133,7 @@ class StreamDevice(DeviceLink):
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self._pump_task: asyncio.Task[None] | None = None
+        self.bytes_received = 0
 
     async def open_link(self) -> None:
         self.reader, self.writer = await self.opener()
@@ -147,6 +148,7 @@ class StreamDevice(DeviceLink):
         data = await self.reader.read(size)
         if not data:
             raise ConnectionLost(f"{self.name} closed the link")
+        self.bytes_received += len(data)
         return data
 
     def write(self, data: bytes) -> None:
