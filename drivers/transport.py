@@ -95,26 +95,6 @@ class Availability:
         self.up = False
 
 
-async def connect_with_backoff(
-    opener: Opener, backoff: Backoff, availability: Availability, attempts: int | None = None
-) -> Stream:
-    """Open a connection, retrying with backoff; ``attempts`` None = until cancelled."""
-    tried = 0
-    while True:
-        try:
-            stream = await opener()
-        except ConnectionLost as exc:
-            availability.went_down(str(exc))
-            tried += 1
-            if attempts is not None and tried >= attempts:
-                raise
-            await asyncio.sleep(backoff.next_delay())
-            continue
-        backoff.reset()
-        availability.went_up()
-        return stream
-
-
 async def stop_task(task: asyncio.Task[None] | None) -> None:
     """Cancel a background task and wait until it has ended."""
     if task is None:

@@ -49,7 +49,7 @@ class Committer:
 
     def __init__(self, db: DbCalls, batch_id: int, every: int, ms: int,
                  committed: Callable[[list[Judged]], Awaitable[None]],
-                 commit_times: Callable[[float], None] = lambda seconds: None) -> None:
+                 commit_times: Callable[[float], None]) -> None:
         self.db = db
         self.batch_id = batch_id
         self.every = every

@@ -51,7 +51,7 @@ class ItemFlow:
                  printer: Printer, reader: CodeReader, db: DbCalls, outputs: LineOutputs,
                  counters: LineCounters, *, target: int | None,
                  commissioned: int, on_alarm: Callable[[str, str, bool], None],
-                 commit_times: Callable[[float], None] = lambda seconds: None) -> None:
+                 commit_times: Callable[[float], None]) -> None:
         print_station = next(s for s in line.stations if isinstance(s, ItemPrintStation))
         verify_station = next(s for s in line.stations if isinstance(s, ItemVerifyStation))
         self.line = line

@@ -24,12 +24,12 @@ from edge.daemon.devices import Devices, device_health
 from edge.daemon.item_flow import ItemFlow
 from edge.daemon.packml import Command, CommandRefused, PackML, State
 from edge.daemon.pallet_station import PalletStation
-from edge.daemon.production import Production, root_error
+from edge.daemon.production import DRAIN_TIMEOUT_S, Production, Station, root_error
 from edge.daemon.signals import Alarm, Counts, LineCounters, LineOutputs, NoOutputs
 from edge.daemon.snapshot import AlarmRecord, BatchInfo, Buffers, LineSnapshot
 from edge.domain import aggregation, batches
 from edge.domain.errors import DomainError
-from edge.store.database import StorageFailure, Store
+from edge.store.database import Store
 from line_config.models import (
     ItemPrintStation,
     Line,
@@ -40,8 +40,6 @@ log = logging.getLogger("codeline.line")
 
 CONNECT_TIMEOUT_S = 10.0
 PRE_EMPTING = (Command.STOP, Command.ABORT)
-DRAIN_TIMEOUT_S = 10.0
-HALT_TIMEOUT_S = 8.0  # a label printed, read back and sealed
 FINISH_TIMEOUT_S = 120.0
 UNPACKED_REASON = "accepted but never packed: off the line before the case station"
 
@@ -50,7 +48,7 @@ class LineRuntime:
     """The runtime of one configured line."""
 
     def __init__(self, config: SiteConfig, line: Line, db: DbWorker, decoding: DecodePool,
-                 commit_times: Callable[[float], None] = lambda seconds: None) -> None:
+                 commit_times: Callable[[float], None]) -> None:
         self.config = config
         self.commit_times = commit_times
         self.line = line
@@ -64,13 +62,9 @@ class LineRuntime:
         self.alarms: deque[Alarm] = deque(maxlen=50)
         self.active_alarms: dict[str, str] = {}
         self.stop_reason = ""
-        self.flow: ItemFlow | None = None
-        self.storage: StorageGuard | None = None
-        self.case_station: CaseStation | None = None
-        self.pallet_station: PalletStation | None = None
+        self.production: Production | None = None  # the running (or last) batch's
         self._commands: asyncio.Queue[tuple[Command | str, str | None,
                                             asyncio.Future[str]]] = asyncio.Queue()
-        self._production: asyncio.Task[None] | None = None
         self._acting: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._batch_lock = asyncio.Lock()
@@ -80,6 +74,25 @@ class LineRuntime:
     @property
     def state(self) -> State:
         return self.packml.state
+
+    @property
+    def flow(self) -> ItemFlow | None:
+        return self.production.flow if self.production else None
+
+    @property
+    def storage(self) -> StorageGuard | None:
+        return self.production.storage if self.production else None
+
+    @property
+    def case_station(self) -> CaseStation | None:
+        return self.production.case_station if self.production else None
+
+    @property
+    def pallet_station(self) -> PalletStation | None:
+        return self.production.pallet_station if self.production else None
+
+    def _stations(self) -> list[Station]:
+        return self.production.stations if self.production else []
 
     def snapshot(self) -> LineSnapshot:
         f = self.flow
@@ -292,18 +305,16 @@ class LineRuntime:
         commissioned = await self.db.call(lambda store: _items_counting(
             batches.report(store.read(), batch.id)))
         await self.outputs.numbering_restarted()  # before the new flow numbers any item
-        self.storage = StorageGuard(self.db, lambda text: self.alarm("database", text, True))
+        storage = StorageGuard(self.db, lambda text: self.alarm("database", text, True))
         production = await Production.wire(
             self.line, self.config.product(batch.product_id), batch, commissioned,
-            self.devices, self.storage, self.outputs, self.counters, self.alarm,
+            self.devices, storage, self.outputs, self.counters, self.alarm,
             lambda: self._completing, self.commit_times, self.pallet_station,
             self.db.store.path)
-        flow = self.flow = production.flow
-        self.case_station, self.pallet_station = (production.case_station,
-                                                  production.pallet_station)
+        self.production = production
+        flow = production.flow
         self._completing = False
-        self._production = asyncio.create_task(production.run(self),
-                                                name=f"{self.line.id}-flow")
+        production.start(self)
         printer = self.devices.printer
         try:
             if printer.configured_job:
@@ -317,9 +328,8 @@ class LineRuntime:
             raise CommandRefused(f"printer did not start: {exc}") from None
         flow.feeding = True
         flow.kick()
-        for container in (self.case_station, self.pallet_station):
-            if container is not None:
-                container.resume()
+        for container in production.stations:
+            container.resume()
         self.packml.done()
 
     # --- what a running batch asks of its line (ProductionHost) ---
@@ -384,8 +394,8 @@ class LineRuntime:
     def _resume_stations(self) -> None:
         self.active_alarms.clear()
         self.stop_reason = ""
-        for station in (self.case_station, self.pallet_station):
-            if station is not None and station.held is not None:
+        for station in self._stations():
+            if station.held is not None:
                 station.resume()
 
     async def _complete_work(self) -> None:
@@ -399,13 +409,12 @@ class LineRuntime:
         flow.feeding = False
         await flow.drain(DRAIN_TIMEOUT_S)
         self._completing = True
-        for station in (self.case_station, self.pallet_station):
-            if station is not None:
-                try:
-                    async with asyncio.timeout(FINISH_TIMEOUT_S):
-                        await station.finished.wait()
-                except TimeoutError:
-                    self.alarm(station.station_id, "did not finish the last container", False)
+        for station in self._stations():
+            try:
+                async with asyncio.timeout(FINISH_TIMEOUT_S):
+                    await station.finished.wait()
+            except TimeoutError:
+                self.alarm(station.station_id, "did not finish the last container", False)
         await self._wind_down()
         batch_id = self.batch.id
         if self.case_station is not None and self.case_station.finished.is_set():
@@ -432,60 +441,23 @@ class LineRuntime:
 
     async def _wind_down(self) -> None:
         """Stop printing, judge what is in transit, void what the printer still holds."""
-        flow = self.flow
-        printer = self.devices.printer
-        if flow is not None:
-            flow.feeding = False
-        with contextlib.suppress(DriverError):
-            await printer.stop()
-        if flow is not None:
-            try:
-                if not await flow.drain(DRAIN_TIMEOUT_S):
-                    await flow.abandon_in_transit()
-                with contextlib.suppress(DriverError):
-                    await printer.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(DRAIN_TIMEOUT_S):
-                        await flow.settled(lambda: not flow.sent)
-                await flow.void_unsent()
-            except StorageFailure as exc:
-                # recover() at the next start settles them: printed without a verdict is
-                # rejected (so did the gate), sent and never printed is void
-                self.alarm("database", f"{exc}: the items in transit are settled when the "
-                           "controller next starts", False, standing=True)
-        await self._halt_production()
+        if self.production is None:
+            with contextlib.suppress(DriverError):
+                await self.devices.printer.stop()
+            return
+        await self.production.wind_down(self)
 
     async def _halt_production(self) -> None:
-        """End the production tasks; the stations first end the step they are in."""
-        if self._production is not None:
-            for station in (self.case_station, self.pallet_station):
-                if station is not None and not await station.halt(HALT_TIMEOUT_S):
-                    log.warning("station did not reach a safe point: halted mid-step",
-                                extra={"line": self.line.id, "station": station.station_id})
-            self._production.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._production
-            self._production = None
+        if self.production is not None:
+            await self.production.halt()
 
     async def _aborting(self) -> None:
-        if self.storage is not None:
-            self.storage.stop_waiting()
-        flow = self.flow
-        if flow is not None:
-            flow.feeding = False
-        with contextlib.suppress(DriverError):
-            await self.devices.printer.stop()
-            await self.devices.printer.clear()
-        if flow is not None:
-            with contextlib.suppress(Exception):
-                await flow.abandon_in_transit()
-        await self._halt_production()
-        if flow is not None:
-            try:
-                await flow.void_abandoned()
-            except StorageFailure as exc:  # recover() at the next start voids them
-                log.warning("codes left to the next start: %s", exc,
-                            extra={"line": self.line.id})
+        if self.production is None:
+            with contextlib.suppress(DriverError):
+                await self.devices.printer.stop()
+                await self.devices.printer.clear()
+        else:
+            await self.production.abort()
         self.packml.done()
 
     async def _clearing(self) -> None:

@@ -17,6 +17,7 @@ from edge.daemon.snapshot import LineSnapshot
 from edge.domain import pool
 from edge.store.database import Store
 from line_config.models import LEVELS, Level
+from sync import push
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 COMMIT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -36,8 +37,6 @@ class StoreFigures:
 
 def read_store(db_path: Path, line_ids: Iterable[str]) -> StoreFigures:
     """One read-only pass over the database (blocking: run it in a thread)."""
-    from sync import push
-
     with Store(db_path, cache_mb=8, read_only=True) as store:
         conn = store.read()
         pools = {(line_id, level): pool.available_count(conn, line_id, level)

@@ -8,10 +8,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from drivers.errors import DriverError
 from edge.daemon.case_station import CaseStation
 from edge.daemon.dbworker import StorageGuard
 from edge.daemon.devices import Devices
@@ -29,6 +30,9 @@ from line_config.models import CasePackStation, Line, PalletBuildStation, Produc
 log = logging.getLogger("codeline.line")
 
 WATCH_S = 1.0
+DRAIN_TIMEOUT_S = 10.0
+Station = CaseStation | PalletStation
+HALT_TIMEOUT_S = 8.0  # a label printed, read back and sealed
 
 
 class ProductionHost(Protocol):
@@ -61,6 +65,11 @@ class Production:
     storage: StorageGuard
     counters: LineCounters
     db_path: Path
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def stations(self) -> list[Station]:
+        return [s for s in (self.case_station, self.pallet_station) if s is not None]
 
     @classmethod
     async def wire(cls, line: Line, product: Product, batch: batches.Batch, commissioned: int,
@@ -98,6 +107,63 @@ class Production:
         return cls(line, batch, flow, case_station, pallet_station, storage, counters,
                    db_path)
 
+    def start(self, host: ProductionHost) -> None:
+        """Run the production tasks in the background (until :meth:`halt`)."""
+        self.task = asyncio.create_task(self.run(host), name=f"{self.line.id}-flow")
+
+    async def halt(self) -> None:
+        """End the production tasks; the stations first end the step they are in."""
+        if self.task is None:
+            return
+        for station in self.stations:
+            if not await station.halt(HALT_TIMEOUT_S):
+                log.warning("station did not reach a safe point: halted mid-step",
+                            extra={"line": self.line.id, "station": station.station_id})
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        self.task = None
+
+    async def wind_down(self, host: ProductionHost) -> None:
+        """Stop printing, judge what is in transit, void what the printer still holds, then
+        halt."""
+        flow = self.flow
+        flow.feeding = False
+        with contextlib.suppress(DriverError):
+            await flow.printer.stop()
+        try:
+            if not await flow.drain(DRAIN_TIMEOUT_S):
+                await flow.abandon_in_transit()
+            with contextlib.suppress(DriverError):
+                await flow.printer.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                    await flow.settled(lambda: not flow.sent)
+            await flow.void_unsent()
+        except StorageFailure as exc:
+            # recover() at the next start settles them: printed without a verdict is
+            # rejected (so did the gate), sent and never printed is void
+            host.standing_alarm("database", f"{exc}: the items in transit are settled when "
+                                "the controller next starts")
+        await self.halt()
+
+    async def abort(self) -> None:
+        """Printer stopped and emptied, items in transit rejected, tasks halted, the codes
+        the printer held voided."""
+        self.storage.stop_waiting()
+        flow = self.flow
+        flow.feeding = False
+        with contextlib.suppress(DriverError):
+            await flow.printer.stop()
+            await flow.printer.clear()
+        with contextlib.suppress(Exception):
+            await flow.abandon_in_transit()
+        await self.halt()
+        try:
+            await flow.void_abandoned()
+        except StorageFailure as exc:  # recover() at the next start voids them
+            log.warning("codes left to the next start: %s", exc, extra={"line": self.line.id})
+
     async def run(self, host: ProductionHost) -> None:
         """The batch's production tasks, until cancelled. Should one of them fail
         unexpectedly, the line does not stay in Execute judging nothing: the failure is
@@ -132,9 +198,8 @@ class Production:
             tasks.create_task(self.flow.committer.run())
             tasks.create_task(self._watch_target(host))
             tasks.create_task(self._watch_packing(host))
-            for station in (self.case_station, self.pallet_station):
-                if station is not None:
-                    tasks.create_task(station.run())
+            for station in self.stations:
+                tasks.create_task(station.run())
 
     def items_left(self) -> int | None:
         """Good items the batch still needs to meet its plan (None: no plan)."""
