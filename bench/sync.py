@@ -28,8 +28,8 @@ from bench.store import SITE, packed_pallets, produce
 from edge.domain import flow, shipments
 from edge.store.database import Store, now_ms
 from line_config.loading import parse_config
+from line_config.standards import standards_dir
 from simulators.epcis_repository import create_app as create_repository
-from simulators.standards import standards_dir
 from sync import epcis, keys, manifest, push, tokens
 from sync.serving import free_port, serve
 

@@ -28,6 +28,12 @@ class PlcServer(Strict):
     trusted_certs_dir: str | None = Field(
         default=None, description="folder of the client certificates (DER or PEM) to trust")
     cert_dir: str = "pki"
+    packml_nodeset: str | None = Field(
+        default=None,
+        description="the OPC 30050 PackML nodeset (Opc.Ua.PackML.NodeSet2.xml) the line's "
+                    "PackML unit is built from; default: opcua/PackML/ in the standards "
+                    "folder (CODELINE_STANDARDS_DIR). Without it the server serves the "
+                    "codeline nodes only, with a standing alarm")
 
     @model_validator(mode="after")
     def _no_silent_insecure(self) -> PlcServer:

@@ -32,10 +32,10 @@ from pydantic import Field
 
 from drivers.opcua.link import loaded_type, numeric_node
 from drivers.transport import stop_task
+from line_config.standards import standard_file
 from simulators.items import ItemStream
 from simulators.opcua_device import OpcUaDeviceSim
 from simulators.reading import Rate, ReaderFaults, what_is_read
-from simulators.standards import standard_file
 
 AUTOID_URI = "http://opcfoundation.org/UA/AutoID/"
 DI_URI = "http://opcfoundation.org/UA/DI/"

@@ -19,3 +19,7 @@ class ControllerAlreadyRunning(StartRefused):
 
 class AddressInUse(StartRefused):
     """A port the controller must listen on is taken by another program."""
+
+
+class PackMLModelMissing(PlcConfigError):
+    """The configured OPC 30050 nodeset for the line's PackML unit is not there."""

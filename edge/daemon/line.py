@@ -61,6 +61,8 @@ class LineRuntime:
         self.counters = LineCounters()
         self.alarms: deque[Alarm] = deque(maxlen=50)
         self.active_alarms: dict[str, str] = {}
+        self.warnings: set[str] = set()  # active alarms that do not hold the line
+        self.speed = line.speed  # items per second the line is asked to run at
         self.stop_reason = ""
         self.production: Production | None = None  # the running (or last) batch's
         self._commands: asyncio.Queue[tuple[Command | str, str | None,
@@ -102,7 +104,7 @@ class LineRuntime:
             state_name=self.packml.state.label,
             batch=None if batch is None else BatchInfo(
                 batch.id, batch.lot, batch.product_id, batch.planned_qty, batch.started_at),
-            rate=round(f.rate.rate(), 1) if f else 0.0, speed=self.line.speed,
+            rate=round(f.rate.rate(), 1) if f else 0.0, speed=self.speed,
             counts=self.counters.counters(),
             buffers=Buffers(
                 printer=self.devices.printer.pending,
@@ -113,7 +115,9 @@ class LineRuntime:
             devices={name: device_health(dev) for name, dev in self.devices.all.items()},
             alarms=tuple(AlarmRecord(a.source, a.text, round(a.at * 1000), a.active)
                          for a in list(self.alarms)[-10:]),
-            active_alarms=dict(self.active_alarms), stop_reason=self.stop_reason)
+            active_alarms=dict(self.active_alarms),
+            warnings=tuple(sorted(self.warnings & self.active_alarms.keys())),
+            stop_reason=self.stop_reason)
 
     # --- commands ---
     async def command(self, command: Command | str, argument: str | None = None) -> str:
@@ -130,6 +134,8 @@ class LineRuntime:
         if command == "start_batch":
             async with self._batch_lock:
                 return await self._start_batch(argument or "")
+        if command == "complete" and self.packml.state is not State.EXECUTE:
+            raise CommandRefused(f"ToComplete is not accepted in state {self.packml.state.label}")
         if isinstance(command, Command) and self._busy():
             if not self.packml.allowed(command):
                 raise CommandRefused(
@@ -166,6 +172,10 @@ class LineRuntime:
         self.alarms.append(Alarm(source, text, time.time()))
         if hold or standing:
             self.active_alarms[source] = text
+        if hold:
+            self.warnings.discard(source)
+        elif standing:
+            self.warnings.add(source)
         log.warning("alarm: %s", text, extra={"line": self.line.id, "station": source,
                                               "batch": self.batch.id if self.batch else None})
         self.outputs.changed()

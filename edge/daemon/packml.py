@@ -7,6 +7,8 @@ state that follows. Alarms hold the line from inside (Execute → Holding).
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -94,10 +96,31 @@ class CommandRefused(Exception):
 
 @dataclass
 class PackML:
-    """One line's state, with the history of its last transitions."""
+    """One line's state, with the history of its last transitions and the time it spent in
+    each state (OPC 30050 Admin.StateCurrentTime / StateCumulativeTime)."""
 
     state: State = State.STOPPED
     history: list[tuple[State, State, str]] = field(default_factory=list)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    requested: State | None = None  # where the last command led
+    entered_at: float = field(init=False)
+    reset_at: float = field(init=False)  # the last Reset (or the controller's start)
+    cumulative: dict[State, float] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.entered_at = self.reset_at = self.clock()
+
+    def seconds_in_state(self) -> float:
+        return self.clock() - self.entered_at
+
+    def seconds_per_state(self) -> dict[State, float]:
+        """Time spent in every state since the controller started, the current stint too."""
+        spent = dict(self.cumulative)
+        spent[self.state] = spent.get(self.state, 0.0) + self.seconds_in_state()
+        return spent
+
+    def seconds_since_reset(self) -> float:
+        return self.clock() - self.reset_at
 
     def allowed(self, command: Command) -> bool:
         return self.state in TRANSITIONS[command]
@@ -109,6 +132,9 @@ class PackML:
             raise CommandRefused(
                 f"{command.label} is not accepted in state {self.state.label}"
             )
+        self.requested = target
+        if command is Command.RESET:
+            self.reset_at = self.clock()
         return self._go(target, why or command.label)
 
     def done(self) -> State:
@@ -137,5 +163,8 @@ class PackML:
     def _go(self, target: State, why: str) -> State:
         self.history.append((self.state, target, why))
         del self.history[:-50]
+        now = self.clock()
+        self.cumulative[self.state] = self.cumulative.get(self.state, 0.0) + now - self.entered_at
+        self.entered_at = now
         self.state = target
         return target

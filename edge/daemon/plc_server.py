@@ -27,10 +27,11 @@ from asyncua.server.server import Server
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.status_codes import StatusCodes
 
-from edge.daemon.errors import AddressInUse
+from edge.daemon.errors import AddressInUse, PackMLModelMissing
 from edge.daemon.failpoints import failpoint
 from edge.daemon.line import LineRuntime
 from edge.daemon.packml import Command, CommandRefused
+from edge.daemon.plc_packml import NODESET, PackMLUnit
 from edge.daemon.plc_security import (
     APP_URI,
     POLICIES,
@@ -44,6 +45,7 @@ from edge.daemon.plc_security import (
 )
 from edge.domain.errors import DomainError
 from line_config.plc import PlcServer
+from line_config.standards import standards_dir
 
 log = logging.getLogger("codeline.plc")
 
@@ -67,10 +69,12 @@ DESCRIPTIONS = {
 class LineNode:
     """One line's objects in the server; implements :class:`LineOutputs` for the runtime."""
 
-    def __init__(self, server: Server, ns: int, line: LineRuntime) -> None:
+    def __init__(self, server: Server, ns: int, line: LineRuntime,
+                 unit: PackMLUnit | None = None) -> None:
         self.server = server
         self.ns = ns
         self.line = line
+        self.unit = unit
         self.vars: dict[str, Any] = {}
         self.recent: deque[int] = deque(maxlen=RECENT_REJECTS)
         self.judged_through = 0
@@ -85,9 +89,13 @@ class LineNode:
     def node_id(self, name: str) -> ua.NodeId:
         return ua.NodeId.from_string(f"ns={self.ns};s={self.line.line.id}.{name}")
 
-    async def build(self) -> None:
+    async def build(self, nodeset: Path | None) -> None:
+        """The line's codeline object, and its PackML unit when the nodeset is there."""
         objects = self.server.nodes.objects
         root = await objects.add_object(self.node_id("Line"), f"{self.ns}:Line {self.line.line.id}")
+        if nodeset is not None:
+            self.unit = PackMLUnit(self.server, self.ns, self.line)
+            await self.unit.build(nodeset, root)
         variables: list[tuple[str, Any, ua.VariantType]] = [
             ("PackML.State", 2, ua.VariantType.Int32),
             ("PackML.StateName", "Stopped", ua.VariantType.String),
@@ -225,6 +233,8 @@ class LineNode:
                                   ("Rejected", c.rejected), ("Cases", c.cases),
                                   ("Pallets", c.pallets)):
                 await self.write(f"Counters.{scope}.{figure}", value)
+        if self.unit is not None:
+            await self.unit.refresh(snap)
 
 
 class PlcServerRunner:
@@ -275,7 +285,7 @@ class PlcServerRunner:
                     await trusted_clients(self._path(s.trusted_certs_dir)))
         ns = await self.server.register_namespace(NAMESPACE)
         self.node = LineNode(self.server, ns, self.line)
-        await self.node.build()
+        await self.node.build(self._packml_nodeset())
         self.line.outputs = self.node
         try:
             await self.server.start()
@@ -285,6 +295,27 @@ class PlcServerRunner:
                                problem=exc.strerror or exc) from None
         log.info("PLC server listening", extra={"line": line_id,
                                                 "endpoint": self.endpoint})
+
+    def _packml_nodeset(self) -> Path | None:
+        """The OPC 30050 nodeset: as configured (it must be there), or from the standards
+        folder; without it the line is served by its codeline nodes only, and says so."""
+        configured = self.settings.packml_nodeset
+        if configured is not None:
+            path = self._path(configured)
+            if not path.is_file():
+                raise PackMLModelMissing(
+                    "line {line_id}: plc.packml_nodeset {path} is not a file: download "
+                    "Opc.Ua.PackML.NodeSet2.xml there (see the README, Standards)",
+                    line_id=self.line.line.id, path=str(path))
+            return path
+        path = standards_dir() / NODESET
+        if path.is_file():
+            return path
+        text = (f"no PackML unit (OPC 30050) for generic OPC UA clients: {path} not found; "
+                "download the nodeset there or set plc.packml_nodeset (README, Standards)")
+        log.warning(text, extra={"line": self.line.line.id})
+        self.line.standing_alarm("plc-model", text)
+        return None
 
     async def run(self) -> None:
         assert self.node is not None

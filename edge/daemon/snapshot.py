@@ -87,6 +87,7 @@ class LineSnapshot:
     alarms: tuple[AlarmRecord, ...]  # the latest, oldest first
     active_alarms: Mapping[str, str]  # standing alarm text by source
     stop_reason: str | None
+    warnings: tuple[str, ...] = ()  # the sources among active_alarms that do not hold
 
     def as_dict(self) -> dict[str, Any]:
         """The status file's JSON form."""
@@ -108,4 +109,5 @@ class LineSnapshot:
                      for name, health in data.get("devices", {}).items()},
             alarms=tuple(AlarmRecord(**alarm) for alarm in data.get("alarms", [])),
             active_alarms=dict(data.get("active_alarms", {})),
-            stop_reason=data.get("stop_reason"))
+            stop_reason=data.get("stop_reason"),
+            warnings=tuple(data.get("warnings", ())))

@@ -192,8 +192,8 @@ async def wait_listening(host: str, port: int, process: subprocess.Popen[bytes],
 
 
 @contextlib.asynccontextmanager
-async def lone_controller(tmp_path: Path, plc_overrides: dict[str, object] | None = None
-                          ) -> AsyncIterator[Controller]:
+async def lone_controller(tmp_path: Path, plc_overrides: dict[str, object] | None = None,
+                          env: dict[str, str] | None = None) -> AsyncIterator[Controller]:
     """A stocked database and a real ``codeline run`` whose PLC server listens; no devices
     (a controller connects them only on Reset)."""
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
@@ -201,7 +201,7 @@ async def lone_controller(tmp_path: Path, plc_overrides: dict[str, object] | Non
     db_path = Path(config.store.path)
     stock_line(config, db_path, {"item": 20, "case": 4, "pallet": 2}, "LOT1", 10, "test")
     log_path = tmp_path / "controller.log"
-    process = start_controller(config_path, log_path)
+    process = start_controller(config_path, log_path, env)
     the_controller = Controller(config, config_path, db_path, process, log_path)
     try:
         plc = config.lines[0].plc

@@ -85,3 +85,18 @@ async def test_suspend_keeps_the_printer_buffer_and_hold_refuses_start(tmp_path:
         run.check_alive()
         assert runtime.counters.batch.commissioned == planned
         assert plc.rejected_no_verdict == 0
+
+
+@given(st.lists(st.tuples(st.sampled_from(list(Command)), st.floats(0, 1000)), max_size=40))
+def test_the_time_in_each_state_adds_up_to_the_time_elapsed(
+        steps: list[tuple[Command, float]]) -> None:
+    now = [0.0]
+    packml = PackML(clock=lambda: now[0])
+    for command, pause in steps:
+        now[0] += pause
+        if packml.allowed(command):
+            before = packml.state
+            packml.command(command)
+            assert packml.requested is TRANSITIONS[command][before]
+            assert packml.seconds_in_state() == 0
+    assert sum(packml.seconds_per_state().values()) == pytest.approx(now[0])

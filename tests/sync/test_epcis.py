@@ -19,7 +19,7 @@ from edge.domain.lifecycle import Reason
 from edge.store.database import Store
 from line_config.loading import parse_config
 from line_config.models import SiteConfig
-from simulators.standards import standards_dir
+from line_config.standards import standards_dir
 from sync import epcis
 from tests.conftest import SMALL_SITE, commissioned, packed_pallet, running_batch
 

@@ -1,5 +1,6 @@
 """Where the official artifacts are (GS1 EPCIS schema and examples, OPC UA nodesets): beside
-the repository in ``../shared/standards``, or where ``CODELINE_STANDARDS_DIR`` points."""
+the repository in ``../shared/standards``, or where ``CODELINE_STANDARDS_DIR`` points. They are
+published by GS1 and the OPC Foundation and never copied into the repository."""
 
 from __future__ import annotations
 
