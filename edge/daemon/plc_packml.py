@@ -123,9 +123,10 @@ class PackMLUnit:
         self.written: dict[str, Any] = {}
         self.raised: dict[str, str] = {}
         self.alarm_ids: dict[str, int] = {}
-        # Each generator with its event as built: every alarm is sent as a copy of it, since
-        # the server keeps the events of standing conditions for ConditionRefresh.
-        self.events: list[tuple[EventGenerator, Any]] = []
+        # Every alarm is sent as a copy of the event as built: the server keeps the events of
+        # standing conditions for ConditionRefresh.
+        self.events: EventGenerator | None = None
+        self.event_template: Any = None
         self.types: dict[str, type] = {}
 
     def node_id(self, path: str = "") -> ua.NodeId:
@@ -180,10 +181,12 @@ class PackMLUnit:
         await self._write("Admin.AlarmExtent", ALARM_EXTENT, ua.VariantType.Int32)
         await self._write("Admin.WarningExtent", ALARM_EXTENT, ua.VariantType.Int32)
         await self._write("Admin.StopReasonExtent", 1, ua.VariantType.Int32)
-        for emitter in (unit.nodeid, self.server.nodes.server.nodeid):
-            generator = await self.server.get_event_generator(
-                ObjectIds.AlarmConditionType, emitter)
-            self.events.append((generator, generator.event))
+        # From the Server object, the root of the event notifiers, where alarm clients look;
+        # SourceNode names the unit. One emitter, so ConditionRefresh replays each standing
+        # condition once.
+        self.events = await self.server.get_event_generator(
+            ObjectIds.AlarmConditionType, self.server.nodes.server.nodeid)
+        self.event_template = self.events.event
         return unit
 
     async def _add_declared(self, type_node: Node, path: str, names: tuple[str, ...],
@@ -390,22 +393,22 @@ class PackMLUnit:
             else:
                 del self.raised[source]
             severity = WARNING_SEVERITY if source in warnings else HOLD_SEVERITY
-            for generator, template in self.events:
-                event = generator.event = copy.deepcopy(template)
-                event.NodeId = self.node_id(f"Alarms.{source}")
-                event.ConditionName = source
-                event.SourceNode = self.node_id()
-                event.SourceName = f"Line {self.line_id}"
-                event.Severity = severity
-                event.Retain = active
-                event.ActiveState = ua.LocalizedText("Active" if active else "Inactive")
-                setattr(event, "ActiveState/Id", active)
-                event.EnabledState = ua.LocalizedText("Enabled")
-                setattr(event, "EnabledState/Id", True)
-                # Acknowledged at the codeline terminal (Reset/Unhold), not over OPC UA.
-                event.AckedState = ua.LocalizedText("Acknowledged")
-                setattr(event, "AckedState/Id", True)
-                await generator.trigger(message=text if active else f"cleared: {text}")
+            assert self.events is not None
+            event = self.events.event = copy.deepcopy(self.event_template)
+            event.NodeId = self.node_id(f"Alarms.{source}")
+            event.ConditionName = source
+            event.SourceNode = self.node_id()
+            event.SourceName = f"Line {self.line_id}"
+            event.Severity = severity
+            event.Retain = active
+            event.ActiveState = ua.LocalizedText("Active" if active else "Inactive")
+            setattr(event, "ActiveState/Id", active)
+            event.EnabledState = ua.LocalizedText("Enabled")
+            setattr(event, "EnabledState/Id", True)
+            # Acknowledged at the line (Reset, Unhold), not over OPC UA.
+            event.AckedState = ua.LocalizedText("Acknowledged")
+            setattr(event, "AckedState/Id", True)
+            await self.events.trigger(message=text if active else f"cleared: {text}")
 
 
 def _reasons(batch: Figures, total: Figures) -> set[str]:

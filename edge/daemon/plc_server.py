@@ -265,6 +265,7 @@ class PlcServerRunner:
         self.server = PlcOpcServer(PlcUsers(users, secure_channel_required=len(secure) ==
                                             len(s.security)),
                                    none_is_discovery_only="none" not in s.security)
+        self.server.iserver.bind_condition_methods = True  # ConditionRefresh for alarm clients
         await self.server.init()
         self.server.set_endpoint(self.endpoint)
         self.server.set_server_name(f"codeline line {line_id}")

@@ -113,7 +113,7 @@ async def test_a_generic_client_runs_the_line_through_its_packml_unit(tmp_path: 
 
         events = Events()
         subscription = await client.create_subscription(50, events)
-        await subscription.subscribe_events(unit, ObjectIds.AlarmConditionType)
+        await subscription.subscribe_events(client.nodes.server, ObjectIds.AlarmConditionType)
         await call(execute, "Start")
         await until_read(lambda: current(execute), lambda s: s == "Execute", "Execute",
                          within=30)
@@ -147,6 +147,20 @@ async def test_a_generic_client_runs_the_line_through_its_packml_unit(tmp_path: 
         assert raised[0].Retain and raised[0].SourceNode == unit.nodeid
         assert stop.Message in raised[0].Message.Text
         assert await conditions(events, 300)  # the pool warnings, as conditions too
+
+        # A client that connects later asks for the standing conditions (ConditionRefresh).
+        late = Events()
+        replay = await client.create_subscription(50, late)
+        await replay.subscribe_events(client.nodes.server, ObjectIds.AlarmConditionType)
+        await client.get_node(ObjectIds.ConditionType).call_method(
+            ua.NodeId.from_string(f"i={ObjectIds.ConditionType_ConditionRefresh}"),
+            ua.Variant(replay.subscription_id, ua.VariantType.UInt32))
+        replayed = await until_read(lambda: conditions(late, 700), bool, "the replayed hold",
+                                    within=10)
+        assert replayed[0].Message == raised[0].Message
+        assert {e.ConditionName for e in await conditions(late, 300)} == {
+            "pool.item", "pool.case", "pool.pallet"}
+        await replay.delete()
 
         await call(machine, "Stop")
         await until_read(lambda: current(machine), lambda s: s == "Stopped", "Stopped",
