@@ -29,7 +29,8 @@ from edge.daemon.metrics import SiteMetrics, read_store
 from edge.daemon.plc_server import PlcServerRunner
 from edge.daemon.service import ServiceManager
 from edge.domain import flow
-from edge.store.database import Store, now_ms
+from edge.domain.segment_loading import purge_abandoned
+from edge.store.database import Checkpointer, Store, now_ms
 from edge.store.files import write_replacing
 from line_config.models import SiteConfig
 
@@ -53,6 +54,7 @@ class Site:
         self.db_path = db_path
         self.base_dir = base_dir
         self.store = Store(db_path, create=True)
+        self.checkpointer: Checkpointer | None = None
         self.db = DbWorker(self.store)
         self.metrics = SiteMetrics(config.site.id)
         self.decoding = DecodePool()
@@ -114,6 +116,8 @@ class Site:
             self.store.close()
             raise
         try:
+            self.checkpointer = await self.db.call(Store.checkpoint_elsewhere)
+            await self.db.call(purge_abandoned)  # loads whose process was killed
             self.recovered = await self.db.call(flow.recover, operator="startup")
             if self.recovered.voided or self.recovered.rejected:
                 log.warning("recovered codes of unknown fate", extra={
@@ -153,6 +157,8 @@ class Site:
             for plc in self.plcs:
                 await plc.stop()
             await asyncio.to_thread(self.decoding.close)
+            if self.checkpointer is not None:
+                await asyncio.to_thread(self.checkpointer.stop)
             self.db.close()
             self.store.close()
             with contextlib.suppress(OSError):

@@ -13,43 +13,19 @@ from dataclasses import dataclass
 from edge.domain import audit, events
 from edge.domain.errors import DomainError
 from edge.domain.lifecycle import LEVEL_NAME, LEVEL_NUMBER, State
+from edge.domain.segment_loading import SegmentLoad, purge_abandoned
 from edge.domain.serials import SerialScheme, SsccScheme
-from edge.store.database import Store, now_ms
+from edge.store.database import Store
 from line_config.models import Level, Line
 
 CHUNK = 20_000
+DRAW_BLOCK = 1_000_000
 Progress = Callable[[int], None]
 """Called with the number of codes just handled, for progress bars."""
 
 
 def _no_progress(_: int) -> None:
     return None
-
-
-def new_segment(
-    conn: sqlite3.Connection, line_id: str, level: Level, source: str, origin: str,
-    external_id: str | None = None,
-) -> int:
-    cursor = conn.execute(
-        "INSERT INTO segments (line_id, level, source, origin, created_at, count, external_id) "
-        "VALUES (?, ?, ?, ?, ?, 0, ?)",
-        (line_id, LEVEL_NUMBER[level], source, origin, now_ms(), external_id),
-    )
-    return int(cursor.lastrowid or 0)
-
-
-def insert_new(conn: sqlite3.Connection, serials: list[tuple[str, int]], level: int,
-                segment: int) -> int:
-    """Insert (serial, sequence number in the segment) pairs not seen before (sorted by
-    serial, for B-tree locality); returns how many."""
-    serials.sort()
-    before = conn.total_changes
-    conn.executemany(
-        "INSERT INTO codes (serial, level, state, segment_id, seq) VALUES (?, ?, 0, ?, ?) "
-        "ON CONFLICT(serial) DO NOTHING",
-        ((s, level, segment, n) for s, n in serials),
-    )
-    return conn.total_changes - before
 
 
 def generate(
@@ -61,63 +37,68 @@ def generate(
     operator: str,
     progress: Progress = _no_progress,
 ) -> int:
-    """Add ``count`` new codes for ``level`` of ``line`` to the pool; returns the segment id."""
+    """Add ``count`` new codes for ``level`` of ``line`` to the pool; returns the segment id.
+    Loaded in short transactions beside a running line, published in one commit."""
     if not 1 <= count <= 100_000_000:
         raise DomainError("count must be between 1 and 100,000,000, got {count}",
                           count=count)
     fmt = line.codes.for_level(level)
-    level_no = LEVEL_NUMBER[level]
-    with store.transaction() as conn:
-        segment = new_segment(conn, line.id, level, "generated", "")
-        if fmt.symbology == "sscc":
-            _generate_sscc(conn, SsccScheme.from_config(fmt), count, level_no, segment, progress)
-        else:
-            scheme = SerialScheme.from_config(fmt.serial)
-            remaining = count
-            drawn = 0
-            while remaining:
-                batch = [(s, drawn + k + 1) for k, s in enumerate(scheme.draw(min(remaining,
-                                                                              CHUNK)))]
-                drawn += len(batch)
-                added = insert_new(conn, batch, level_no, segment)
-                remaining -= added  # a collision with an old serial is simply drawn again
-                progress(added)
-        conn.execute("UPDATE segments SET count = ? WHERE id = ?", (count, segment))
+    purge_abandoned(store)
+    if fmt.symbology == "sscc":
+        scheme = SsccScheme.from_config(fmt)
+        start = _take_sscc_range(store, scheme, count)
+        with SegmentLoad(store, line.id, level, "generated", "") as load:
+            width = 18
+            block = "".join(scheme.make(ref) for ref in range(start, start + count))
+            added = load.add_fixed(block.encode("ascii"), width, 1)
+            if added != count:
+                raise DomainError(
+                    "{taken} SSCCs of the range starting at reference {start} already exist: "
+                    "another system issued them; check the company prefix and extension digit",
+                    taken=count - added, start=start)
+            progress(count)
+            return _publish(load, line, level, count, operator)
+    serials = SerialScheme.from_config(fmt.serial)
+    with SegmentLoad(store, line.id, level, "generated", "") as load:
+        remaining, drawn = count, 0
+        while remaining:
+            take = min(remaining, DRAW_BLOCK)
+            added = load.add_fixed(serials.draw_sorted(take), serials.total_length, drawn + 1)
+            drawn += take
+            remaining -= added  # a collision with an old serial is simply drawn again
+            progress(added)
+        return _publish(load, line, level, count, operator)
+
+
+def _publish(load: SegmentLoad, line: Line, level: Level, count: int, operator: str) -> int:
+    with load.publishing(count) as conn:
         events.append(conn, "pool.generate", line_id=line.id, count=count, level=level,
-                      segment=segment)
+                      segment=load.segment)
         audit.record(conn, operator, "pool.generate", f"{line.id}/{level}", count=count,
-                     segment=segment)
-    return segment
+                     segment=load.segment)
+    return load.segment
 
 
-def _generate_sscc(
-    conn: sqlite3.Connection, scheme: SsccScheme, count: int, level: int, segment: int,
-    progress: Progress,
-) -> None:
+def _take_sscc_range(store: Store, scheme: SsccScheme, count: int) -> int:
+    """Claim the next ``count`` serial references of the company prefix (never reissued,
+    even if the load that claimed them fails); the first of them."""
     name = f"sscc:{scheme.extension_digit}{scheme.company_prefix}"
-    row = conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
-    start = int(row[0]) if row else 0
-    if start + count > scheme.capacity:
-        raise DomainError(
-            "company prefix {scheme_company_prefix} has room for {scheme_capacity:,} SSCCs; "
-            "{start:,} are used and {count:,} more were asked for",
-            scheme_company_prefix=scheme.company_prefix,
-            scheme_capacity=scheme.capacity, start=start, count=count
+    with store.transaction() as conn:
+        row = conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+        start = int(row[0]) if row else 0
+        if start + count > scheme.capacity:
+            raise DomainError(
+                "company prefix {scheme_company_prefix} has room for {scheme_capacity:,} "
+                "SSCCs; {start:,} are used and {count:,} more were asked for",
+                scheme_company_prefix=scheme.company_prefix,
+                scheme_capacity=scheme.capacity, start=start, count=count
+            )
+        conn.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            (name, start + count),
         )
-    serials = [(scheme.make(ref), ref - start + 1) for ref in range(start, start + count)]
-    added = insert_new(conn, serials, level, segment)
-    if added != count:
-        raise DomainError(
-            "{taken} SSCCs of the range starting at reference {start} already exist: another "
-            "system issued them; check the company prefix and extension digit",
-            taken=count - added, start=start
-        )
-    conn.execute(
-        "INSERT INTO counters (name, value) VALUES (?, ?) "
-        "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-        (name, start + count),
-    )
-    progress(count)
+    return start
 
 
 @dataclass(frozen=True)
@@ -143,7 +124,8 @@ def stats(store: Store, lines: list[Line]) -> list[PoolLevelStats]:
     counts: dict[tuple[str, int], dict[str, int]] = {}
     for line_id, level, state, n in store.read().execute(
         "SELECT s.line_id, c.level, c.state, count(*) FROM codes c "
-        "JOIN segments s ON s.id = c.segment_id GROUP BY s.line_id, c.level, c.state"
+        "JOIN segments s ON s.id = c.segment_id WHERE s.loading IS NULL "
+        "GROUP BY s.line_id, c.level, c.state"
     ):
         counts.setdefault((line_id, level), {})[State(state).name] = n
     out = []
@@ -160,7 +142,7 @@ def available_count(conn: sqlite3.Connection, line_id: str, level: Level) -> int
     """How many codes ``line_id`` can still reserve at ``level``."""
     row = conn.execute(
         "SELECT count(*) FROM codes WHERE state = 0 AND segment_id IN "
-        "(SELECT id FROM segments WHERE line_id = ? AND level = ?)",
+        "(SELECT id FROM segments WHERE line_id = ? AND level = ? AND loading IS NULL)",
         (line_id, LEVEL_NUMBER[level]),
     ).fetchone()
     return int(row[0])

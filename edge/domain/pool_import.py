@@ -8,7 +8,6 @@ import csv
 import io
 import itertools
 import os
-import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +15,9 @@ from typing import BinaryIO, Protocol
 
 from edge.domain import audit, events
 from edge.domain.errors import ImportRejected, InvalidPayload
-from edge.domain.lifecycle import LEVEL_NUMBER
 from edge.domain.payloads import MAX_PAYLOAD, PayloadCodec
-from edge.domain.pool import CHUNK, insert_new, new_segment
+from edge.domain.pool import CHUNK
+from edge.domain.segment_loading import SegmentLoad, purge_abandoned
 from edge.domain.serials import SerialScheme, SsccScheme
 from edge.store.database import Store
 from edge.store.staging import Staging
@@ -191,26 +190,28 @@ def import_file(
                 "nothing was imported", path_name=path.name, entries=last_line)
         if not staging.count:
             raise _refused(path, rejects, "no valid codes in the file")
-        level_no = LEVEL_NUMBER[level]
-        with store.transaction() as conn:
-            segment = new_segment(conn, line.id, level, "imported", path.name, external_id)
+        purge_abandoned(store)
+        with SegmentLoad(store, line.id, level, "imported", path.name, external_id) as load:
             imported = 0
             for chunk in staging.chunks(CHUNK):  # ascending keys: the index fills in order
-                added = insert_new(conn, chunk, level_no, segment)
-                if added != len(chunk):
+                known = load.add_rows(chunk)
+                if known:
                     first = dict(chunk)
-                    for serial in _already_known(conn, [s for s, _ in chunk], segment):
+                    for serial in known:
                         rejects.add(Reject(first[serial], serial, "already known to this site"))
-                imported += added
+                imported += len(chunk) - len(known)
                 progress.adding(imported, staging.count)
             if rejects.count > max_rejects:
                 why = f"{rejects.count} line(s) refused (allowed: {max_rejects})"
                 raise _refused(path, rejects, why)
-            conn.execute("UPDATE segments SET count = ? WHERE id = ?", (imported, segment))
-            events.append(conn, "pool.import", line_id=line.id, count=imported, level=level,
-                          segment=segment, file=path.name, rejects=rejects.count)
-            audit.record(conn, operator, "pool.import", f"{line.id}/{level}", file=path.name,
-                         imported=imported, rejects=rejects.count, segment=segment)
+            segment = load.segment
+            with load.publishing(imported) as conn:
+                events.append(conn, "pool.import", line_id=line.id, count=imported,
+                              level=level, segment=segment, file=path.name,
+                              rejects=rejects.count)
+                audit.record(conn, operator, "pool.import", f"{line.id}/{level}",
+                             file=path.name, imported=imported, rejects=rejects.count,
+                             segment=segment)
     return ImportReport(segment, imported, rejects.sorted())
 
 
@@ -287,21 +288,6 @@ class _Rejects:
 
     def sorted(self) -> list[Reject]:
         return sorted(self.kept, key=lambda r: r.line_no)
-
-
-def _already_known(conn: sqlite3.Connection, serials: list[str], segment: int) -> list[str]:
-    known: list[str] = []
-    for start in range(0, len(serials), 500):
-        part = serials[start : start + 500]
-        marks = ",".join("?" * len(part))
-        known.extend(
-            row[0]
-            for row in conn.execute(
-                f"SELECT serial FROM codes WHERE serial IN ({marks}) AND segment_id != ?",
-                (*part, segment),
-            )
-        )
-    return known
 
 
 def _refused(path: Path, rejects: _Rejects, why: str) -> ImportRejected:

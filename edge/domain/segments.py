@@ -31,7 +31,7 @@ def retire(store: Store, segment_id: int, *, operator: str, reason: str | None) 
         raise ReasonRequired("say why the segment is withdrawn: --reason TEXT")
     with store.transaction() as conn:
         row = conn.execute("SELECT line_id, level, source, origin, retired_at FROM segments "
-                           "WHERE id = ?", (segment_id,)).fetchone()
+                           "WHERE id = ? AND loading IS NULL", (segment_id,)).fetchone()
         if row is None:
             raise DomainError("no segment {segment_id}: `codeline pool stats` and the audit "
                               "log name the segments", segment_id=segment_id)
@@ -75,11 +75,11 @@ class Segment:
 
 
 def segments(conn: sqlite3.Connection) -> list[Segment]:
-    """Every segment, oldest first."""
+    """Every published segment, oldest first (one still loading is not in the pool yet)."""
     counts = {seg: (total, avail) for seg, total, avail in conn.execute(
         "SELECT segment_id, count(*), sum(state = 0) FROM codes GROUP BY segment_id")}
     return [Segment(i, line, LEVEL_NAME[lv], src, origin or "", ext, at,
                     *counts.get(i, (0, 0)), retired, why)
             for i, line, lv, src, origin, ext, at, retired, why in conn.execute(
                 "SELECT id, line_id, level, source, origin, external_id, created_at, "
-                "retired_at, retire_reason FROM segments ORDER BY id")]
+                "retired_at, retire_reason FROM segments WHERE loading IS NULL ORDER BY id")]

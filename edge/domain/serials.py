@@ -9,9 +9,10 @@ when the alphabet size ``n`` is odd, and in the field GF(2^k) with ``a`` = the g
 
 from __future__ import annotations
 
-import secrets
+import os
 from dataclasses import dataclass, field
 
+import numpy as np
 from stdnum import ean
 
 from line_config.models import RandomCodeFormat, SerialFormat, SsccFormat
@@ -41,6 +42,8 @@ class CheckCharacter:
     alphabet: str
     _step: list[dict[str, int]] = field(init=False, repr=False, compare=False)
     _closing: list[str] = field(init=False, repr=False, compare=False)
+    _table: np.ndarray = field(init=False, repr=False, compare=False)
+    _closing_digit: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         table = _quasigroup(len(self.alphabet))
@@ -48,6 +51,16 @@ class CheckCharacter:
         closing = [self.alphabet[row.index(0)] for row in table]
         object.__setattr__(self, "_step", step)
         object.__setattr__(self, "_closing", closing)
+        object.__setattr__(self, "_table", np.array(table, dtype=np.uint8))
+        object.__setattr__(self, "_closing_digit",
+                           np.array([row.index(0) for row in table], dtype=np.uint8))
+
+    def digits(self, data: np.ndarray) -> np.ndarray:
+        """The check digit of each row of ``data`` (alphabet indices, one row a serial)."""
+        state = np.zeros(data.shape[0], dtype=np.uint8)
+        for column in range(data.shape[1]):
+            state = self._table[state, data[:, column]]
+        return np.asarray(self._closing_digit[state])
 
     def _fold(self, text: str) -> int:
         state = 0
@@ -86,20 +99,34 @@ class SerialScheme:
         return self.length + (1 if self.check else 0)
 
     def draw(self, count: int) -> list[str]:
-        """``count`` new serials from ``secrets``; uniqueness is the store's unique index."""
+        """``count`` new serials from the OS's CSPRNG; uniqueness is the store's unique
+        index."""
+        block = self.draw_sorted(count)
+        width = self.total_length
+        text = block.decode("ascii")
+        return [text[i:i + width] for i in range(0, len(text), width)]
+
+    def draw_sorted(self, count: int) -> bytes:
+        """``count`` new serials, sorted and concatenated (each ``total_length`` bytes).
+        Every character is drawn uniformly and independently from ``os.urandom`` (bytes at
+        or above the largest multiple of the alphabet size are drawn again), so a serial is
+        uniform over the alphabet^length space: as unguessable as the space is large."""
         n = len(self.alphabet)
-        space = n**self.length
-        alphabet = self.alphabet
-        out: list[str] = []
-        for _ in range(count):
-            value = secrets.randbelow(space)
-            chars = []
-            for _ in range(self.length):
-                value, digit = divmod(value, n)
-                chars.append(alphabet[digit])
-            data = "".join(chars)
-            out.append(data + self.check.compute(data) if self.check else data)
-        return out
+        limit = 256 - 256 % n
+        wanted = count * self.length
+        parts: list[np.ndarray] = []
+        have = 0
+        while have < wanted:
+            raw = np.frombuffer(os.urandom((wanted - have) * 256 // limit + 64), np.uint8)
+            kept = raw[raw < limit] % n
+            parts.append(kept)
+            have += kept.size
+        digits = np.concatenate(parts)[:wanted].astype(np.uint8).reshape(count, self.length)
+        if self.check is not None:
+            digits = np.hstack([digits, self.check.digits(digits)[:, None]])
+        letters = np.frombuffer(self.alphabet.encode("ascii"), np.uint8)[digits]
+        rows = np.ascontiguousarray(letters).view(f"S{self.total_length}").ravel()
+        return np.sort(rows).tobytes()
 
     def problem(self, serial: str) -> str | None:
         """Why ``serial`` is not a serial of this scheme, or None if it is."""

@@ -353,6 +353,12 @@ def _v11_retired_segments(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE segments ADD COLUMN retire_reason TEXT")
 
 
+def _v12_loading_segments(db: sqlite_utils.Database) -> None:
+    """A segment still being loaded in short transactions: the loading process's id, NULL
+    once published. No line reserves from it."""
+    db.execute("ALTER TABLE segments ADD COLUMN loading INTEGER")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_initial,
     _v2_manifest_snapshots,
@@ -365,6 +371,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v9_business_events,
     _v10_named_views,
     _v11_retired_segments,
+    _v12_loading_segments,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

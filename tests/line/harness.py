@@ -23,6 +23,8 @@ from edge.cli.physical import Findings
 from edge.daemon.plc_security import hash_password
 from edge.domain import batches
 from edge.domain.batches import BatchReport
+from edge.domain.lifecycle import State
+from edge.domain.payloads import PayloadCodec
 from edge.store.database import Store
 from line_config.loading import example_path, load_config
 from line_config.models import SiteConfig
@@ -76,8 +78,8 @@ async def rig(tmp_path: Path, settings: LineSimSettings, planned: int,
               plc_overrides: dict[str, object] | None = None,
               example: str = "simulated", env: dict[str, str] | None = None,
               item_pool: int | None = None, db_dir: Path | None = None,
-              case_pool: int | None = None, sync_in_run: tuple[str, ...] = ()
-              ) -> AsyncIterator[Rig]:
+              case_pool: int | None = None, sync_in_run: tuple[str, ...] = (),
+              pallet_pool: int = 20) -> AsyncIterator[Rig]:
     """Pool and batch in a fresh database (in ``db_dir``, or ``tmp_path``), the simulated
     line with its PLC, the daemon."""
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
@@ -86,7 +88,7 @@ async def rig(tmp_path: Path, settings: LineSimSettings, planned: int,
     line = config.lines[0]
     db_path = Path(config.store.path)
     stock_line(config, db_path, {"item": item_pool or planned * 2,
-                                 "case": case_pool or planned, "pallet": 20},
+                                 "case": case_pool or planned, "pallet": pallet_pool},
                "LOT1", planned, "test")
     sim = SimLine(line, settings)
     await sim.start()
@@ -234,6 +236,27 @@ async def conveyor_empty(r: Rig) -> None:
     on the conveyor has reached the gate."""
     await until(lambda: not r.plc.connected.is_set() and not r.sim.infeed
                 and r.sim.in_transit() == 0, "the PLC noticed and the conveyor ran empty")
+
+
+def states(r: Rig) -> dict[str, State]:
+    """Every printed-or-later item code's state in the database, by serial."""
+    with Store(r.db_path) as store:
+        return {serial: State(state) for serial, state in store.read().execute(
+            "SELECT serial, state FROM codes WHERE level = 0")}
+
+
+def gate_against_database(r: Rig) -> tuple[list[State], list[State]]:
+    """The database state of each item the gate rejected on request, and of each it let
+    through; asserts the invariant on both."""
+    codec = PayloadCodec(r.config.lines[0], r.config.products)
+    db = states(r)
+    requested = [db[codec.parse(item.code).serial] for item, why in r.sim.rejected
+                 if why == "requested" and item.code is not None]
+    accepted = [db[codec.parse(item.code).serial] for item in r.sim.accepted
+                if item.code is not None]
+    assert State.COMMISSIONED not in requested
+    assert set(accepted) <= {State.COMMISSIONED}
+    return requested, accepted
 
 
 async def restart(r: Rig) -> None:

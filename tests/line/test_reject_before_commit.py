@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 
 from edge.domain.lifecycle import State
-from edge.domain.payloads import PayloadCodec
-from edge.store.database import Store
 from simulators.line import LineSimSettings
 from tests.line.harness import (
     Rig,
     complete_and_close,
     conveyor_empty,
+    gate_against_database,
     printed,
     restart,
     rig,
@@ -30,27 +29,6 @@ pytestmark = pytest.mark.timeout(240)
 PLANNED = 2 * 10 * 24
 REJECTING = LineSimSettings(seed=7, rate=200, transit_ms=800, noread_rate=0.06,
                             misread_rate=0.02)
-
-
-def states(r: Rig) -> dict[str, State]:
-    """Every printed-or-later item code's state in the database, by serial."""
-    with Store(r.db_path) as store:
-        return {serial: State(state) for serial, state in store.read().execute(
-            "SELECT serial, state FROM codes WHERE level = 0")}
-
-
-def gate_against_database(r: Rig) -> tuple[list[State], list[State]]:
-    """The database state of each item the gate rejected on request, and of each it let
-    through; asserts the invariant on both."""
-    codec = PayloadCodec(r.config.lines[0], r.config.products)
-    db = states(r)
-    requested = [db[codec.parse(item.code).serial] for item, why in r.sim.rejected
-                 if why == "requested" and item.code is not None]
-    accepted = [db[codec.parse(item.code).serial] for item in r.sim.accepted
-                if item.code is not None]
-    assert State.COMMISSIONED not in requested
-    assert set(accepted) <= {State.COMMISSIONED}
-    return requested, accepted
 
 
 def told_ahead(r: Rig) -> int:
