@@ -60,6 +60,10 @@ class SiteMetrics:
             "codeline_commit_seconds", "Duration of a line's durable group commit of print "
             "confirmations and verdicts", ["line"], buckets=COMMIT_BUCKETS,
             registry=self.registry)
+        self.lock_wait_seconds = Histogram(
+            "codeline_write_lock_wait_seconds", "How long the controller waited for the "
+            "database's write lock before a transaction (another process's bulk command "
+            "holding it)", buckets=COMMIT_BUCKETS, registry=self.registry)
         self._scrape = _Scrape(site_id)
         self.registry.register(self._scrape)
 

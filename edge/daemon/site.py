@@ -57,6 +57,7 @@ class Site:
         self.checkpointer: Checkpointer | None = None
         self.db = DbWorker(self.store)
         self.metrics = SiteMetrics(config.site.id)
+        self.store.lock_waits = self.metrics.lock_wait_seconds.observe
         self.decoding = DecodePool()
         self.lines = [LineRuntime(config, line, self.db, self.decoding,
                                   commit_times=self.metrics.commit_observer(line.id))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from edge.domain import audit, events
 from edge.domain.errors import DomainError
 from edge.domain.lifecycle import LEVEL_NAME, LEVEL_NUMBER, State
-from edge.domain.segment_loading import SegmentLoad, purge_abandoned
+from edge.domain.segment_loading import LoadFigures, SegmentLoad, purge_abandoned
 from edge.domain.serials import SerialScheme, SsccScheme
 from edge.store.database import Store
 from line_config.models import Level, Line
@@ -36,9 +36,11 @@ def generate(
     *,
     operator: str,
     progress: Progress = _no_progress,
+    figures: LoadFigures | None = None,
 ) -> int:
     """Add ``count`` new codes for ``level`` of ``line`` to the pool; returns the segment id.
-    Loaded in short transactions beside a running line, published in one commit."""
+    Loaded in short transactions beside a running line, published in one commit (how it
+    went: into ``figures``, if given)."""
     if not 1 <= count <= 100_000_000:
         raise DomainError("count must be between 1 and 100,000,000, got {count}",
                           count=count)
@@ -47,7 +49,7 @@ def generate(
     if fmt.symbology == "sscc":
         scheme = SsccScheme.from_config(fmt)
         start = _take_sscc_range(store, scheme, count)
-        with SegmentLoad(store, line.id, level, "generated", "") as load:
+        with SegmentLoad(store, line.id, level, "generated", "", figures=figures) as load:
             width = 18
             block = "".join(scheme.make(ref) for ref in range(start, start + count))
             added = load.add_fixed(block.encode("ascii"), width, 1)
@@ -59,7 +61,7 @@ def generate(
             progress(count)
             return _publish(load, line, level, count, operator)
     serials = SerialScheme.from_config(fmt.serial)
-    with SegmentLoad(store, line.id, level, "generated", "") as load:
+    with SegmentLoad(store, line.id, level, "generated", "", figures=figures) as load:
         remaining, drawn = count, 0
         while remaining:
             take = min(remaining, DRAW_BLOCK)

@@ -17,7 +17,7 @@ from edge.domain import audit, events
 from edge.domain.errors import ImportRejected, InvalidPayload
 from edge.domain.payloads import MAX_PAYLOAD, PayloadCodec
 from edge.domain.pool import CHUNK
-from edge.domain.segment_loading import SegmentLoad, purge_abandoned
+from edge.domain.segment_loading import LoadFigures, SegmentLoad, purge_abandoned
 from edge.domain.serials import SerialScheme, SsccScheme
 from edge.store.database import Store
 from edge.store.staging import Staging
@@ -40,6 +40,7 @@ class ImportReport:
     segment_id: int | None
     imported: int
     rejects: list[Reject] = field(default_factory=list)
+    load: LoadFigures = field(default_factory=LoadFigures)
 
 
 def _shown(text: str) -> str:
@@ -212,7 +213,7 @@ def import_file(
                 audit.record(conn, operator, "pool.import", f"{line.id}/{level}",
                              file=path.name, imported=imported, rejects=rejects.count,
                              segment=segment)
-    return ImportReport(segment, imported, rejects.sorted())
+    return ImportReport(segment, imported, rejects.sorted(), load.figures)
 
 
 def _stage(entries: Iterator[tuple[int, str]], codec: PayloadCodec, level: Level,

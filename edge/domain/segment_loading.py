@@ -55,10 +55,10 @@ class SegmentLoad:
     """One segment being loaded; use as a context manager (an exception removes it)."""
 
     def __init__(self, store: Store, line_id: str, level: Level, source: str, origin: str,
-                 external_id: str | None = None) -> None:
+                 external_id: str | None = None, figures: LoadFigures | None = None) -> None:
         self.store = store
         self.level_no = LEVEL_NUMBER[level]
-        self.figures = LoadFigures()
+        self.figures = figures if figures is not None else LoadFigures()
         self.rows_per_transaction = 4096
         self.published = False
         with self._hold() as conn:

@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -106,6 +106,9 @@ class Store:
                  read_only: bool = False) -> None:
         self.path = Path(path)
         self.read_only = read_only
+        # Called with the seconds each write transaction waited for the lock (a controller
+        # feeds its metrics with it).
+        self.lock_waits: Callable[[float], None] | None = None
         if not create and not self.path.exists():
             raise StoreError(f"no database at {self.path}: run `codeline init` first")
         if read_only:
@@ -196,12 +199,15 @@ class Store:
         holds it (up to LOCK_WAIT_S). SQLite's own busy handler sleeps ever longer, up to
         100 ms a time, and so misses the short gaps a bulk load leaves between its
         transactions: a line's commit would wait out the whole load."""
-        deadline = time.monotonic() + LOCK_WAIT_S
+        asked = time.monotonic()
+        deadline = asked + LOCK_WAIT_S
         self.conn.execute("PRAGMA busy_timeout=0")
         try:
             while True:
                 try:
                     self.conn.execute("BEGIN IMMEDIATE")
+                    if self.lock_waits is not None:
+                        self.lock_waits(time.monotonic() - asked)
                     return
                 except sqlite3.OperationalError as exc:
                     if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or \

@@ -112,7 +112,8 @@ def test_a_database_from_before_the_history_gets_its_codes_entered_as_they_are(
               operator="t")
     conn = store.read()
     for view in ("codes_v", "containers_v", "batches_v", "shipments_v", "audit_v"):
-        conn.execute(f"DROP VIEW {view}")  # what versions 10 and 11 added
+        conn.execute(f"DROP VIEW {view}")  # what versions 10 to 12 added
+    conn.execute("ALTER TABLE segments DROP COLUMN loading")
     conn.execute("ALTER TABLE segments DROP COLUMN retired_at")
     conn.execute("ALTER TABLE segments DROP COLUMN retire_reason")
     conn.execute("DROP TABLE code_history")
