@@ -79,12 +79,14 @@ async def rig(tmp_path: Path, settings: LineSimSettings, planned: int,
               example: str = "simulated", env: dict[str, str] | None = None,
               item_pool: int | None = None, db_dir: Path | None = None,
               case_pool: int | None = None, sync_in_run: tuple[str, ...] = (),
-              pallet_pool: int = 20) -> AsyncIterator[Rig]:
+              pallet_pool: int = 20, reject: dict[str, object] | None = None
+              ) -> AsyncIterator[Rig]:
     """Pool and batch in a fresh database (in ``db_dir``, or ``tmp_path``), the simulated
     line with its PLC, the daemon."""
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    config, config_path = site_config(tmp_path, plc_overrides, example, db_dir, sync_in_run)
+    config, config_path = site_config(tmp_path, plc_overrides, example, db_dir, sync_in_run,
+                                      reject)
     line = config.lines[0]
     db_path = Path(config.store.path)
     stock_line(config, db_path, {"item": item_pool or planned * 2,
@@ -148,16 +150,19 @@ class Controller:
 
 def site_config(tmp_path: Path, plc_overrides: dict[str, object] | None = None,
                 example: str = "simulated", db_dir: Path | None = None,
-                sync_in_run: tuple[str, ...] = ()) -> tuple[SiteConfig, Path]:
+                sync_in_run: tuple[str, ...] = (), reject: dict[str, object] | None = None
+                ) -> tuple[SiteConfig, Path]:
     """The example on free loopback ports with its database in ``tmp_path`` (or
     ``db_dir``), written to ``tmp_path/line.yaml``; the controller serves the sync parts
     ``sync_in_run`` names (none unless a test is about them)."""
     config = loopback_config(load_config(example_path(example)), tmp_path,
                              sync_in_run=sync_in_run)
-    if plc_overrides or db_dir:
+    if plc_overrides or db_dir or reject:
         data = config.model_dump(mode="python")
         if plc_overrides:
             data["lines"][0]["plc"].update(plc_overrides)
+        if reject:
+            data["lines"][0]["reject"].update(reject)
         if db_dir:
             data["store"]["path"] = str(db_dir / "codeline.db")
         config = SiteConfig.model_validate(data)

@@ -66,7 +66,8 @@ async def test_a_5m_import_beside_a_line_at_1000_per_second_never_stalls_its_com
         tmp_path: Path) -> None:
     settings = LineSimSettings(seed=11, rate=1000, transit_ms=500, noread_rate=0.01)
     async with rig(tmp_path, settings, PLANNED, item_pool=PLANNED * 2, case_pool=PLANNED // 12,
-                   pallet_pool=PLANNED // 120, sync_in_run=("metrics",)) as r:
+                   pallet_pool=PLANNED // 120, sync_in_run=("metrics",),
+                   reject={"consecutive_limit": 1000}) as r:
         scheme = SerialScheme.from_config(r.config.lines[0].codes.item.serial)
         big, killed = tmp_path / "segment-5m.txt", tmp_path / "segment-killed.txt"
         await asyncio.to_thread(segment_file, big, scheme, CODES)
