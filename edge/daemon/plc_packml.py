@@ -93,7 +93,7 @@ class Machine:
     states: dict[str, ua.NodeId] = field(default_factory=dict)
     leaving: dict[str, list[ua.NodeId]] = field(default_factory=dict)
 
-    async def learn(self, type_node: Node, ns: int) -> None:
+    async def learn(self, type_node: Node) -> None:
         """The type's states and transitions (the FromState of each)."""
         for child in await type_node.get_children(refs=ObjectIds.HasComponent):
             definition = await child.read_type_definition()
@@ -134,8 +134,8 @@ class PackMLUnit:
             f"ns={self.ns};s={self.line_id}.Unit{'.' + path if path else ''}")
 
     async def build(self, nodeset: Path, line_object: Node) -> Node:
-        """Import the standard's nodeset (once per server), instantiate the unit, link its
-        methods; ``line_object`` (codeline's own) organizes it too."""
+        """Import the standard's nodeset into this line's server, instantiate the unit, link
+        its methods; ``line_object`` (codeline's own) organizes it too."""
         await self.server.import_xml(str(nodeset))
         pns = await self.server.get_namespace_index(PACKML_URI)
         await self.server.load_data_type_definitions()
@@ -145,9 +145,10 @@ class PackMLUnit:
         folder = await objects.get_child(f"{pns}:PackMLObjects")
         unit_type = await self.server.nodes.base_object_type.get_child(
             f"{pns}:PackMLBaseObjectType")
-        unit: Node = (await instantiate(folder, unit_type, nodeid=self.node_id(),
-                                  bname=ua.QualifiedName(f"Line {self.line_id}", self.ns),
-                                  instantiate_optional=False))[0]
+        unit: Node = (await instantiate(
+            folder, unit_type, nodeid=self.node_id(),
+            bname=ua.QualifiedName(f"Line {self.line_id}", self.ns),
+            instantiate_optional=False))[0]
         await line_object.add_reference(unit.nodeid, ObjectIds.Organizes)
         fsm = self.server.get_node(ObjectIds.FiniteStateMachineType)
         admin_type = await self.server.nodes.base_object_type.get_child(
@@ -161,7 +162,7 @@ class PackMLUnit:
                 "PackMLBaseStateMachineType", "PackMLMachineStateMachineType",
                 "PackMLExecuteStateMachineType"), strict=True):
             machine_type = await fsm.get_child(f"{pns}:{type_name}")
-            await machine.learn(machine_type, pns)
+            await machine.learn(machine_type)
             methods = MACHINE_METHODS[machine.path.rsplit(".", 1)[-1]]
             await self._add_declared(machine_type, machine.path, tuple(methods), pns)
             for name, command in methods.items():
@@ -176,8 +177,9 @@ class PackMLUnit:
             self.server.link_method(self.server.get_node(self.node_id(name)), handler)
         await self._write("TagID", self.line_id, ua.VariantType.String)
         await self._write("Status.UnitModeCurrent", PRODUCE, ua.VariantType.Int32)
-        await self._write("Status.UnitSupportedModes", ua.NodeId.from_string(f"ns={pns};i=11"),
-                          ua.VariantType.NodeId)
+        modes = await self.server.get_node(ObjectIds.Enumeration).get_child(
+            f"{pns}:ProductionMaintenanceModeEnum")
+        await self._write("Status.UnitSupportedModes", modes.nodeid, ua.VariantType.NodeId)
         await self._write("Admin.AlarmExtent", ALARM_EXTENT, ua.VariantType.Int32)
         await self._write("Admin.WarningExtent", ALARM_EXTENT, ua.VariantType.Int32)
         await self._write("Admin.StopReasonExtent", 1, ua.VariantType.Int32)

@@ -173,9 +173,10 @@ def purge_abandoned(store: Store) -> int:
         if pid != os.getpid() and not _alive(int(pid))]
     removed = 0
     for segment in abandoned:
-        removed += remove(store, segment)
-        log.warning("removed an interrupted load", extra={"segment": segment,
-                                                          "codes": removed})
+        codes = remove(store, segment)
+        removed += codes
+        log.warning("removed the codes of a load whose process was killed",
+                    extra={"segment": segment, "codes": codes})
     return removed
 
 

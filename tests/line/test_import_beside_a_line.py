@@ -24,7 +24,7 @@ from simulators.line import LineSimSettings
 from tests.line.harness import conveyor_empty, gate_against_database, printed, rig
 from tests.waiting import until
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.solo]
 
 EXECUTE = 6
 CODES = 5_000_000
