@@ -98,6 +98,8 @@ async def test_a_generic_client_runs_the_line_through_its_packml_unit(tmp_path: 
         # Refusals a PLC programmer would meet, each with the status the standard names.
         with pytest.raises(BadInvalidState):
             await call(execute, "Start")
+        with pytest.raises(BadInvalidState):
+            await call(execute, "ToComplete")  # only from Execute
         with pytest.raises(BadNotSupported):
             await call("", "SetUnitMode", ua.Variant(2, ua.VariantType.Int32))
         with pytest.raises(BadOutOfRange):
