@@ -61,6 +61,8 @@ class SegmentLoad:
         self.figures = figures if figures is not None else LoadFigures()
         self.rows_per_transaction = 4096
         self.published = False
+        self.autocheckpoint = int(store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+        store.conn.execute("PRAGMA wal_autocheckpoint=0")
         with self._hold() as conn:
             cursor = conn.execute(
                 "INSERT INTO segments (line_id, level, source, origin, created_at, count, "
@@ -72,8 +74,11 @@ class SegmentLoad:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
-        if kind is not None and not self.published:
-            remove(self.store, self.segment)
+        try:
+            if kind is not None and not self.published:
+                remove(self.store, self.segment)
+        finally:
+            self.store.conn.execute(f"PRAGMA wal_autocheckpoint={self.autocheckpoint}")
 
     @contextlib.contextmanager
     def _hold(self) -> Iterator[sqlite3.Connection]:
@@ -86,9 +91,12 @@ class SegmentLoad:
         self.figures.longest_hold_s = max(self.figures.longest_hold_s, held)
         self._adapt(held)
         time.sleep(PAUSE_S)
+        # The WAL's pages go to the database file here, with the lock free, rather than in
+        # SQLite's automatic checkpoint at the end of a COMMIT.
+        self.store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     def _adapt(self, held: float) -> None:
-        scale = min(2.0, max(0.25, TARGET_HOLD_S / max(held, 1e-4)))
+        scale = min(1.3, max(0.25, TARGET_HOLD_S / max(held, 1e-4)))
         self.rows_per_transaction = int(min(MAX_ROWS, max(MIN_ROWS,
                                                           self.rows_per_transaction * scale)))
 
