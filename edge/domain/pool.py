@@ -19,7 +19,7 @@ from edge.store.database import Store
 from line_config.models import Level, Line
 
 CHUNK = 20_000
-DRAW_BLOCK = 1_000_000
+DRAW_BLOCK = 250_000  # a progress bar moves every quarter million
 Progress = Callable[[int], None]
 """Called with the number of codes just handled, for progress bars."""
 
