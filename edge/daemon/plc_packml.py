@@ -183,6 +183,9 @@ class PackMLUnit:
         await self._write("Admin.AlarmExtent", ALARM_EXTENT, ua.VariantType.Int32)
         await self._write("Admin.WarningExtent", ALARM_EXTENT, ua.VariantType.Int32)
         await self._write("Admin.StopReasonExtent", 1, ua.VariantType.Int32)
+        # The controller does not see the conveyor's neighbours.
+        await self._write("Status.EquipmentBlocked", False, ua.VariantType.Boolean)
+        await self._write("Status.EquipmentStarved", False, ua.VariantType.Boolean)
         # From the Server object, the root of the event notifiers, where alarm clients look;
         # SourceNode names the unit. One emitter, so ConditionRefresh replays each standing
         # condition once.

@@ -91,6 +91,7 @@ async def test_a_generic_client_runs_the_line_through_its_packml_unit(tmp_path: 
         leaving = await (await child(f"{machine}/AvailableTransitions")).read_value()
         assert await names(client, leaving) == ["StoppedToRunning"]
         assert await (await child("Status/UnitModeCurrent")).read_value() == 1
+        assert await (await child("Status/EquipmentStarved")).read_value() is False
         modes = await (await child("Status/UnitSupportedModes")).read_value()
         assert (await client.get_node(modes).read_browse_name()).Name == \
             "ProductionMaintenanceModeEnum"
