@@ -59,7 +59,8 @@ def reserve(store: Store, batch_id: int, station_id: str, level: Level, count: i
         rows = conn.execute(
             "SELECT id, serial, reservation_id IS NOT NULL OR printed_at IS NOT NULL "
             "FROM codes WHERE state = 0 AND segment_id IN "
-            "(SELECT id FROM segments WHERE line_id = ? AND level = ? AND loading IS NULL) "
+            "(SELECT id FROM segments WHERE line_id = ? AND level = ? AND loading IS NULL "
+            "AND retired_at IS NULL) "
             "ORDER BY segment_id, id LIMIT ?",
             (batch.line_id, LEVEL_NUMBER[level], count),
         ).fetchall()

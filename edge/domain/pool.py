@@ -126,7 +126,7 @@ def stats(store: Store, lines: list[Line]) -> list[PoolLevelStats]:
     counts: dict[tuple[str, int], dict[str, int]] = {}
     for line_id, level, state, n in store.read().execute(
         "SELECT s.line_id, c.level, c.state, count(*) FROM codes c "
-        "JOIN segments s ON s.id = c.segment_id WHERE s.loading IS NULL "
+        "JOIN segments s ON s.id = c.segment_id WHERE s.loading IS NULL AND s.retired_at IS NULL "
         "GROUP BY s.line_id, c.level, c.state"
     ):
         counts.setdefault((line_id, level), {})[State(state).name] = n
@@ -144,7 +144,8 @@ def available_count(conn: sqlite3.Connection, line_id: str, level: Level) -> int
     """How many codes ``line_id`` can still reserve at ``level``."""
     row = conn.execute(
         "SELECT count(*) FROM codes WHERE state = 0 AND segment_id IN "
-        "(SELECT id FROM segments WHERE line_id = ? AND level = ? AND loading IS NULL)",
+        "(SELECT id FROM segments WHERE line_id = ? AND level = ? AND loading IS NULL "
+        "AND retired_at IS NULL)",
         (line_id, LEVEL_NUMBER[level]),
     ).fetchone()
     return int(row[0])

@@ -151,17 +151,24 @@ class SegmentLoad:
 
 def remove(store: Store, segment: int) -> int:
     """Delete a loading segment and its codes in short transactions; how many codes."""
+    removed = delete_codes(store, segment)
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM segments WHERE id = ? AND loading IS NOT NULL",
+                     (segment,))
+    return removed
+
+
+def delete_codes(store: Store, segment: int) -> int:
+    """Delete a segment's codes, all still AVAILABLE, in short transactions; how many."""
     removed = 0
     while True:
         with store.transaction() as conn:
             deleted = conn.execute(
                 "DELETE FROM codes WHERE id IN (SELECT id FROM codes WHERE segment_id = ? "
                 "AND state = 0 LIMIT ?)", (segment, DELETE_ROWS)).rowcount
-            removed += deleted
-            if deleted < DELETE_ROWS:
-                conn.execute("DELETE FROM segments WHERE id = ? AND loading IS NOT NULL",
-                             (segment,))
-                return removed
+        removed += deleted
+        if deleted < DELETE_ROWS:
+            return removed
 
 
 def _alive(pid: int) -> bool:
@@ -175,10 +182,17 @@ def _alive(pid: int) -> bool:
 
 
 def purge_abandoned(store: Store) -> int:
-    """Remove the loading segments whose process is gone (killed mid-load); how many codes."""
-    abandoned = [segment for segment, pid in store.read().execute(
+    """Remove the loading segments whose process is gone (killed mid-load), and the codes a
+    withdrawal (``pool retire``) did not finish deleting; how many codes."""
+    conn = store.read()
+    abandoned = [segment for segment, pid in conn.execute(
         "SELECT id, loading FROM segments WHERE loading IS NOT NULL")
         if pid != os.getpid() and not _alive(int(pid))]
+    for (segment,) in conn.execute(
+            "SELECT id FROM segments s WHERE retired_at IS NOT NULL AND EXISTS "
+            "(SELECT 1 FROM codes WHERE segment_id = s.id AND state = 0)").fetchall():
+        log.warning("removed the codes of a withdrawal that was interrupted",
+                    extra={"segment": segment, "codes": delete_codes(store, segment)})
     removed = 0
     for segment in abandoned:
         codes = remove(store, segment)

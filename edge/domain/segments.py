@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from edge.domain import audit, events
 from edge.domain.errors import DomainError, ReasonRequired
 from edge.domain.lifecycle import LEVEL_NAME
+from edge.domain.segment_loading import delete_codes
 from edge.store.database import Store, now_ms
 from line_config.levels import Level
 
@@ -26,7 +27,11 @@ class Retired:
 def retire(store: Store, segment_id: int, *, operator: str, reason: str | None) -> Retired:
     """Withdraw a segment added by mistake (wrong file, wrong line, wrong level): its codes
     leave the pool and may be imported again where they belong. Refused, changing nothing,
-    once any of its codes was reserved: those may be printed, so they stay on record."""
+    once any of its codes was reserved: those may be printed, so they stay on record.
+
+    The withdrawal commits at once (no line reserves from a withdrawn segment); its codes are
+    then deleted in short transactions beside running lines, and what an interrupted
+    deletion leaves is finished by the next bulk command or controller start."""
     if not reason or not reason.strip():
         raise ReasonRequired("say why the segment is withdrawn: --reason TEXT")
     with store.transaction() as conn:
@@ -46,7 +51,8 @@ def retire(store: Store, segment_id: int, *, operator: str, reason: str | None) 
                 "segment {segment_id} cannot be withdrawn: {used:,} of its codes were already "
                 "reserved for printing (they stay on record; revoke them at the cloud instead)",
                 segment_id=segment_id, used=used)
-        codes = conn.execute("DELETE FROM codes WHERE segment_id = ?", (segment_id,)).rowcount
+        codes = conn.execute("SELECT count(*) FROM codes WHERE segment_id = ?",
+                             (segment_id,)).fetchone()[0]
         conn.execute("UPDATE segments SET retired_at = ?, retire_reason = ? WHERE id = ?",
                      (now_ms(), reason, segment_id))
         level = LEVEL_NAME[level_no]
@@ -54,7 +60,8 @@ def retire(store: Store, segment_id: int, *, operator: str, reason: str | None) 
                       segment=segment_id)
         audit.record(conn, operator, "pool.retire", f"{line_id}/{level}", reason=reason,
                      segment=segment_id, codes=codes, source=source, origin=origin)
-        return Retired(segment_id, line_id, level, codes)
+    delete_codes(store, segment_id)
+    return Retired(segment_id, line_id, level, codes)
 
 
 @dataclass(frozen=True)

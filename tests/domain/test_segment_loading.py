@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.domain import flow, pool, pool_import
+from edge.domain import flow, pool, pool_import, segments
 from edge.domain.errors import ImportRejected, PoolExhausted
 from edge.domain.segment_loading import SegmentLoad, purge_abandoned
 from edge.domain.serials import CheckCharacter, SerialScheme
@@ -132,3 +132,18 @@ def test_every_character_is_drawn_uniformly() -> None:
     expected = len(block) / len(alphabet)
     chi2 = sum((counts[c] - expected) ** 2 / expected for c in alphabet)
     assert chi2 < 80  # 32 degrees of freedom: p < 1e-6 above 80
+
+
+def test_a_withdrawal_interrupted_while_deleting_is_finished_by_the_next_bulk_command(
+        store: Store, site: SiteConfig) -> None:
+    line = site.lines[0]
+    segment = pool.generate(store, line, "item", 30_000, operator="t")
+    assert segments.retire(store, segment, operator="t", reason="wrong file").codes == 30_000
+    assert codes_of(store, segment) == 0
+    kept = pool.generate(store, line, "item", 25_000, operator="t")
+    with store.transaction() as conn:  # as if killed after the withdrawal committed
+        conn.execute("UPDATE segments SET retired_at = 1, retire_reason = 'x' WHERE id = ?",
+                     (kept,))
+    assert pool.available_count(store.read(), line.id, "item") == 0
+    assert purge_abandoned(store) == 0  # withdrawn codes are counted by the withdrawal
+    assert codes_of(store, kept) == 0
