@@ -108,6 +108,8 @@ def info(conn: sqlite3.Connection, ref: int | str) -> ManifestInfo:
     """An issued manifest by sequence number or id (one still being issued, not frozen
     yet, is not there for the cloud)."""
     column = "seq" if isinstance(ref, int) else "manifest_id"
+    if isinstance(ref, int) and not 0 <= ref < 2**63:  # beyond SQLite's integers: no such seq
+        raise ManifestNotFound(f"no manifest {ref}")
     row = conn.execute(_INFO + f"WHERE frozen = 1 AND {column} = ?", (ref,)).fetchone()
     if row is None:
         raise ManifestNotFound(f"no manifest {ref}")

@@ -116,6 +116,8 @@ async def test_bad_input_is_a_json_4xx_never_a_500(api) -> None:  # type: ignore
             ("POST", "/api/v2/manifests/nope/ack", {}),
             ("POST", "/api/v2/manifests/%C2%B2/ack", {}),  # '²': a digit, but not 0-9
             ("GET", "/api/v2/manifests/%C2%B2", {}),
+            ("GET", "/api/v2/manifests/" + "9" * 30, {}),  # beyond SQLite's integers
+            ("POST", "/api/v2/manifests/" + "9" * 30 + "/ack", {}),
             ("GET", "/api/v2/codes/%F0%9F%8D%B6", {}),
             ("GET", "/api/v2/batches/0/manifest", {}),
             ("GET", "/api/v2/batches/77/epcis", {}),
