@@ -3,6 +3,8 @@ stations that use it; label printer and label reader paired as a bench."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,7 @@ from drivers.registry import (
     reader_for,
 )
 from drivers.vision.decode_process import DecodePool
+from edge.daemon.errors import root_error
 from edge.daemon.snapshot import DeviceHealth
 from edge.daemon.stations import LabelBench
 from line_config.devices import ZplLabelPrinter
@@ -37,6 +40,29 @@ class Devices:
     pallet_reader: CodeReader | None
     benches: dict[str, LabelBench]
     all: dict[str, Device]
+
+    async def connect_all(self, timeout_s: float) -> None:
+        """Every device at once (a slow one does not make the others wait); the first
+        failure, named, if any fails."""
+        async def connect(name: str, device: Device) -> None:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await device.connect()
+            except TimeoutError:
+                raise TimeoutError(f"{name} did not answer within {timeout_s:.0f} s") from None
+
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for name, device in self.all.items():
+                    tasks.create_task(connect(name, device))
+        except BaseExceptionGroup as group:
+            raise root_error(group) from None
+
+    async def close_all(self) -> None:
+        """Close every device; one that fails to close does not keep the others open."""
+        for device in self.all.values():
+            with contextlib.suppress(Exception):
+                await device.close()
 
     @classmethod
     def build(cls, line: Line, decoding: DecodePool) -> Devices:

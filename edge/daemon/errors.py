@@ -23,3 +23,16 @@ class AddressInUse(StartRefused):
 
 class PackMLModelMissing(PlcConfigError):
     """The configured OPC 30050 nodeset for the line's PackML unit is not there."""
+
+
+def root_error(exc: BaseException) -> BaseException:
+    """The first real error inside ``exc`` (task groups wrap what failed)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def describe_error(exc: BaseException) -> str:
+    """The first real error inside ``exc``, as type: text."""
+    first = root_error(exc)
+    return f"{type(first).__name__}: {first}"

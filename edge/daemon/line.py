@@ -24,7 +24,7 @@ from edge.daemon.devices import Devices, device_health
 from edge.daemon.item_flow import ItemFlow
 from edge.daemon.packml import Command, CommandRefused, PackML, State
 from edge.daemon.pallet_station import PalletStation
-from edge.daemon.production import DRAIN_TIMEOUT_S, Production, Station, root_error
+from edge.daemon.production import DRAIN_TIMEOUT_S, Production, Station
 from edge.daemon.signals import Alarm, Counts, LineCounters, LineOutputs, NoOutputs
 from edge.daemon.snapshot import AlarmRecord, BatchInfo, Buffers, LineSnapshot
 from edge.domain import aggregation, batches
@@ -254,51 +254,24 @@ class LineRuntime:
     async def _resetting(self) -> None:
         if not self.connected:
             try:
-                await self._connect_all()
+                await self.devices.connect_all(CONNECT_TIMEOUT_S)
             except (DriverError, OSError, TimeoutError) as exc:
-                await self._close_devices()  # none stays half set up for the next Reset
+                await self.devices.close_all()  # none stays half set up for the next Reset
                 self.alarm("line", f"devices not reachable: {exc}", False)
                 self.packml.fall_back(State.STOPPED, "reset failed")
                 return
             except asyncio.CancelledError:
-                await self._close_devices()  # interrupted by Stop or Abort
+                await self.devices.close_all()  # interrupted by Stop or Abort
                 raise
             self.connected = True
         self.active_alarms.clear()
         self.stop_reason = ""
         self.packml.done()
 
-    async def _connect_all(self) -> None:
-        """Every device at once (a slow one does not make the others wait); the first
-        failure, named, if any fails."""
-        async def connect(name: str, device: Any) -> None:
-            try:
-                async with asyncio.timeout(CONNECT_TIMEOUT_S):
-                    await device.connect()
-            except TimeoutError:
-                raise TimeoutError(f"{name} did not answer within {CONNECT_TIMEOUT_S:.0f} s") \
-                    from None
-
-        try:
-            async with asyncio.TaskGroup() as tasks:
-                for name, device in self.devices.all.items():
-                    tasks.create_task(connect(name, device))
-        except BaseExceptionGroup as group:
-            raise root_error(group) from None
-
     async def _start_batch(self, ref: str) -> str:
         """Start a created or stopped batch (by id or lot) on this line."""
-        def start(store: Store) -> batches.Batch:
-            conn = store.read()
-            listed = batches.list_batches(conn, self.line.id)
-            found = [b for b in listed if str(b.id) == ref or b.lot == ref]
-            if not found:
-                raise DomainError("no batch {ref!r} on line {line}", ref=ref, line=self.line.id)
-            batch = found[-1]
-            if batch.state == "running":
-                return batch
-            return batches.start(store, batch.id, operator="plc")
-        batch = await self.db.call(start)
+        batch = await self.db.call(batches.start_by_reference, self.line.id, ref,
+                                   operator="plc")
         self.batch = batch
         await self._load_counts()
         return f"batch {batch.id} ({batch.lot}) running"
@@ -481,12 +454,7 @@ class LineRuntime:
                 await self.command(Command.STOP, "shutdown")
         await self.settled()
         await self._halt_production()
-        await self._close_devices()
-
-    async def _close_devices(self) -> None:
-        for device in self.devices.all.values():
-            with contextlib.suppress(Exception):
-                await device.close()
+        await self.devices.close_all()
 
     async def _load_counts(self) -> None:
         def load(store: Store) -> tuple[Counts, Counts]:

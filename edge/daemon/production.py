@@ -16,6 +16,7 @@ from drivers.errors import DriverError
 from edge.daemon.case_station import CaseStation
 from edge.daemon.dbworker import StorageGuard
 from edge.daemon.devices import Devices
+from edge.daemon.errors import describe_error, root_error
 from edge.daemon.item_flow import ItemFlow
 from edge.daemon.packing_watch import PackingWatch
 from edge.daemon.pallet_station import PalletStation
@@ -235,16 +236,3 @@ class Production:
                 text = watch.tick(WATCH_S, host.in_execute())
                 if text is not None:  # "" clears: the station packs again
                     host.standing_alarm(watch.station.station_id, text)
-
-
-def root_error(exc: BaseException) -> BaseException:
-    """The first real error inside ``exc`` (task groups wrap what failed)."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
-
-
-def describe_error(exc: BaseException) -> str:
-    """The first real error inside ``exc``, as type: text."""
-    first = root_error(exc)
-    return f"{type(first).__name__}: {first}"

@@ -151,6 +151,18 @@ def create(
         return get(conn, batch_id)
 
 
+def start_by_reference(store: Store, line_id: str, ref: str, *, operator: str) -> Batch:
+    """Start the batch of ``line_id`` named by id or lot (the latest of that lot); one
+    already running is returned as it is."""
+    found = [b for b in list_batches(store.read(), line_id) if str(b.id) == ref or b.lot == ref]
+    if not found:
+        raise DomainError("no batch {ref!r} on line {line}", ref=ref, line=line_id)
+    batch = found[-1]
+    if batch.state == "running":
+        return batch
+    return start(store, batch.id, operator=operator)
+
+
 def start(store: Store, batch_id: int, *, operator: str) -> Batch:
     """Run the batch; a line runs one batch at a time."""
     with store.transaction() as conn:
