@@ -57,10 +57,12 @@ class Rig:
         self.daemon.send_signal(signal.SIGKILL)
         self.daemon.wait(10)
 
-    def stop_daemon(self) -> int:
+    async def stop_daemon(self) -> int:
+        """SIGTERM, and its exit code. The simulated line keeps running meanwhile: the
+        controller judges what is in transit before it exits."""
         assert self.daemon is not None
         self.daemon.send_signal(signal.SIGTERM)
-        return self.daemon.wait(60)
+        return await asyncio.to_thread(self.daemon.wait, 60)
 
 
 async def operator(plc: PlcSim) -> None:
@@ -295,7 +297,7 @@ async def complete_and_close(r: Rig, within: float = 180) -> tuple[Findings, Bat
     acknowledging = asyncio.create_task(operator(r.plc))
     await wait_complete(r.plc, within)
     acknowledging.cancel()
-    assert r.stop_daemon() == 0
+    assert await r.stop_daemon() == 0
     found = compare(r)
     assert found.problems == []
     with Store(r.db_path) as store:

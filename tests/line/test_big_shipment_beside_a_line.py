@@ -73,7 +73,7 @@ async def test_a_big_shipment_confirmed_beside_a_running_line_costs_no_good_item
         assert confirmed.status == "confirmed" and confirmed.code_count is not None
         assert confirmed.code_count > BIG
         await wait_complete(r.plc, 180)
-        assert r.stop_daemon() == 0
+        assert await r.stop_daemon() == 0
         assert r.plc.rejected_no_verdict == 0
         found = compare(r)
         assert found.problems == []

@@ -102,7 +102,7 @@ async def test_a_5m_import_beside_a_line_at_1000_per_second_never_stalls_its_com
         assert await asyncio.to_thread(usable_items, r.db_path) <= usable
 
         assert r.plc.state == EXECUTE
-        assert r.stop_daemon() == 0
+        assert await r.stop_daemon() == 0
         await conveyor_empty(r)
         assert r.log_path is not None
         assert "database is locked" not in r.log_path.read_text(errors="replace")

@@ -28,7 +28,7 @@ EXECUTE = 6
 async def test_the_live_view_of_a_running_line_says_progress_eta_and_rate_in_words(
         tmp_path: Path) -> None:
     async with rig(tmp_path, LineSimSettings(seed=6, rate=30, transit_ms=300), 2000) as r:
-        r.stop_daemon()
+        await r.stop_daemon()
         data = yaml.safe_load(r.config_path.read_text())
         data["lines"][0]["speed"] = 40
         r.config_path.write_text(yaml.safe_dump(data))

@@ -56,7 +56,7 @@ async def test_every_packml_cycle_keeps_the_gate_and_the_database_in_step(
         await printed_more(plc, 40)
         await cycle(plc, ("Suspend", SUSPENDED), ("Unsuspend", EXECUTE))
         await wait_complete(plc, 180)
-        assert r.stop_daemon() == 0
+        assert await r.stop_daemon() == 0
         found = compare(r)
         assert found.problems == []
         assert found.stranded == 0  # no good item rejected at the gate for want of a verdict

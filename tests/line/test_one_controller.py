@@ -49,14 +49,15 @@ async def test_a_second_controller_is_refused_and_the_live_line_loses_nothing(
         voided = codes_in(r.db_path, State.VOID)
         assert reserved > 0  # the printer's buffer: codes about to go on bottles
 
-        second = codeline(r.config_path, "run")
+        second = await asyncio.to_thread(codeline, r.config_path, "run")
         assert second.returncode == 1
         assert f"pid {first} on host" in second.stderr
         assert "Traceback" not in second.stderr
         assert codes_in(r.db_path, State.VOID) == voided
         assert status_path(r.db_path).exists()
 
-        added = codeline(r.config_path, "pool", "generate", "--level", "item", "--count", "5")
+        added = await asyncio.to_thread(codeline, r.config_path, "pool", "generate", "--level",
+                                        "item", "--count", "5")
         assert added.returncode == 0, added.stderr
 
         await finishing  # the line finishes its batch; line and database agree, reconciled

@@ -46,6 +46,6 @@ async def test_the_plc_runs_a_batch_over_sign_and_encrypt_and_strangers_are_refu
         assert not await connects(r, stranger)  # a certificate not in the trusted folder
         assert not await connects(r, PlcSecurity("none", None, "plc1", PLC_PASSWORD))
 
-        assert r.stop_daemon() == 0
+        assert await r.stop_daemon() == 0
         assert compare(r).problems == []
         assert len(r.sim.cases) == 2

@@ -54,7 +54,7 @@ async def test_a_failed_production_task_aborts_the_line_with_an_alarm_naming_it(
             await r.plc.wait_state(EXECUTE, within=30)  # fresh tasks, the failpoint spent
 
         began = time.monotonic()
-        assert r.stop_daemon() == 0
+        assert await r.stop_daemon() == 0
         assert time.monotonic() - began < 60
 
 
@@ -69,4 +69,4 @@ async def test_a_failed_plc_refresh_holds_the_line_and_publishing_goes_on(
         await r.plc.call("Unhold")
         await r.plc.wait_state(EXECUTE, within=30)
         await asyncio.sleep(0.5)
-        assert r.stop_daemon() == 0
+        assert await r.stop_daemon() == 0

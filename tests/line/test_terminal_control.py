@@ -84,7 +84,7 @@ async def test_an_operator_runs_a_batch_from_the_terminal_and_each_command_is_au
 async def test_a_line_commanded_by_its_plc_alone_refuses_the_terminal(tmp_path: Path) -> None:
     async with rig(tmp_path, LineSimSettings(seed=3, rate=60), 100) as r:
         await until_listening(r)
-        r.stop_daemon()
+        await r.stop_daemon()
         data = yaml.safe_load(r.config_path.read_text())
         data["lines"][0]["terminal_control"] = False
         r.config_path.write_text(yaml.safe_dump(data))
@@ -104,7 +104,7 @@ async def test_a_line_commanded_by_its_plc_alone_refuses_the_terminal(tmp_path: 
 async def test_the_terminal_is_told_when_no_controller_runs(tmp_path: Path) -> None:
     async with rig(tmp_path, LineSimSettings(seed=3, rate=60), 100) as r:
         await until_listening(r)
-        r.stop_daemon()
+        await r.stop_daemon()
         assert not control_path(r.db_path).exists()
         missing = await codeline(r, "line", "start")
         assert missing.returncode == 1
