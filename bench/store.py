@@ -2,7 +2,8 @@
 
 Prints generate and import codes/s, reserve+print+commission items/s (blocks of 500 in
 batched transactions), pack items/s, the activation time of one pallet (1 + 60 + 1,440
-codes) and of a whole batch, and bytes per code on disk.
+codes) and of a whole batch, and bytes per code on disk; then the activation of single
+pallets, cold and warm, in the realistic layouts R1 and R2 (``bench.layouts``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench import layouts
 from edge.domain import aggregation, batches, flow, pool, pool_import, shipments
 from edge.domain.serials import SerialScheme
 from edge.store.database import Store
@@ -86,6 +88,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=1_000_000, help="items in the big batch")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the database")
+    parser.add_argument("--pallets-per-line", type=int, default=30,
+                        help="full pallets each of the four lines of R1 and R2 makes")
+    parser.add_argument("--cold", type=int, default=100,
+                        help="pallets activated cold in each layout (then 20 warm)")
     args = parser.parse_args()
     site = parse_config(SITE)
     line = site.lines[0]
@@ -147,6 +153,9 @@ def main() -> None:
     print(f"bytes per code      {store.size_bytes() / codes:.1f}  ({codes:,} codes, "
           f"{store.size_bytes() / 1e6:.1f} MB, everything included)")
     store.close()
+
+    for layout in ("R1", "R2"):
+        layouts.report(workdir / f"{layout}.db", layout, args.pallets_per_line, args.cold)
 
 
 if __name__ == "__main__":

@@ -225,6 +225,27 @@ def test_shipment_activates_the_whole_subtree_and_only_it(store: Store, site: Si
     assert kinds == ["activation", "deactivation"]
 
 
+def test_a_refused_confirm_of_a_pallet_leaves_the_database_exactly_as_it_was(
+        store: Store, site: SiteConfig) -> None:
+    batch = running_batch(store, site, items=40)
+    items = commissioned(store, batch, "item", 8)
+    cases = commissioned(store, batch, "case", 2)
+    pallet = commissioned(store, batch, "pallet", 1)[0]
+    for k, case in enumerate(cases):
+        aggregation.pack(store, case, items[k * 4:(k + 1) * 4], operator="t", close=True)
+    aggregation.pack(store, pallet, cases, operator="t", close=True)
+    shipment = shipments.create(store, "D1", "east", operator="t")
+    shipments.add(store, shipment.id, pallet, operator="t", allow_mixed_batches=False)
+    with store.transaction() as conn:  # one code under the pallet changed by hand
+        conn.execute("UPDATE codes SET state = ? WHERE serial = ?",
+                     (int(State.REJECTED), items[5]))
+    before = fingerprint(store)
+    with pytest.raises(NotCommissioned, match=items[5]):
+        shipments.confirm(store, shipment.id, operator="t")
+    assert fingerprint(store) == before  # still open, no manifest queued, nothing active
+    assert shipments.get(store.read(), shipment.id).status == "open"
+
+
 def test_mixed_batches_on_one_shipment_follow_the_config(store: Store, site: SiteConfig) -> None:
     first = running_batch(store, site, items=40)
     items = commissioned(store, first, "item", 4)

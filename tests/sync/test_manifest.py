@@ -221,13 +221,21 @@ def test_a_new_key_replaces_a_planted_symlink_and_an_open_mode(tmp_path: Path) -
 
 def test_a_code_forced_into_a_manifest_while_it_is_issued_stops_the_issue(
         store: Store, site: SiteConfig) -> None:
-    """The manifest is listed in steps and sealed with no lock held; a row inserted by hand
-    meanwhile (here: by the time the seal runs) makes the count differ, and the manifest is
-    not issued: not frozen, not served, the shipment still confirming (for someone to find
-    out who forced the row in)."""
-    batch = running_batch(store, site, items=40)
-    items = commissioned(store, batch, "item", 8)
-    _, pallet = packed_pallet(store, batch, items)
+    """A shipment too big for one transaction is listed in steps and sealed with no lock
+    held; a row inserted by hand meanwhile (here: by the time the seal runs) makes the
+    count differ, and the manifest is not issued: not frozen, not served, the shipment still
+    confirming (for someone to find out who forced the row in)."""
+    data = site.model_dump(mode="python")
+    data["lines"][0]["packaging"] = {"items_per_case": 1000, "cases_per_pallet": 4}
+    big = SiteConfig.model_validate(data)
+    batch = running_batch(store, big, items=4001)
+    items = commissioned(store, batch, "item", 4000)
+    cases = commissioned(store, batch, "case", 4)
+    pallet = commissioned(store, batch, "pallet", 1)[0]
+    for k, case in enumerate(cases):
+        aggregation.pack(store, case, items[k * 1000:(k + 1) * 1000], operator="t", close=True)
+    aggregation.pack(store, pallet, cases, operator="t", close=True)
+    assert shipments.AT_ONCE < 1 + 4 + 4000  # confirmed in steps
     shipment = shipments.create(store, "D-7", "east", operator="t")
     shipments.add(store, shipment.id, pallet, operator="t", allow_mixed_batches=False)
     stray = commissioned(store, batch, "item", 1)[0]
