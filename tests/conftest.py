@@ -121,12 +121,15 @@ def commissioned(store: Store, batch_id: int, level: str, count: int) -> list[st
     return [c.serial for c in block.codes]
 
 
-def packed_pallet(store: Store, batch_id: int, items: list[str]) -> tuple[list[str], str]:
-    """Two closed cases of four of ``items`` each, on one closed pallet: (cases, pallet)."""
-    cases = commissioned(store, batch_id, "case", 2)
+def packed_pallet(store: Store, batch_id: int, items: list[str], per_case: int = 4,
+                  cases_on_pallet: int = 2) -> tuple[list[str], str]:
+    """Closed cases (two of four ``items`` each, by default) on one closed pallet:
+    (cases, pallet)."""
+    cases = commissioned(store, batch_id, "case", cases_on_pallet)
     pallet = commissioned(store, batch_id, "pallet", 1)[0]
     for k, case in enumerate(cases):
-        aggregation.pack(store, case, items[k * 4:(k + 1) * 4], operator="t", close=True)
+        aggregation.pack(store, case, items[k * per_case:(k + 1) * per_case], operator="t",
+                         close=True)
     aggregation.pack(store, pallet, cases, operator="t", close=True)
     return cases, pallet
 

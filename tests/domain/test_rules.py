@@ -41,7 +41,7 @@ from edge.domain.lifecycle import Reason, State
 from edge.domain.serials import SerialScheme
 from edge.store.database import Store
 from line_config.models import SiteConfig
-from tests.conftest import commissioned, fingerprint, running_batch
+from tests.conftest import commissioned, fingerprint, packed_pallet, running_batch
 
 
 def refused(store: Store, error: type[Exception], call: object, *args: object,
@@ -229,11 +229,7 @@ def test_a_refused_confirm_of_a_pallet_leaves_the_database_exactly_as_it_was(
         store: Store, site: SiteConfig) -> None:
     batch = running_batch(store, site, items=40)
     items = commissioned(store, batch, "item", 8)
-    cases = commissioned(store, batch, "case", 2)
-    pallet = commissioned(store, batch, "pallet", 1)[0]
-    for k, case in enumerate(cases):
-        aggregation.pack(store, case, items[k * 4:(k + 1) * 4], operator="t", close=True)
-    aggregation.pack(store, pallet, cases, operator="t", close=True)
+    _, pallet = packed_pallet(store, batch, items)
     shipment = shipments.create(store, "D1", "east", operator="t")
     shipments.add(store, shipment.id, pallet, operator="t", allow_mixed_batches=False)
     with store.transaction() as conn:  # one code under the pallet changed by hand

@@ -230,11 +230,7 @@ def test_a_code_forced_into_a_manifest_while_it_is_issued_stops_the_issue(
     big = SiteConfig.model_validate(data)
     batch = running_batch(store, big, items=4001)
     items = commissioned(store, batch, "item", 4000)
-    cases = commissioned(store, batch, "case", 4)
-    pallet = commissioned(store, batch, "pallet", 1)[0]
-    for k, case in enumerate(cases):
-        aggregation.pack(store, case, items[k * 1000:(k + 1) * 1000], operator="t", close=True)
-    aggregation.pack(store, pallet, cases, operator="t", close=True)
+    _, pallet = packed_pallet(store, batch, items, per_case=1000, cases_on_pallet=4)
     assert shipments.AT_ONCE < 1 + 4 + 4000  # confirmed in steps
     shipment = shipments.create(store, "D-7", "east", operator="t")
     shipments.add(store, shipment.id, pallet, operator="t", allow_mixed_batches=False)
