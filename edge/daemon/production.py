@@ -160,6 +160,10 @@ class Production:
         with contextlib.suppress(Exception):
             await flow.abandon_in_transit()
         await self.halt()
+        with contextlib.suppress(Exception):
+            # print confirmations that came in while the stations halted: their items get
+            # no verdict either
+            await flow.abandon_in_transit()
         try:
             await flow.void_abandoned()
         except StorageFailure as exc:  # recover() at the next start voids them
