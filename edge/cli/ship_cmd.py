@@ -11,7 +11,7 @@ import typer
 from edge.cli.commands import summary
 from edge.cli.context import JSON_HELP, Ctx, console, ctx_of, emit, ms_text
 from edge.cli.i18n import _, error_text, ngettext
-from edge.domain import shipment_contents, shipments
+from edge.domain import activation, shipment_contents, shipments
 from edge.domain.errors import CodelineError, ShipmentError
 from edge.domain.shipment_contents import Loaded
 from edge.store.database import Store
@@ -24,7 +24,7 @@ app = typer.Typer(help=summary("ship"),
                   no_args_is_help=True)
 
 
-def manifest_sealer(c: Ctx) -> shipments.Sealer | None:
+def manifest_sealer(c: Ctx) -> activation.Sealer | None:
     """Seals the manifest a confirm or cancel issues, with the site's key, in the same
     transaction. Without a config (``--db`` alone) the key is unknown: the manifest is then
     sealed when it is first pulled or pushed."""

@@ -126,14 +126,8 @@ class Committer:
         verdicts = [flow.Verdict(j.item.code_id, j.reject) for j in judged
                     if j.item.code_id is not None]
         started = time.perf_counter()
-        # Shielded: taken out of the pending lists, the commit must reach the database
-        # thread even when production is halted meanwhile (a cancelled call still queued
-        # there would be dropped, and its codes left RESERVED).
-        commit = asyncio.ensure_future(
-            self.db.call(_record_line, self.batch_id, printed, verdicts))
-        commit.add_done_callback(_outcome_taken)
         try:
-            await asyncio.shield(commit)
+            await self.db.call(_record_line, self.batch_id, printed, verdicts)
         except StorageFailure:
             # Rolled back whole: still pending, for the next attempt (a restart recovers
             # them otherwise: printed without a verdict is rejected, as the gate did).
@@ -146,13 +140,6 @@ class Committer:
         await self.committed(judged)
         if not self.printed and not self.judged:
             self._idle.set()
-
-
-def _outcome_taken(commit: asyncio.Future[None]) -> None:
-    """A commit whose waiter was cancelled has nobody to take its outcome: a failure is
-    settled by recovery at the next start."""
-    if not commit.cancelled():
-        commit.exception()
 
 
 def _record_line(store: Store, batch_id: int, printed: list[int],

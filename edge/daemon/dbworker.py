@@ -23,13 +23,25 @@ class DbWorker:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codeline-db")
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """``fn(store, *args, **kwargs)`` on the database thread."""
+        """``fn(store, *args, **kwargs)`` on the database thread. Once asked for, the call
+        runs even if its caller is cancelled meanwhile (production halted): dropping a call
+        still queued behind another would lose work its caller had already taken on, such
+        as a group commit's print confirmations, leaving their codes RESERVED."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, functools.partial(fn, self.store, *args,
-                                                                       **kwargs))
+        work = loop.run_in_executor(self.pool, functools.partial(fn, self.store, *args,
+                                                                 **kwargs))
+        work.add_done_callback(_outcome_taken)
+        return await asyncio.shield(work)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+
+
+def _outcome_taken(work: asyncio.Future[Any]) -> None:
+    """A call whose caller was cancelled has nobody to take its outcome; a failure of it is
+    settled by recovery at the next start."""
+    if not work.cancelled():
+        work.exception()
 
 
 class DbCalls(Protocol):

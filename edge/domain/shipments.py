@@ -2,9 +2,9 @@
 
 Confirming a shipment activates the whole subtree of every pallet and case on it and issues
 one activation manifest; cancelling a confirmed shipment returns the subtree to COMMISSIONED
-and issues a deactivation manifest. A small shipment (a pallet or a few) is done in one
-transaction; a big one in short steps (it never holds the write lock long while a line
-commits verdicts), which finish when called again after a crash.
+and issues a deactivation manifest. This module keeps the shipment and decides; how the
+codes move (at once, or in steps that finish when called again after a crash) is
+:mod:`edge.domain.activation`.
 """
 
 from __future__ import annotations
@@ -12,15 +12,13 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from stdnum import ean
 
-from edge.domain import audit, business_events, events, history
+from edge.domain import activation, audit, events
+from edge.domain.activation import Sealer
 from edge.domain.codes import CodeRow, code, code_by_id, open_shipment_holding
 from edge.domain.errors import (
     MixedBatch,
@@ -29,7 +27,7 @@ from edge.domain.errors import (
     ShipmentError,
     UnknownShipment,
 )
-from edge.domain.lifecycle import State, refusal
+from edge.domain.lifecycle import State
 from edge.store.database import Store, now_ms
 
 PARTY = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
@@ -39,10 +37,6 @@ REFERENCE_TYPES = ("desadv", "po", "inv", "bol")
 """CBV 2.0 business transaction types a shipment may reference: despatch advice, purchase
 order, invoice, bill of lading."""
 
-Sealer = Callable[[sqlite3.Connection, int], tuple[str, str]]
-"""The digest and signature of the manifest with this sequence number, computed while it is
-issued (``sync.manifest.sealer`` makes one from the site's signing key); the confirm or
-cancel stores them in the transaction that freezes the manifest."""
 
 
 @dataclass(frozen=True)
@@ -206,47 +200,14 @@ def _add(conn: sqlite3.Connection, shipment_id: int, serial: str, operator: str,
     return c
 
 
-@dataclass(frozen=True)
-class _Step:
-    """What a confirm or a cancel of a confirmed shipment does, in steps."""
-
-    doing: str  # the shipment's status while the steps run
-    done: str
-    kind: str  # of the manifest issued
-    source: State
-    target: State
-
-
-CONFIRMING = _Step("confirming", "confirmed", "activation", State.COMMISSIONED, State.ACTIVE)
-CANCELLING = _Step("cancelling", "cancelled", "deactivation", State.ACTIVE, State.COMMISSIONED)
-CHUNK = 1_000
-"""Codes changed per transaction of a big shipment: a few milliseconds of write lock each."""
-AT_ONCE = 3_200
-"""Up to this many codes (two pallets of 1,500), a shipment is done in one transaction: it
-holds the write lock ~10 ms, less than the steps' pauses would cost."""
-PAUSE_S = 0.01
-"""Pause after each such transaction: SQLite's waiting writers poll for the lock, so a
-running line's commit gets in between two chunks instead of waiting behind all of them."""
-
-
-class _TooBig(Exception):
-    """The tree outgrew ``AT_ONCE`` between its measure and the transaction: go in steps."""
-
-
 def confirm(store: Store, shipment_id: int, *, operator: str, seal: Sealer | None = None
             ) -> Shipment:
     """Activate every code under the shipment and issue its activation manifest, sealed
-    when a ``seal`` is given. A shipment of up to ``AT_ONCE`` codes is confirmed in one
-    transaction (:func:`_at_once`); a bigger one in steps (:func:`_run_steps`) so as never
-    to hold the write lock for long; an interrupted confirm (``confirming``) is finished by
+    when a ``seal`` is given: at once up to ``activation.AT_ONCE`` codes, else in steps
+    (:mod:`edge.domain.activation`); an interrupted confirm (``confirming``) is finished by
     calling it again."""
-    if _fits_at_once(store, shipment_id):
-        with contextlib.suppress(_TooBig), store.transaction() as conn:
-            if _begin_confirm(conn, shipment_id):
-                return _at_once(conn, shipment_id, CONFIRMING, operator, seal, None)
-    with store.transaction() as conn:
-        _begin_confirm(conn, shipment_id)
-    return _run_steps(store, shipment_id, CONFIRMING, operator, seal, None)
+    return _settle(store, shipment_id, activation.CONFIRMING,
+                   lambda conn: _begin_confirm(conn, shipment_id), operator, seal, None)
 
 
 def _begin_confirm(conn: sqlite3.Connection, shipment_id: int) -> bool:
@@ -273,18 +234,9 @@ def cancel(store: Store, shipment_id: int, *, operator: str, reason: str | None,
     calling it again)."""
     if not (reason and reason.strip()):
         raise ReasonRequired("cancelling a shipment needs a reason")
-    if _fits_at_once(store, shipment_id):
-        with contextlib.suppress(_TooBig), store.transaction() as conn:
-            begun = _begin_cancel(conn, shipment_id, operator, reason)
-            if isinstance(begun, Shipment):
-                return begun
-            if begun:
-                return _at_once(conn, shipment_id, CANCELLING, operator, seal, reason)
-    with store.transaction() as conn:
-        begun = _begin_cancel(conn, shipment_id, operator, reason)
-        if isinstance(begun, Shipment):
-            return begun
-    return _run_steps(store, shipment_id, CANCELLING, operator, seal, reason)
+    return _settle(store, shipment_id, activation.CANCELLING,
+                   lambda conn: _begin_cancel(conn, shipment_id, operator, reason),
+                   operator, seal, reason)
 
 
 def _begin_cancel(conn: sqlite3.Connection, shipment_id: int, operator: str, reason: str
@@ -314,171 +266,27 @@ def _begin_cancel(conn: sqlite3.Connection, shipment_id: int, operator: str, rea
     return True
 
 
-def _tree_rows(conn: sqlite3.Connection, shipment_id: int) -> list[tuple[int, int, int]]:
-    """(id, parent id, state) of every code under the shipment, by id. Each step of the
-    walk looks a container's children up in ``codes_parent``."""
-    return conn.execute(
-        "WITH RECURSIVE tree(id) AS (SELECT code_id FROM shipment_containers "
-        "WHERE shipment_id = ? UNION ALL SELECT c.id FROM tree t "
-        "JOIN codes c INDEXED BY codes_parent ON c.parent_id = t.id) "
-        "SELECT c.id, c.parent_id, c.state FROM tree JOIN codes c ON c.id = tree.id "
-        "ORDER BY c.id", (shipment_id,)).fetchall()
-
-
-def _fits_at_once(store: Store, shipment_id: int) -> bool:
-    """Whether the shipment's tree is small enough for one transaction. Reading it takes no
-    lock and brings its pages into the cache, so that transaction does not wait on the
-    disk with the write lock held."""
-    conn = store.read()
-    with _reading(conn):
-        return len(_tree_rows(conn, shipment_id)) <= AT_ONCE
-
-
-def _check(conn: sqlite3.Connection, rows: list[tuple[int, int, int]], step: _Step) -> None:
-    """Every code in the step's source state, or already in its target (a run finished)."""
-    stray = [r[0] for r in rows if r[2] not in (int(step.source), int(step.target))]
-    if stray:
-        raise refusal(conn, stray[:5], step.source, step.target)
-
-
-def _queue_manifest(conn: sqlite3.Connection, shipment_id: int, step: _Step, count: int) -> int:
-    """The sequence number of the shipment's manifest being issued, queued unfrozen (neither
-    pushed nor pulled) with the audit log's head, unless an interrupted run queued it."""
-    row = conn.execute(
-        "SELECT seq FROM outbox WHERE shipment_id = ? AND kind = ? AND frozen = 0",
-        (shipment_id, step.kind)).fetchone()
-    if row is None:
-        anchor = audit.head(conn)
-        row = conn.execute(
-            "INSERT INTO outbox (manifest_id, kind, shipment_id, created_at, code_count, "
-            "frozen, audit_seq, audit_hash) VALUES (?, ?, ?, ?, ?, 0, ?, ?) RETURNING seq",
-            (str(uuid.uuid4()), step.kind, shipment_id, now_ms(), count, anchor.seq,
-             anchor.hash)).fetchone()
-    return int(row[0])
-
-
-def _move(conn: sqlite3.Connection, ids: list[int], step: _Step, seq: int) -> None:
-    """These codes to the step's target state, listed on manifest ``seq``; refused (for the
-    caller to roll back) when one is in neither state."""
-    marks = ",".join("?" * len(ids))
-    conn.execute(f"UPDATE codes SET state = ? WHERE id IN ({marks}) AND state = ?",
-                 (int(step.target), *ids, int(step.source)))
-    wrong = [r[0] for r in conn.execute(
-        f"SELECT id FROM codes WHERE id IN ({marks}) AND state != ? LIMIT 5",
-        (*ids, int(step.target)))]
-    if wrong:  # changed by hand since the tree was read
-        raise refusal(conn, wrong, step.source, step.target)
-    history.record(conn, ids, int(step.target))
-    conn.execute("INSERT OR IGNORE INTO manifest_codes (seq, code_id, parent_id) "
-                 f"SELECT ?, id, parent_id FROM codes WHERE id IN ({marks})", (seq, *ids))
-
-
-def _at_once(conn: sqlite3.Connection, shipment_id: int, step: _Step, operator: str,
-             seal: Sealer | None, reason: str | None) -> Shipment:
-    """The whole step in the caller's transaction: the manifest lists the tree straight from
-    ``codes_parent``, the codes it lists move, and it is issued. Raises _TooBig (for the
-    caller to roll back) when the tree has grown beyond ``AT_ONCE`` codes."""
-    seq = _queue_manifest(conn, shipment_id, step, 0)
-    listed = conn.execute(
-        "INSERT INTO manifest_codes (seq, code_id, parent_id) "
-        "WITH RECURSIVE tree(id, parent) AS (SELECT sc.code_id, c.parent_id FROM "
-        "shipment_containers sc JOIN codes c ON c.id = sc.code_id WHERE sc.shipment_id = ? "
-        "UNION ALL SELECT c.id, c.parent_id FROM tree t "
-        "JOIN codes c INDEXED BY codes_parent ON c.parent_id = t.id) "
-        "SELECT ?, id, parent FROM tree", (shipment_id, seq)).rowcount
-    if listed > AT_ONCE:
-        raise _TooBig
-    conn.execute("UPDATE outbox SET code_count = ? WHERE seq = ?", (listed, seq))
-    moved = [r[0] for r in conn.execute(
-        "UPDATE codes SET state = ? WHERE id IN (SELECT code_id FROM manifest_codes "
-        "WHERE seq = ?) AND state = ? RETURNING id",
-        (int(step.target), seq, int(step.source)))]
-    if len(moved) != listed:
-        raise refusal(conn, [r[0] for r in conn.execute(
-            "SELECT m.code_id FROM manifest_codes m JOIN codes c ON c.id = m.code_id "
-            "WHERE m.seq = ? AND c.state != ? LIMIT 5", (seq, int(step.target)))],
-            step.source, step.target)
-    history.record(conn, moved, int(step.target))
-    sealed = seal(conn, seq) if seal is not None else None
-    return _issue(conn, shipment_id, step, seq, listed, sealed, operator, reason)
-
-
-def _run_steps(store: Store, shipment_id: int, step: _Step, operator: str,
-               seal: Sealer | None, reason: str | None) -> Shipment:
-    """Move the shipment's codes from ``step.source`` to ``step.target`` and issue the
-    manifest, with no transaction holding the write lock for more than a few milliseconds:
-
-    1. (done by the caller) the shipment is marked ``step.doing``: from then on nothing can
-       be added to it or reworked under it, so its tree is fixed;
-    2. the tree is read (no write lock) and every code checked to be in the source state
-       (or already moved, when an interrupted run is finished);
-    3. the manifest row is queued, not yet frozen: neither pushed nor pulled; it carries
-       the audit log's head (a checkpoint the cloud keeps);
-    4. the codes move and the manifest lists them, ``CHUNK`` codes per transaction, with a
-       pause after each for the other writers;
-    5. the manifest is digested and signed with no write lock held (its list can no longer
-       change, but by a hand-made INSERT: step 6 finds that by its count);
-    6. one short transaction checks the list holds exactly the codes moved, freezes and
-       seals the manifest and marks the shipment ``step.done``.
-
-    Killed at any instant, the shipment stays ``step.doing`` and calling again finishes it;
-    the cloud sees nothing of it before step 6."""
-    conn = store.read()
-    with _reading(conn):
-        rows = _tree_rows(conn, shipment_id)
-    _check(conn, rows, step)
+def _settle(store: Store, shipment_id: int, step: activation.Step,
+            begin: Callable[[sqlite3.Connection], Shipment | bool], operator: str,
+            seal: Sealer | None, reason: str | None) -> Shipment:
+    """``begin`` the confirm or cancel (it returns the shipment when nothing is left to do,
+    True when it marked the shipment ``step.doing`` now, False when it already was), then
+    move its codes: in the same transaction when the tree is small and the run new, else in
+    steps."""
+    if activation.fits_at_once(store, shipment_id):
+        with contextlib.suppress(activation.TooBig), store.transaction() as conn:
+            begun = begin(conn)
+            if isinstance(begun, Shipment):
+                return begun
+            if begun:
+                activation.at_once(conn, shipment_id, step, operator, seal, reason)
+                return get(conn, shipment_id)
     with store.transaction() as conn:
-        seq = _queue_manifest(conn, shipment_id, step, len(rows))
-    for first in range(0, len(rows), CHUNK):
-        with store.transaction() as conn:
-            _move(conn, [r[0] for r in rows[first:first + CHUNK]], step, seq)
-        time.sleep(PAUSE_S)
-    sealed = seal(store.read(), seq) if seal is not None else None
-    with store.transaction() as conn:
-        return _issue(conn, shipment_id, step, seq, len(rows), sealed, operator, reason)
-
-
-def _issue(conn: sqlite3.Connection, shipment_id: int, step: _Step, seq: int, count: int,
-           sealed: tuple[str, str] | None, operator: str, reason: str | None) -> Shipment:
-    """Check the manifest lists exactly the ``count`` codes moved, freeze (and seal) it and
-    mark the shipment ``step.done``."""
-    listed = conn.execute("SELECT count(*) FROM manifest_codes WHERE seq = ?",
-                          (seq,)).fetchone()[0]
-    if listed != count:
-        raise ShipmentError("manifest {seq} of shipment {shipment_id} lists {listed} "
-                            "codes, {n_rows} were moved: its list was altered by hand; it "
-                            "is not issued", seq=seq, shipment_id=shipment_id,
-                            listed=listed, n_rows=count)
-    conn.execute("UPDATE outbox SET frozen = 1 WHERE seq = ?", (seq,))
-    if sealed is not None:
-        conn.execute("UPDATE outbox SET digest = ?, signature = ? WHERE seq = ?",
-                     (*sealed, seq))
-    at = now_ms()
-    if step is CONFIRMING:
-        conn.execute("UPDATE shipments SET status = 'confirmed', code_count = ? "
-                     "WHERE id = ?", (count, shipment_id))
-        business_events.shipped(conn, shipment_id, at, void=False)
-        events.append(conn, "ship.confirm", shipment_id=shipment_id, count=count, at=at)
-        audit.record(conn, operator, "ship.confirm", f"shipment:{shipment_id}", codes=count)
-    else:
-        reason = reason or get(conn, shipment_id).cancel_reason
-        conn.execute("UPDATE shipments SET status = 'cancelled' WHERE id = ?", (shipment_id,))
-        business_events.shipped(conn, shipment_id, at, void=True)
-        events.append(conn, "ship.cancel", shipment_id=shipment_id, count=count, at=at,
-                      reason=reason)
-        audit.record(conn, operator, "ship.cancel", f"shipment:{shipment_id}",
-                     reason=reason, deactivated=count)
-    return get(conn, shipment_id)
-
-
-@contextmanager
-def _reading(conn: sqlite3.Connection) -> Iterator[None]:
-    """One consistent snapshot for several reads; takes no write lock."""
-    conn.execute("BEGIN")
-    try:
-        yield
-    finally:
-        conn.execute("ROLLBACK")
+        begun = begin(conn)
+        if isinstance(begun, Shipment):
+            return begun
+    activation.run_steps(store, shipment_id, step, operator, seal, reason)
+    return get(store.read(), shipment_id)
 
 
 def shipment_of(conn: sqlite3.Connection, code_row: CodeRow) -> Shipment | None:

@@ -261,7 +261,8 @@ def test_mixed_batches_on_one_shipment_follow_the_config(store: Store, site: Sit
 
 
 def test_nothing_but_a_shipment_makes_a_code_active() -> None:
-    """The only code that moves a code to ACTIVE is the shipments module."""
+    """The only code that moves a code to ACTIVE is the activation module (the shipments
+    module's confirm and cancel call it)."""
     root = Path(__file__).resolve().parents[2]
     writers = [
         p.relative_to(root).as_posix()
@@ -269,11 +270,11 @@ def test_nothing_but_a_shipment_makes_a_code_active() -> None:
         if "State.ACTIVE)" in p.read_text() and ("transition(" in p.read_text()
                                                  or "UPDATE codes SET state" in p.read_text())
     ]
-    assert writers == ["edge/domain/shipments.py"]
+    assert writers == ["edge/domain/activation.py"]
     sets_state = re.compile(r"UPDATE codes SET (state|\{)")
     raw = sorted(p.relative_to(root).as_posix() for p in (root / "edge").rglob("*.py")
                  if sets_state.search(p.read_text()))
-    assert raw == ["edge/domain/lifecycle.py", "edge/domain/shipments.py"]
+    assert raw == ["edge/domain/activation.py", "edge/domain/lifecycle.py"]
 
 
 def test_audit_chain_detects_an_altered_entry(store: Store, site: SiteConfig) -> None:

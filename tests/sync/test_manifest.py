@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.domain import aggregation, batches, pool, pool_import, shipments
+from edge.domain import activation, aggregation, batches, pool, pool_import, shipments
 from edge.domain.errors import ShipmentError
 from edge.domain.serials import SerialScheme
 from edge.store.database import Store
@@ -231,7 +231,7 @@ def test_a_code_forced_into_a_manifest_while_it_is_issued_stops_the_issue(
     batch = running_batch(store, big, items=4001)
     items = commissioned(store, batch, "item", 4000)
     _, pallet = packed_pallet(store, batch, items, per_case=1000, cases_on_pallet=4)
-    assert shipments.AT_ONCE < 1 + 4 + 4000  # confirmed in steps
+    assert activation.AT_ONCE < 1 + 4 + 4000  # confirmed in steps
     shipment = shipments.create(store, "D-7", "east", operator="t")
     shipments.add(store, shipment.id, pallet, operator="t", allow_mixed_batches=False)
     stray = commissioned(store, batch, "item", 1)[0]
